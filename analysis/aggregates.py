@@ -1,0 +1,116 @@
+"""Frozen, mergeable sufficient statistics of one metric in one arm.
+
+A metric's per-unit values are pairs ``(x, y)``: for a ratio metric ``x`` is the
+unit's numerator and ``y`` its denominator; for mean and proportion metrics ``y``
+is 1 for every unit.  Everything the statistics need — the means, the variances
+and the covariance — follows from the central moments kept here.
+
+Moments are kept centred (means and sums of squared deviations) rather than as
+raw power sums, so that variances do not lose precision by cancellation, and
+two partitions merge exactly with the pairwise update of Chan, Golub & LeVeque
+(1979), "Updating formulae and a pairwise algorithm for computing sample
+variances".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+
+@dataclass(frozen=True, slots=True)
+class Moments:
+    """Sufficient statistics of the per-unit pairs ``(x, y)`` of one arm.
+
+    Attributes:
+        n: number of units.
+        mean_x: mean of x over units.
+        mean_y: mean of y over units (1 for mean and proportion metrics).
+        m2_x: sum over units of (x - mean_x)^2.
+        m2_y: sum over units of (y - mean_y)^2.
+        c_xy: sum over units of (x - mean_x)(y - mean_y).
+    """
+
+    n: int
+    mean_x: float
+    mean_y: float = 1.0
+    m2_x: float = 0.0
+    m2_y: float = 0.0
+    c_xy: float = 0.0
+
+    @classmethod
+    def empty(cls) -> Moments:
+        return cls(n=0, mean_x=0.0, mean_y=0.0)
+
+    @property
+    def var_x(self) -> float:
+        """Sample variance of x (n - 1 in the denominator)."""
+        return self.m2_x / (self.n - 1) if self.n > 1 else float("nan")
+
+    @property
+    def var_y(self) -> float:
+        return self.m2_y / (self.n - 1) if self.n > 1 else float("nan")
+
+    @property
+    def cov_xy(self) -> float:
+        return self.c_xy / (self.n - 1) if self.n > 1 else float("nan")
+
+    @property
+    def sum_x(self) -> float:
+        return self.n * self.mean_x
+
+    @property
+    def sum_y(self) -> float:
+        return self.n * self.mean_y
+
+    def merge(self, other: Moments) -> Moments:
+        """Moments of the union of two disjoint sets of units (Chan et al. 1979)."""
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        n = self.n + other.n
+        dx = other.mean_x - self.mean_x
+        dy = other.mean_y - self.mean_y
+        w = self.n * other.n / n
+        return Moments(
+            n=n,
+            mean_x=self.mean_x + dx * other.n / n,
+            mean_y=self.mean_y + dy * other.n / n,
+            m2_x=self.m2_x + other.m2_x + dx * dx * w,
+            m2_y=self.m2_y + other.m2_y + dy * dy * w,
+            c_xy=self.c_xy + other.c_xy + dx * dy * w,
+        )
+
+
+def moment_exprs(x: pl.Expr, y: pl.Expr | None = None) -> list[pl.Expr]:
+    """Polars aggregations whose one-row result :func:`moments_from_row` reads.
+
+    Counts are cast to Float64 first: polars' default ``pl.len()`` is UInt32 and
+    squares of integer columns can overflow silently.
+    """
+    xf = x.cast(pl.Float64)
+    yf = pl.lit(1.0) if y is None else y.cast(pl.Float64)
+    return [
+        xf.count().cast(pl.Int64).alias("n"),
+        xf.mean().alias("mean_x"),
+        yf.mean().alias("mean_y") if y is not None else pl.lit(1.0).alias("mean_y"),
+        ((xf - xf.mean()) ** 2).sum().alias("m2_x"),
+        ((yf - yf.mean()) ** 2).sum().alias("m2_y") if y is not None else pl.lit(0.0).alias("m2_y"),
+        ((xf - xf.mean()) * (yf - yf.mean())).sum().alias("c_xy")
+        if y is not None
+        else pl.lit(0.0).alias("c_xy"),
+    ]
+
+
+def moments_from_row(row: dict[str, object]) -> Moments:
+    n = int(row["n"] or 0)  # type: ignore[call-overload]
+    if n == 0:
+        return Moments.empty()
+
+    def f(key: str) -> float:
+        value = row[key]
+        return float(value) if value is not None else 0.0  # type: ignore[arg-type]
+
+    return Moments(n, f("mean_x"), f("mean_y"), f("m2_x"), f("m2_y"), f("c_xy"))

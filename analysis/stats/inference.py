@@ -1,0 +1,132 @@
+"""Fixed-horizon comparisons of two arms from their sufficient statistics.
+
+Conventions (contract section 3): two-sided tests, CIs at 1 - alpha, sample
+variances with n - 1, a t quantile with Welch–Satterthwaite degrees of freedom.
+
+* Mean and proportion metrics: Welch's t-test, identical to
+  ``scipy.stats.ttest_ind(equal_var=False)`` and to statsmodels'
+  ``CompareMeans.tconfint_diff(usevar="unequal")``.
+* Ratio metrics: the delta method for ``R = mean(x) / mean(y)`` with the
+  numerator–denominator covariance, unit = randomization unit
+  (Deng, Knoblich & Lu 2018, "Applying the Delta Method in Metric Analytics",
+  eq. 2)::
+
+      Var(R) = (s_xx - 2 R s_xy + R^2 s_yy) / (n * mean(y)^2)
+
+* Relative lift ``L = T / C - 1`` of the two arm estimates, with the delta
+  method on the ratio of two independent estimates::
+
+      Var(L) = Var(T) / C^2 + T^2 Var(C) / C^4
+
+  and the same t quantile as the difference — never ``diff_ci / C``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scipy import stats
+
+from analysis.aggregates import Moments
+
+
+@dataclass(frozen=True, slots=True)
+class ArmEstimate:
+    """The estimate of one arm and the variance of that estimate."""
+
+    n: int
+    value: float
+    variance: float
+
+
+@dataclass(frozen=True, slots=True)
+class TwoArmResult:
+    """A treatment-versus-control comparison.
+
+    Fields are ``None`` when they are not defined for the data; ``note`` then
+    says why (JSON never carries NaN).
+    """
+
+    control: ArmEstimate
+    treatment: ArmEstimate
+    diff: float | None
+    diff_ci: tuple[float, float] | None
+    lift: float | None
+    lift_ci: tuple[float, float] | None
+    p_value: float | None
+    df: float | None
+    method: str
+    note: str | None = None
+
+
+def mean_estimate(m: Moments) -> ArmEstimate:
+    """Mean of x and its variance s^2 / n."""
+    if m.n < 2:
+        return ArmEstimate(m.n, m.mean_x if m.n else math.nan, math.nan)
+    return ArmEstimate(m.n, m.mean_x, m.var_x / m.n)
+
+
+def ratio_estimate(m: Moments) -> ArmEstimate:
+    """Ratio of means mean(x) / mean(y) and its delta-method variance."""
+    if m.n == 0 or m.mean_y == 0:
+        return ArmEstimate(m.n, math.nan, math.nan)
+    r = m.mean_x / m.mean_y
+    if m.n < 2:
+        return ArmEstimate(m.n, r, math.nan)
+    var = (m.var_x - 2 * r * m.cov_xy + r * r * m.var_y) / (m.n * m.mean_y**2)
+    return ArmEstimate(m.n, r, max(var, 0.0))
+
+
+def welch_df(control: ArmEstimate, treatment: ArmEstimate) -> float:
+    """Welch–Satterthwaite degrees of freedom from the per-arm estimate variances."""
+    vc, vt = control.variance, treatment.variance
+    denom = vc * vc / (control.n - 1) + vt * vt / (treatment.n - 1)
+    if denom == 0:
+        return math.inf
+    return (vc + vt) ** 2 / denom
+
+
+def compare(
+    control: ArmEstimate, treatment: ArmEstimate, alpha: float, method: str
+) -> TwoArmResult:
+    """Difference and relative lift with t-based CIs and a two-sided p-value."""
+
+    def undefined(note: str, diff: float | None = None, lift: float | None = None) -> TwoArmResult:
+        return TwoArmResult(control, treatment, diff, None, lift, None, None, None, method, note)
+
+    if control.n < 2 or treatment.n < 2:
+        return undefined("fewer than 2 units in an arm")
+    c, t = control.value, treatment.value
+    if math.isnan(c) or math.isnan(t) or math.isnan(control.variance + treatment.variance):
+        return undefined("the metric is undefined in an arm (no denominator events)")
+    diff = t - c
+    lift = t / c - 1 if c != 0 else None
+    se = math.sqrt(control.variance + treatment.variance)
+    if se == 0:
+        return undefined("no variation in either arm", diff, lift)
+
+    df = welch_df(control, treatment)
+    q = float(stats.t.ppf(1 - alpha / 2, df))
+    p_value = float(2 * stats.t.sf(abs(diff) / se, df))
+    diff_ci = (diff - q * se, diff + q * se)
+
+    note = None
+    lift_ci = None
+    if lift is None:
+        note = "relative lift undefined: the control value is 0"
+    else:
+        lift_var = treatment.variance / c**2 + t * t * control.variance / c**4
+        half = q * math.sqrt(lift_var)
+        lift_ci = (lift - half, lift + half)
+    return TwoArmResult(control, treatment, diff, diff_ci, lift, lift_ci, p_value, df, method, note)
+
+
+def welch_test(control: Moments, treatment: Moments, alpha: float) -> TwoArmResult:
+    """Welch's t-test of the means of x (mean and proportion metrics)."""
+    return compare(mean_estimate(control), mean_estimate(treatment), alpha, "welch_t")
+
+
+def delta_ratio_test(control: Moments, treatment: Moments, alpha: float) -> TwoArmResult:
+    """Delta-method t-test of the ratios mean(x) / mean(y) (ratio metrics)."""
+    return compare(ratio_estimate(control), ratio_estimate(treatment), alpha, "delta_method_t")

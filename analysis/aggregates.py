@@ -14,7 +14,9 @@ variances".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -84,33 +86,47 @@ class Moments:
         )
 
 
-def moment_exprs(x: pl.Expr, y: pl.Expr | None = None) -> list[pl.Expr]:
+def moment_exprs(x: pl.Expr, y: pl.Expr | None = None, prefix: str = "") -> list[pl.Expr]:
     """Polars aggregations whose one-row result :func:`moments_from_row` reads.
 
     Counts are cast to Float64 first: polars' default ``pl.len()`` is UInt32 and
     squares of integer columns can overflow silently.
+
+    A unit enters only with a complete pair: a row whose ``x`` or ``y`` is null
+    is left out of every moment, so that ``n``, the means and the cross sum all
+    describe the same set of units.
     """
-    xf = x.cast(pl.Float64)
-    yf = pl.lit(1.0) if y is None else y.cast(pl.Float64)
+    if y is None:
+        xf = x.cast(pl.Float64).drop_nulls()
+        return [
+            xf.count().cast(pl.Int64).alias(prefix + "n"),
+            xf.mean().alias(prefix + "mean_x"),
+            pl.lit(1.0).alias(prefix + "mean_y"),
+            ((xf - xf.mean()) ** 2).sum().alias(prefix + "m2_x"),
+            pl.lit(0.0).alias(prefix + "m2_y"),
+            pl.lit(0.0).alias(prefix + "c_xy"),
+        ]
+    complete = x.is_not_null() & y.is_not_null()
+    xf = x.cast(pl.Float64).filter(complete)
+    yf = y.cast(pl.Float64).filter(complete)
     return [
-        xf.count().cast(pl.Int64).alias("n"),
-        xf.mean().alias("mean_x"),
-        yf.mean().alias("mean_y") if y is not None else pl.lit(1.0).alias("mean_y"),
-        ((xf - xf.mean()) ** 2).sum().alias("m2_x"),
-        ((yf - yf.mean()) ** 2).sum().alias("m2_y") if y is not None else pl.lit(0.0).alias("m2_y"),
-        ((xf - xf.mean()) * (yf - yf.mean())).sum().alias("c_xy")
-        if y is not None
-        else pl.lit(0.0).alias("c_xy"),
+        xf.count().cast(pl.Int64).alias(prefix + "n"),
+        xf.mean().alias(prefix + "mean_x"),
+        yf.mean().alias(prefix + "mean_y"),
+        ((xf - xf.mean()) ** 2).sum().alias(prefix + "m2_x"),
+        ((yf - yf.mean()) ** 2).sum().alias(prefix + "m2_y"),
+        ((xf - xf.mean()) * (yf - yf.mean())).sum().alias(prefix + "c_xy"),
     ]
 
 
-def moments_from_row(row: dict[str, object]) -> Moments:
-    n = int(row["n"] or 0)  # type: ignore[call-overload]
+def moments_from_row(row: Mapping[str, Any], prefix: str = "") -> Moments:
+    """Read the columns that :func:`moment_exprs` produced (with the same prefix)."""
+    n = int(row[prefix + "n"] or 0)
     if n == 0:
         return Moments.empty()
 
     def f(key: str) -> float:
-        value = row[key]
-        return float(value) if value is not None else 0.0  # type: ignore[arg-type]
+        value = row[prefix + key]
+        return float(value) if value is not None else 0.0
 
     return Moments(n, f("mean_x"), f("mean_y"), f("m2_x"), f("m2_y"), f("c_xy"))

@@ -262,15 +262,15 @@ def load_sources(path: Path) -> dict[str, DuckDBSource | FileSource | SqlSource]
     resolved: dict[str, DuckDBSource | FileSource | SqlSource] = {}
     for name, source in raw.sources.items():
         if isinstance(source, DuckDBSource):
-            source = source.model_copy(update={"path": Path(_resolve(config_dir, source.path))})
+            update: dict[str, object] = {"path": Path(_resolve(config_dir, source.path))}
         elif isinstance(source, FileSource):
-            source = source.model_copy(
-                update={
-                    "assignments": _resolve(config_dir, source.assignments),
-                    "events": _resolve(config_dir, source.events),
-                }
-            )
-        resolved[name] = source
+            update = {
+                "assignments": _resolve(config_dir, source.assignments),
+                "events": _resolve(config_dir, source.events),
+            }
+        else:
+            update = {}
+        resolved[name] = source.model_copy(update=update)
     return resolved
 
 

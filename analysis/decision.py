@@ -1,0 +1,98 @@
+"""The recommendation, with its reasons in plain words.
+
+Rules, in order:
+1. Data that can't be trusted — a sample-ratio mismatch or a failed critical
+   validation — means *investigate*, whatever the metrics say.
+2. A guardrail or the primary metric significantly worse: *don't ship*.
+3. The primary metric significantly better in some AI arm: *ship* (trust
+   metrics that got worse are named as reasons to watch).
+4. Otherwise: *keep running* until the planned end, then *don't ship* — no
+   detectable benefit is not a reason to ship.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from analysis.comparisons import Comparison
+from analysis.config import Experiment
+from analysis.stats.srm import SrmResult
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    recommendation: str  # ship | don't ship | keep running | investigate
+    reasons: tuple[str, ...]
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:+.1f}%"
+
+
+def describe_change(c: Comparison, level: float) -> str:
+    """E.g. 'Task completion rate: ai vs control +5.1% (95% CI +3.2% to +7.0%).'"""
+    r = c.result
+    head = f"{c.metric.label}: {c.treatment} vs {c.control}"
+    if r.lift is not None and r.lift_ci is not None:
+        lo, hi = r.lift_ci
+        return f"{head} {_pct(r.lift)} ({level:.0%} CI {_pct(lo)} to {_pct(hi)})."
+    if r.diff is not None and r.diff_ci is not None:
+        lo, hi = r.diff_ci
+        return f"{head} changed by {r.diff:+.4g} ({level:.0%} CI {lo:+.4g} to {hi:+.4g})."
+    return f"{head}: not estimable ({r.note or 'no data'})."
+
+
+def decide(
+    experiment: Experiment,
+    comparisons: Sequence[Comparison],
+    srm: SrmResult,
+    validation_ok: bool,
+    as_of: dt.date,
+) -> Decision:
+    level = 1 - experiment.alpha
+    if srm.flagged:
+        return Decision(
+            "investigate",
+            (
+                "The arms are not the sizes the traffic split promises (sample-ratio mismatch, "
+                f"p = {srm.p_value:.2g}); something in assignment or logging is broken, "
+                "so no result can be trusted until it is explained.",
+            ),
+        )
+    if not validation_ok:
+        return Decision(
+            "investigate",
+            ("The input data failed validation; see the data quality section.",),
+        )
+    primary = [c for c in comparisons if c.role == "primary"]
+    worse_guardrails = [c for c in comparisons if c.role == "guardrail" and c.verdict == "worse"]
+    worse_primary = [c for c in primary if c.verdict == "worse"]
+    better_primary = [c for c in primary if c.verdict == "better"]
+    worse_trust = [
+        c
+        for c in comparisons
+        if c.metric.category == "trust" and c.verdict == "worse" and c.role != "primary"
+    ]
+
+    if worse_primary or worse_guardrails:
+        reasons = [f"Worse: {describe_change(c, level)}" for c in worse_primary + worse_guardrails]
+        return Decision("don't ship", tuple(reasons))
+    if better_primary:
+        reasons = [f"Better: {describe_change(c, level)}" for c in better_primary]
+        reasons += [f"Watch: {describe_change(c, level)}" for c in worse_trust]
+        if not worse_trust:
+            reasons.append("No guardrail or trust metric got significantly worse.")
+        return Decision("ship", tuple(reasons))
+
+    reasons = [f"Inconclusive: {describe_change(c, level)}" for c in primary]
+    if experiment.end is not None and as_of >= experiment.end:
+        reasons.append(
+            "The planned end is reached without a detectable improvement of the primary metric."
+        )
+        return Decision("don't ship", tuple(reasons))
+    reasons.append(
+        "Not enough evidence yet either way; keep collecting data until the planned end."
+    )
+    return Decision("keep running", tuple(reasons))

@@ -1,0 +1,215 @@
+"""From raw tables to per-unit metric values and per-arm sufficient statistics.
+
+The walk, all lazy polars:
+
+1. :func:`clean_assignments` — one row per unit; units seen in two variants
+   (crossovers) are set aside and counted; units assigned after the analysis
+   date are not in the experiment yet.
+2. :func:`unit_table` — events deduplicated on ``event_id``, joined to their
+   unit, limited to the unit's window ``[assigned_at, assigned_at + window)``
+   (capped at the end of the analysis date), and aggregated to one row per unit
+   in a single pass that computes every aggregate any metric of the catalog
+   needs.
+3. :func:`arm_moments` — per variant, the mergeable moments of each metric.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from analysis.aggregates import Moments, moment_exprs, moments_from_row
+from analysis.config import EventAggregate, Experiment, Metric
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The analysis window of one run."""
+
+    as_of: dt.date
+    window_days: int | None = None
+
+    @property
+    def end(self) -> dt.datetime:
+        """The end of the analysis date, UTC (exclusive)."""
+        return dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time(), dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Cleaning:
+    """Counts of what the cleaning step set aside (reported in results.json)."""
+
+    events: int
+    duplicates_dropped: int
+    crossovers_excluded: int
+    units: Mapping[str, int]
+
+
+def clean_assignments(assignments: pl.LazyFrame, window: Window) -> pl.LazyFrame:
+    """One row per unit: the first assignment, and whether the unit crossed over.
+
+    Columns: unit_id, variant, assigned_at, crossover (bool), and every
+    dimension column of the input.
+    """
+    dims = [
+        c
+        for c in assignments.collect_schema().names()
+        if c not in {"experiment_id", "unit_id", "variant", "assigned_at"}
+    ]
+    return (
+        assignments.filter(pl.col("assigned_at") < window.end)
+        .sort("assigned_at")
+        .group_by("unit_id")
+        .agg(
+            pl.col("variant").first(),
+            pl.col("assigned_at").first(),
+            (pl.col("variant").n_unique() > 1).alias("crossover"),
+            *[pl.col(d).first() for d in dims],
+        )
+    )
+
+
+def aggregate_name(agg: EventAggregate) -> str:
+    suffix = "" if agg.value_equals is None else f"__eq{agg.value_equals:g}"
+    return f"{agg.event}__{agg.agg}{suffix}"
+
+
+def _aggregate_expr(agg: EventAggregate) -> pl.Expr:
+    mask = pl.col("event") == agg.event
+    if agg.value_equals is not None:
+        mask = mask & (pl.col("value") == agg.value_equals)
+    if agg.agg == "count":
+        return mask.cast(pl.Int64).sum()
+    values = pl.col("value").filter(mask)
+    return values.sum() if agg.agg == "sum" else values.mean()
+
+
+def _aggregates(metrics: Iterable[Metric]) -> dict[str, EventAggregate]:
+    found: dict[str, EventAggregate] = {}
+    for metric in metrics:
+        if metric.kind == "quantile":
+            continue
+        for part in (metric.value, metric.numerator, metric.denominator):
+            if part is not None:
+                found[aggregate_name(part)] = part
+    return found
+
+
+def unit_table(
+    units: pl.LazyFrame,
+    events: pl.LazyFrame,
+    metrics: Sequence[Metric],
+    window: Window,
+) -> pl.LazyFrame:
+    """Per-unit metric columns for the non-crossed-over units.
+
+    For a metric ``m``: ratio metrics get ``m__num`` and ``m__den``; mean and
+    proportion metrics get ``m`` (null when the unit does not enter the metric,
+    e.g. a unit that never answered a survey). Counts and sums of a unit
+    without such events are 0.
+    """
+    aggregates = _aggregates(metrics)
+    names = sorted({a.event for a in aggregates.values()})
+    in_window = in_window_events(units, events, window, names)
+    per_unit = in_window.group_by("unit_id").agg(
+        _aggregate_expr(agg).alias(name) for name, agg in aggregates.items()
+    )
+    filled = [
+        pl.col(name).fill_null(0) if agg.agg in ("count", "sum") else pl.col(name)
+        for name, agg in aggregates.items()
+    ]
+    table = (
+        units.filter(~pl.col("crossover"))
+        .drop("crossover")
+        .join(per_unit, on="unit_id", how="left")
+        .with_columns(filled)
+    )
+    return table.with_columns(_metric_columns(metrics)).drop(list(aggregates))
+
+
+def in_window_events(
+    units: pl.LazyFrame,
+    events: pl.LazyFrame,
+    window: Window,
+    event_names: Sequence[str] | None = None,
+) -> pl.LazyFrame:
+    """Deduplicated events of non-crossed-over units inside each unit's window."""
+    relevant = events if event_names is None else events.filter(pl.col("event").is_in(event_names))
+    end = pl.lit(window.end)
+    if window.window_days is not None:
+        end = pl.min_horizontal(end, pl.col("assigned_at") + pl.duration(days=window.window_days))
+    return (
+        relevant.unique(subset="event_id", keep="any")
+        .join(
+            units.filter(~pl.col("crossover")).select("unit_id", "variant", "assigned_at"),
+            on="unit_id",
+            how="inner",
+        )
+        .filter((pl.col("ts") >= pl.col("assigned_at")) & (pl.col("ts") < end))
+    )
+
+
+def _metric_columns(metrics: Sequence[Metric]) -> list[pl.Expr]:
+    exprs: list[pl.Expr] = []
+    for m in metrics:
+        if m.kind == "ratio":
+            assert m.numerator is not None
+            assert m.denominator is not None
+            exprs.append(
+                pl.col(aggregate_name(m.numerator)).cast(pl.Float64).alias(f"{m.name}__num")
+            )
+            exprs.append(
+                pl.col(aggregate_name(m.denominator)).cast(pl.Float64).alias(f"{m.name}__den")
+            )
+        elif m.kind == "proportion":
+            assert m.value is not None
+            exprs.append((pl.col(aggregate_name(m.value)) > 0).cast(pl.Float64).alias(m.name))
+        elif m.kind == "mean":
+            assert m.value is not None
+            exprs.append(pl.col(aggregate_name(m.value)).cast(pl.Float64).alias(m.name))
+    return exprs
+
+
+def arm_moments(table: pl.LazyFrame, metrics: Sequence[Metric]) -> dict[str, dict[str, Moments]]:
+    """``{metric: {variant: Moments}}`` for every non-quantile metric."""
+    exprs: list[pl.Expr] = []
+    for m in metrics:
+        if m.kind == "ratio":
+            exprs += moment_exprs(pl.col(f"{m.name}__num"), pl.col(f"{m.name}__den"), f"{m.name}|")
+        elif m.kind in ("mean", "proportion"):
+            exprs += moment_exprs(pl.col(m.name), None, f"{m.name}|")
+    rows = table.group_by("variant").agg(exprs).collect(engine="streaming").to_dicts()
+    result: dict[str, dict[str, Moments]] = {}
+    for m in metrics:
+        if m.kind == "quantile":
+            continue
+        result[m.name] = {row["variant"]: moments_from_row(row, f"{m.name}|") for row in rows}
+    return result
+
+
+def cleaning_counts(units: pl.LazyFrame, events: pl.LazyFrame, experiment: Experiment) -> Cleaning:
+    """Units per variant, crossovers and duplicate events of one experiment."""
+    unit_counts = (
+        units.group_by("crossover", "variant").agg(pl.len().cast(pl.Int64).alias("n")).collect()
+    )
+    by_variant = dict.fromkeys(experiment.variants, 0)
+    crossovers = 0
+    for row in unit_counts.iter_rows(named=True):
+        if row["crossover"]:
+            crossovers += int(row["n"])
+        else:
+            by_variant[row["variant"]] = by_variant.get(row["variant"], 0) + int(row["n"])
+    event_counts = events.select(
+        pl.len().cast(pl.Int64).alias("rows"),
+        pl.col("event_id").n_unique().cast(pl.Int64).alias("unique"),
+    ).collect(engine="streaming")
+    rows, unique = event_counts.row(0)
+    return Cleaning(
+        events=int(rows),
+        duplicates_dropped=int(rows) - int(unique),
+        crossovers_excluded=crossovers,
+        units=by_variant,
+    )

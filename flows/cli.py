@@ -1,0 +1,204 @@
+"""The ``proof`` command line: simulate data, run analyses, run the demo."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="proof",
+    help="Proof: does the AI version of a feature actually help people? "
+    "Reads experiment assignments and usage events, validates them, compares AI and "
+    "non-AI arms on task completion, effort and trust, and publishes HTML reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigDir = Annotated[
+    Path,
+    typer.Option(
+        "--config-dir",
+        help="Config dir holding metrics.yaml, sources.yaml and experiments/*.yaml. "
+        "Relative paths inside it resolve against it.",
+    ),
+]
+OutDir = Annotated[Path, typer.Option("--out", help="Where reports are published.")]
+AsOf = Annotated[
+    dt.datetime | None,
+    typer.Option(
+        "--as-of",
+        formats=["%Y-%m-%d"],
+        help="Analysis date (UTC, YYYY-MM-DD): events up to its end count. Default: yesterday.",
+    ),
+]
+
+
+def _yesterday() -> dt.date:
+    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def simulate(
+    config_dir: ConfigDir = Path("configs"),
+    units: Annotated[int, typer.Option(min=10, help="Units (users) per experiment.")] = 100_000,
+    as_of: AsOf = None,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
+    experiment: Annotated[
+        list[str] | None,
+        typer.Option("--experiment", "-e", help="Only this experiment (repeatable). Default: all."),
+    ] = None,
+    aa: Annotated[
+        bool, typer.Option("--aa", help="A/A data: every arm behaves alike (no true effect).")
+    ] = False,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="duckdb: a DuckDB file; parquet: a folder of parquet files."),
+    ] = "duckdb",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Target DuckDB file or parquet folder. Default: the path of the 'warehouse' "
+            "(duckdb) or 'files' (parquet) source of the config."
+        ),
+    ] = None,
+) -> None:
+    """Generate realistic experiment data with known true effects."""
+    from analysis.simulate import simulate as run_simulation
+    from analysis.simulate import write_duckdb, write_parquet
+
+    from analysis.config import ConfigError, DuckDBSource, FileSource, load_config
+
+    if fmt not in ("duckdb", "parquet"):
+        _fail(f"--format must be duckdb or parquet, not {fmt!r}")
+    try:
+        config = load_config(config_dir)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    experiments = (
+        [config.experiment(e) for e in experiment]
+        if experiment
+        else list(config.experiments.values())
+    )
+    target = out
+    if target is None:
+        source = config.sources.get("warehouse" if fmt == "duckdb" else "files")
+        if isinstance(source, DuckDBSource):
+            target = Path(source.path)
+        elif isinstance(source, FileSource):
+            target = Path(source.assignments).parent
+        else:
+            _fail("no default target in the config: pass --out")
+            return
+    day = as_of.date() if as_of else _yesterday()
+    started = time.perf_counter()
+    typer.echo(
+        f"simulating {units:,} units for each of {len(experiments)} experiment(s) as of {day}…"
+    )
+    data = run_simulation(experiments, units, day, seed, aa=aa)
+    if fmt == "duckdb":
+        write_duckdb(target, data)
+    else:
+        write_parquet(target, data)
+    typer.echo(
+        f"wrote {data.assignments.height:,} assignments and {data.events.height:,} events "
+        f"to {target} in {time.perf_counter() - started:.1f} s"
+    )
+
+
+@app.command()
+def run(
+    experiment: Annotated[
+        str | None,
+        typer.Option("--experiment", "-e", help="Experiment id. Default: every running one."),
+    ] = None,
+    as_of: AsOf = None,
+    config_dir: ConfigDir = Path("configs"),
+    out: OutDir = Path("reports"),
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run-id", help="Name of the run's folder. Default: the UTC time."),
+    ] = None,
+) -> None:
+    """Analyse one experiment (or all running ones) and publish the reports."""
+    from analysis.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_dir)
+        if experiment is not None:
+            config.experiment(experiment)
+    except ConfigError as exc:
+        _fail(str(exc))
+    from flows.analyze import analyze_experiment, nightly
+
+    day = as_of.date() if as_of else None
+    if experiment is not None:
+        try:
+            summary = analyze_experiment(experiment, day, run_id, str(config_dir), str(out))
+        except Exception as exc:
+            _fail(f"{experiment}: {exc}")
+            return
+        typer.echo(f"{summary['experiment_id']}: {summary['decision']} — {summary['report']}")
+    else:
+        summaries = nightly(day, str(config_dir), str(out), run_id)
+        _print_summaries(summaries)
+        if any("error" in s for s in summaries):
+            raise typer.Exit(code=1)
+    typer.echo(f"index: {(out / 'index.html').resolve()}")
+
+
+def _print_summaries(summaries: list[dict[str, str]]) -> None:
+    for s in summaries:
+        if "error" in s:
+            typer.secho(f"{s['experiment_id']}: FAILED — {s['error']}", fg=typer.colors.RED)
+        else:
+            typer.echo(f"{s['experiment_id']}: {s['decision']} — {s['report']}")
+
+
+@app.command()
+def demo(
+    config_dir: ConfigDir = Path("configs"),
+    out: OutDir = Path("reports"),
+    units: Annotated[
+        int, typer.Option(min=10, help="Units per experiment if demo data must be simulated.")
+    ] = 100_000,
+) -> None:
+    """Simulate demo data into the embedded DuckDB if it is missing, then run the nightly flow."""
+    from analysis.config import DuckDBSource, load_config
+
+    config = load_config(config_dir)
+    warehouse = config.sources.get("warehouse")
+    if isinstance(warehouse, DuckDBSource) and not Path(warehouse.path).exists():
+        simulate(
+            config_dir=config_dir,
+            units=units,
+            as_of=None,
+            seed=7,
+            experiment=None,
+            aa=False,
+            fmt="duckdb",
+            out=None,
+        )
+    from flows.analyze import nightly
+
+    summaries = nightly(None, str(config_dir), str(out), None)
+    _print_summaries(summaries)
+    index = (out / "index.html").resolve()
+    typer.echo(f"\nOpen the reports: {index}")
+    if any("error" in s for s in summaries):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app()

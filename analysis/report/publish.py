@@ -1,0 +1,326 @@
+"""Publishing reports to a static site directory, atomically.
+
+Layout of ``out_dir``::
+
+    index.html                          every experiment, latest run first
+    assets/plotly.min.js                shared by every report
+    <experiment_id>/<run_id>/           one run: results.json, report.html, ...
+
+A run directory is written in full under a hidden temporary name and renamed
+into place, so a reader (or a web server) sees either the previous run or the
+new one, and a failure leaves the last good report untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, Final
+from urllib.parse import quote
+
+from plotly.offline import get_plotlyjs
+
+from analysis.report.render import SUPPORTED_SCHEMA_VERSION, render_index
+
+__all__ = [
+    "ASSET_DIR",
+    "PLOTLY_ASSET",
+    "REPORT_PLOTLY_SRC",
+    "collect_index_entries",
+    "ensure_plotly_asset",
+    "publish_run",
+    "write_index",
+    "write_text_atomic",
+]
+
+logger = logging.getLogger(__name__)
+
+ASSET_DIR: Final = "assets"
+PLOTLY_ASSET: Final = "plotly.min.js"
+#: plotly_src for a report at ``<out_dir>/<experiment_id>/<run_id>/report.html``.
+REPORT_PLOTLY_SRC: Final = f"../../{ASSET_DIR}/{PLOTLY_ASSET}"
+_FILE_MODE: Final = 0o644
+_DIR_MODE: Final = 0o755
+
+
+# --------------------------------------------------------------------------- low level
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist a rename in ``directory`` (best effort: not every platform allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.chmod(_FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` so that readers see the old or the new file, never half.
+
+    The text goes to a temporary file in the same directory, is fsynced, and
+    replaces ``path`` with :func:`os.replace`.
+    """
+    _write_bytes_atomic(Path(path), text.encode("utf-8"))
+
+
+def ensure_plotly_asset(out_dir: Path) -> Path:
+    """Write ``out_dir/assets/plotly.min.js`` from the installed plotly, once.
+
+    An existing file of the same size is kept (the bundle is several MB and
+    shared by every report).
+    """
+    target = Path(out_dir) / ASSET_DIR / PLOTLY_ASSET
+    data = str(get_plotlyjs()).encode("utf-8")
+    if target.is_file() and target.stat().st_size == len(data):
+        return target
+    _write_bytes_atomic(target, data)
+    return target
+
+
+def _check_component(value: str, what: str) -> str:
+    """A single, visible path component: no separators, no '.', '..' or hidden names."""
+    if (
+        not value
+        or value.startswith(".")
+        or "/" in value
+        or "\\" in value
+        or "\x00" in value
+        or value != value.strip()
+    ):
+        msg = f"{what} {value!r} cannot be used as a directory name"
+        raise ValueError(msg)
+    return value
+
+
+def _relative_file(name: str) -> PurePosixPath:
+    rel = PurePosixPath(name)
+    if not name or rel.is_absolute() or any(part in {"", ".", ".."} for part in rel.parts):
+        msg = f"file name {name!r} must be a relative path inside the run directory"
+        raise ValueError(msg)
+    return rel
+
+
+def publish_run(
+    out_dir: Path,
+    experiment_id: str,
+    run_id: str,
+    files: Mapping[str, str | bytes],
+) -> Path:
+    """Publish one run's files as ``out_dir/<experiment_id>/<run_id>/``, all or nothing.
+
+    ``files`` maps relative file names (``"report.html"``, ``"results.json"``)
+    to text (written as UTF-8) or bytes.  They are written and fsynced in a
+    hidden temporary directory next to the target, which is then renamed into
+    place.  An existing run of the same id is moved aside, replaced and then
+    deleted.  If anything fails before the rename, the temporary directory is
+    removed and previously published runs are untouched.
+    """
+    _check_component(experiment_id, "experiment_id")
+    _check_component(run_id, "run_id")
+    experiment_dir = Path(out_dir) / experiment_id
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    target = experiment_dir / run_id
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{run_id}-", dir=experiment_dir))
+    try:
+        for name, content in files.items():
+            if isinstance(content, str):
+                data = content.encode("utf-8")
+            elif isinstance(content, bytes):
+                data = content
+            else:
+                msg = f"{name}: expected str or bytes, got {type(content).__name__}"
+                raise TypeError(msg)
+            path = tmp.joinpath(*_relative_file(name).parts)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            path.chmod(_FILE_MODE)
+        for directory in (tmp, *(p for p in tmp.rglob("*") if p.is_dir())):
+            directory.chmod(_DIR_MODE)
+        _fsync_dir(tmp)
+        _swap_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(experiment_dir)
+    return target
+
+
+def _swap_into_place(new: Path, target: Path) -> None:
+    """Rename ``new`` to ``target``; an existing ``target`` is moved aside and deleted after."""
+    if not target.exists():
+        new.rename(target)
+        return
+    old = target.with_name(f".old-{target.name}-{secrets.token_hex(4)}")
+    target.rename(old)
+    try:
+        new.rename(target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            old.rename(target)  # put the previous run back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- index
+
+
+def _primary_metric(results: Mapping[str, Any]) -> str | None:
+    """The primary metric: named in the results if they say so, else the first comparison's.
+
+    The pipeline writes the primary metric's comparisons first (config order:
+    primary, secondary, guardrails).
+    """
+    experiment: Mapping[str, Any] = results.get("experiment") or {}
+    metrics = experiment.get("metrics")
+    for candidate in (
+        results.get("primary_metric"),
+        experiment.get("primary_metric"),
+        metrics.get("primary") if isinstance(metrics, Mapping) else None,
+    ):
+        if isinstance(candidate, str):
+            return candidate
+    comparisons = results.get("comparisons") or []
+    return str(comparisons[0].get("metric")) if comparisons else None
+
+
+def _run_summary(experiment_id: str, run_dir: Path, results: Mapping[str, Any]) -> dict[str, Any]:
+    base = f"{quote(experiment_id)}/{quote(run_dir.name)}"
+    primary = _primary_metric(results)
+    srm: Mapping[str, Any] = results.get("srm") or {}
+    validation: Mapping[str, Any] = results.get("validation") or {}
+    decision: Mapping[str, Any] = results.get("decision") or {}
+    return {
+        "run_id": run_dir.name,
+        "analysis_date": results.get("analysis_date"),
+        "generated_at": results.get("generated_at"),
+        "report_href": f"{base}/report.html" if (run_dir / "report.html").is_file() else None,
+        "results_href": f"{base}/results.json",
+        "recommendation": decision.get("recommendation"),
+        "reasons": list(decision.get("reasons") or []),
+        "srm_flagged": bool(srm.get("flagged")),
+        "srm_p_value": srm.get("p_value"),
+        "validation_success": validation.get("success"),
+        "primary": [
+            {
+                "metric": c.get("metric"),
+                "label": c.get("label") or c.get("metric"),
+                "control": c.get("control"),
+                "treatment": c.get("treatment"),
+                "lift": c.get("lift"),
+                "lift_ci": c.get("lift_ci"),
+                "verdict": c.get("verdict"),
+                "verdict_class": c.get("verdict")
+                if c.get("verdict") in {"better", "worse", "inconclusive"}
+                else "unknown",
+            }
+            for c in results.get("comparisons") or []
+            if primary is not None and c.get("metric") == primary
+        ],
+    }
+
+
+def _sort_key(run: Mapping[str, Any]) -> tuple[str, str, str]:
+    return (
+        str(run.get("analysis_date") or ""),
+        str(run.get("generated_at") or ""),
+        str(run.get("run_id") or ""),
+    )
+
+
+def collect_index_entries(out_dir: Path) -> list[dict[str, Any]]:
+    """One entry per experiment published under ``out_dir``, for :func:`render_index`.
+
+    Reads every ``out_dir/<experiment>/<run>/results.json`` (hidden directories,
+    such as in-flight ``.tmp-*`` runs, are skipped; unreadable files are logged
+    and skipped).  Each entry::
+
+        {"experiment_id", "name", "status", "owner",
+         "latest": <run>, "runs": [<run>, ...]}   # latest first
+
+    where a run is ``{"run_id", "analysis_date", "generated_at", "report_href",
+    "results_href", "recommendation", "reasons", "srm_flagged", "srm_p_value",
+    "validation_success", "primary": [comparison summaries of the primary
+    metric]}`` and hrefs are relative to ``out_dir``.  Runs are ordered by
+    (analysis_date, generated_at, run_id); experiments by name.
+    """
+    root = Path(out_dir)
+    runs_by_experiment: dict[str, list[tuple[dict[str, Any], Mapping[str, Any]]]] = {}
+    for path in sorted(root.glob("*/*/results.json")):
+        run_dir = path.parent
+        experiment_dir = run_dir.parent
+        if experiment_dir.name.startswith(".") or run_dir.name.startswith("."):
+            continue
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            logger.warning("skipping unreadable %s: %s", path, exc)
+            continue
+        if not isinstance(results, dict):
+            logger.warning("skipping %s: not a JSON object", path)
+            continue
+        if results.get("schema_version") != SUPPORTED_SCHEMA_VERSION:
+            logger.warning("skipping %s: schema_version %r", path, results.get("schema_version"))
+            continue
+        summary = _run_summary(experiment_dir.name, run_dir, results)
+        experiment = results.get("experiment")
+        runs_by_experiment.setdefault(experiment_dir.name, []).append(
+            (summary, experiment if isinstance(experiment, Mapping) else {})
+        )
+
+    entries: list[dict[str, Any]] = []
+    for experiment_id, found in runs_by_experiment.items():
+        found.sort(key=lambda pair: _sort_key(pair[0]), reverse=True)
+        runs = [summary for summary, _ in found]
+        experiment = found[0][1]  # the latest run's view of the experiment
+        entries.append(
+            {
+                "experiment_id": experiment_id,
+                "name": experiment.get("name") or experiment_id,
+                "status": experiment.get("status"),
+                "owner": experiment.get("owner"),
+                "latest": runs[0],
+                "runs": runs,
+            }
+        )
+    entries.sort(key=lambda e: (str(e["name"]).casefold(), e["experiment_id"]))
+    return entries
+
+
+def write_index(out_dir: Path) -> Path:
+    """Render ``out_dir/index.html`` from every published run, atomically."""
+    target = Path(out_dir) / "index.html"
+    write_text_atomic(target, render_index(collect_index_entries(out_dir)))
+    return target

@@ -19,10 +19,15 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from analysis.aggregates import Moments
 from analysis.config import Experiment, Metric
 from analysis.stats.inference import TwoArmResult, delta_ratio_test, welch_test
 from analysis.stats.multiplicity import holm
+from analysis.stats.quantile import QuantileSample, quantile_estimate, quantile_test
+
+EMPTY_SAMPLE = QuantileSample(np.empty(0), np.empty(0, dtype=np.int64))
 
 Verdict = str  # "better" | "worse" | "inconclusive"
 
@@ -55,10 +60,26 @@ def arm_pairs(experiment: Experiment, metric: Metric) -> list[tuple[str, str]]:
     return [(experiment.control, t) for t in experiment.treatments()]
 
 
-def _test(metric: Metric, control: Moments, treatment: Moments, alpha: float) -> TwoArmResult:
+def _test(
+    metric: Metric,
+    control: str,
+    treatment: str,
+    moments: Mapping[str, Moments],
+    samples: Mapping[str, QuantileSample],
+    alpha: float,
+) -> TwoArmResult:
+    if metric.kind == "quantile":
+        assert metric.quantile is not None
+        return quantile_test(
+            samples.get(control, EMPTY_SAMPLE),
+            samples.get(treatment, EMPTY_SAMPLE),
+            metric.quantile,
+            alpha,
+        )
+    c, t = moments.get(control, Moments.empty()), moments.get(treatment, Moments.empty())
     if metric.kind == "ratio":
-        return delta_ratio_test(control, treatment, alpha)
-    return welch_test(control, treatment, alpha)
+        return delta_ratio_test(c, t, alpha)
+    return welch_test(c, t, alpha)
 
 
 def verdict_of(metric: Metric, result: TwoArmResult, p_adjusted: float | None, alpha: float) -> str:
@@ -72,6 +93,7 @@ def compare_all(
     experiment: Experiment,
     metrics: Sequence[Metric],
     moments: Mapping[str, Mapping[str, Moments]],
+    samples: Mapping[str, Mapping[str, QuantileSample]] | None = None,
 ) -> tuple[list[Comparison], list[Description]]:
     """All comparisons (with adjusted p-values and verdicts) and descriptions."""
     alpha = experiment.alpha
@@ -81,17 +103,21 @@ def compare_all(
 
     raw: list[tuple[Metric, str, str, str, TwoArmResult]] = []
     descriptions: list[Description] = []
+    samples = samples or {}
     for metric in metrics:
-        if metric.name not in moments:
+        if metric.name not in moments and metric.name not in samples:
             continue
-        by_arm = moments[metric.name]
+        by_arm = moments.get(metric.name, {})
+        samples_by_arm = samples.get(metric.name, {})
         pairs = arm_pairs(experiment, metric)
         if metric.ai_only and not pairs:
-            descriptions += [_describe(metric, arm, by_arm) for arm in experiment.ai_variants()]
+            descriptions += [
+                _describe(metric, arm, by_arm, samples_by_arm, alpha)
+                for arm in experiment.ai_variants()
+            ]
             continue
         for control, treatment in pairs:
-            empty = Moments.empty()
-            result = _test(metric, by_arm.get(control, empty), by_arm.get(treatment, empty), alpha)
+            result = _test(metric, control, treatment, by_arm, samples_by_arm, alpha)
             raw.append((metric, roles[metric.name], control, treatment, result))
 
     adjusted = _adjust(raw)
@@ -102,7 +128,18 @@ def compare_all(
     return comparisons, descriptions
 
 
-def _describe(metric: Metric, arm: str, by_arm: Mapping[str, Moments]) -> Description:
+def _describe(
+    metric: Metric,
+    arm: str,
+    by_arm: Mapping[str, Moments],
+    samples: Mapping[str, QuantileSample],
+    alpha: float,
+) -> Description:
+    if metric.kind == "quantile":
+        assert metric.quantile is not None
+        est = quantile_estimate(samples.get(arm, EMPTY_SAMPLE), metric.quantile, alpha)
+        value = est.value if math.isfinite(est.value) else None
+        return Description(metric, arm, est.n, value)
     m = by_arm.get(arm, Moments.empty())
     if m.n == 0:
         return Description(metric, arm, 0, None)

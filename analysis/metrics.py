@@ -23,6 +23,7 @@ import polars as pl
 
 from analysis.aggregates import Moments, moment_exprs, moments_from_row
 from analysis.config import EventAggregate, Experiment, Metric
+from analysis.stats.quantile import QuantileSample
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,42 @@ def arm_moments(table: pl.LazyFrame, metrics: Sequence[Metric]) -> dict[str, dic
         if m.kind == "quantile":
             continue
         result[m.name] = {row["variant"]: moments_from_row(row, f"{m.name}|") for row in rows}
+    return result
+
+
+def quantile_samples(
+    units: pl.LazyFrame,
+    events: pl.LazyFrame,
+    metrics: Sequence[Metric],
+    window: Window,
+) -> dict[str, dict[str, QuantileSample]]:
+    """``{metric: {variant: QuantileSample}}`` for every quantile metric.
+
+    Quantiles need the event values themselves, not per-unit sums: one column
+    of values and one of unit codes per arm, nothing else.
+    """
+    result: dict[str, dict[str, QuantileSample]] = {}
+    for m in metrics:
+        if m.kind != "quantile":
+            continue
+        assert m.value is not None
+        frame = (
+            in_window_events(units, events, window, [m.value.event])
+            .filter(pl.col("event") == m.value.event)
+            .filter(pl.col("value").is_not_null())
+            .select(
+                "variant",
+                pl.col("value").cast(pl.Float64),
+                pl.col("unit_id").cast(pl.Categorical).to_physical().cast(pl.Int64).alias("unit"),
+            )
+            .collect(engine="streaming")
+        )
+        result[m.name] = {
+            str(variant): QuantileSample(
+                part["value"].to_numpy(), part["unit"].to_numpy().astype("int64")
+            )
+            for (variant,), part in frame.partition_by("variant", as_dict=True).items()
+        }
     return result
 
 

@@ -100,6 +100,8 @@ def build_results(
             "alpha": experiment.alpha,
             "source": experiment.source,
             "window_days": experiment.window_days,
+            "metrics": experiment.metrics.model_dump(),
+            "segments": list(experiment.segments),
         },
         "data": {
             "units": dict(cleaning.units),

@@ -51,12 +51,14 @@ def validate(tables: Tables) -> ValidationReport:
 @task(cache_policy=NO_CACHE)
 def compute(
     tables: Tables, experiment: Experiment, metrics: list[Metric], as_of: dt.date
-) -> tuple[metrics_mod.Cleaning, dict[str, Any]]:
+) -> tuple[metrics_mod.Cleaning, dict[str, Any], dict[str, Any]]:
     window = metrics_mod.Window(as_of, experiment.window_days)
     units = metrics_mod.clean_assignments(tables.assignments, window).collect().lazy()
     cleaning = metrics_mod.cleaning_counts(units, tables.events, experiment)
     table = metrics_mod.unit_table(units, tables.events, metrics, window)
-    return cleaning, metrics_mod.arm_moments(table, metrics)
+    moments = metrics_mod.arm_moments(table, metrics)
+    samples = metrics_mod.quantile_samples(units, tables.events, metrics, window)
+    return cleaning, moments, samples
 
 
 @task(cache_policy=NO_CACHE)
@@ -64,6 +66,7 @@ def analyse(
     experiment: Experiment,
     metrics: list[Metric],
     moments: dict[str, Any],
+    samples: dict[str, Any],
     cleaning: metrics_mod.Cleaning,
     validation: ValidationReport,
     run_id: str,
@@ -71,7 +74,7 @@ def analyse(
 ) -> dict[str, Any]:
     shares = {name: v.share for name, v in experiment.variants.items()}
     srm = srm_test(cleaning.units, shares)
-    comparisons, descriptions = comparisons_mod.compare_all(experiment, metrics, moments)
+    comparisons, descriptions = comparisons_mod.compare_all(experiment, metrics, moments, samples)
     decision = decide(experiment, comparisons, srm, validation.success, as_of)
     return build_results(
         experiment=experiment,
@@ -128,8 +131,8 @@ def analyze_experiment(
 
     tables = load(config, experiment)
     validation = validate(tables)
-    cleaning, moments = compute(tables, experiment, metrics, day)
-    results = analyse(experiment, metrics, moments, cleaning, validation, rid, day)
+    cleaning, moments, samples = compute(tables, experiment, metrics, day)
+    results = analyse(experiment, metrics, moments, samples, cleaning, validation, rid, day)
     run_dir = publish(results, Path(out_dir))
     logger.info("%s: %s — %s", experiment.id, results["decision"]["recommendation"], run_dir)
     return {

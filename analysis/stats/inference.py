@@ -88,9 +88,18 @@ def welch_df(control: ArmEstimate, treatment: ArmEstimate) -> float:
 
 
 def compare(
-    control: ArmEstimate, treatment: ArmEstimate, alpha: float, method: str
+    control: ArmEstimate,
+    treatment: ArmEstimate,
+    alpha: float,
+    method: str,
+    *,
+    normal: bool = False,
 ) -> TwoArmResult:
-    """Difference and relative lift with t-based CIs and a two-sided p-value."""
+    """Difference and relative lift with t-based CIs and a two-sided p-value.
+
+    ``normal=True`` uses the standard normal instead of the Welch t (for
+    estimators whose variance is only asymptotic, such as quantiles).
+    """
 
     def undefined(note: str, diff: float | None = None, lift: float | None = None) -> TwoArmResult:
         return TwoArmResult(control, treatment, diff, None, lift, None, None, None, method, note)
@@ -106,7 +115,7 @@ def compare(
     if se == 0:
         return undefined("no variation in either arm", diff, lift)
 
-    df = welch_df(control, treatment)
+    df = math.inf if normal else welch_df(control, treatment)
     q = float(stats.t.ppf(1 - alpha / 2, df))
     p_value = float(2 * stats.t.sf(abs(diff) / se, df))
     diff_ci = (diff - q * se, diff + q * se)

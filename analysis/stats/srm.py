@@ -38,6 +38,9 @@ def srm_test(
     total = sum(counts.values())
     if total == 0:
         return SrmResult(None, False, None, expected, counts, "no units assigned yet")
+    if len(counts) < 2:
+        # chi-square with 0 degrees of freedom: scipy returns p = NaN.
+        return SrmResult(None, False, None, expected, counts, "fewer than 2 arms: nothing to test")
     chi2, p = stats.chisquare(
         [counts[arm] for arm in shares],
         [total * expected[arm] for arm in shares],

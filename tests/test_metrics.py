@@ -170,7 +170,10 @@ def _random_units(draw: st.DrawFn) -> pl.DataFrame:
     )
 
 
-METRICS_SUBSET = [CONFIG.metrics["task_completion_rate"], CONFIG.metrics["tasks_completed_per_user"]]
+METRICS_SUBSET = [
+    CONFIG.metrics["task_completion_rate"],
+    CONFIG.metrics["tasks_completed_per_user"],
+]
 
 
 @settings(max_examples=40, deadline=None)

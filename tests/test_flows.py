@@ -1,0 +1,171 @@
+"""The Prefect flows and the CLI, against a real (temporary) Prefect server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from analysis.config import load_config
+from analysis.simulate import simulate, write_parquet
+from flows.cli import app
+from tests.conftest import AS_OF, make_config_dir
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+COMPARISON_KEYS = {
+    "metric", "category", "kind", "goal", "control", "treatment", "n_control", "n_treatment",
+    "mean_control", "mean_treatment", "diff", "diff_ci", "lift", "lift_ci", "p_value",
+    "p_value_adjusted", "method", "cuped", "sequential", "verdict",
+}  # fmt: skip
+
+
+def assert_contract(results: dict[str, Any]) -> None:
+    """results.json holds every key of the contract (section 3), with the right types."""
+    assert results["schema_version"] == 1
+    for key in ("experiment_id", "run_id", "analysis_date"):
+        assert isinstance(results[key], str)
+    data = results["data"]
+    for key in ("events", "duplicates_dropped", "crossovers_excluded", "quarantined_rows"):
+        assert isinstance(data[key], int)
+    assert all(isinstance(n, int) for n in data["units"].values())
+    assert isinstance(results["validation"]["success"], bool)
+    assert isinstance(results["validation"]["failed_expectations"], list)
+    srm = results["srm"]
+    assert set(srm) >= {"p_value", "flagged", "expected", "observed"}
+    for c in results["comparisons"]:
+        assert set(c) >= COMPARISON_KEYS, COMPARISON_KEYS - set(c)
+        assert c["verdict"] in {"better", "worse", "inconclusive"}
+        assert set(c["cuped"]) >= {"applied", "variance_reduction"}
+        assert set(c["sequential"]) >= {"lift_ci", "p_value"}
+        for key in ("diff_ci", "lift_ci"):
+            assert c[key] is None or (len(c[key]) == 2 and c[key][0] <= c[key][1])
+    assert isinstance(results["segments"], list)
+    assert results["decision"]["recommendation"] in {
+        "ship",
+        "don't ship",
+        "keep running",
+        "investigate",
+    }
+    assert results["decision"]["reasons"]
+
+
+@pytest.fixture
+def parquet_setup(tmp_path: Path) -> Path:
+    config_dir = make_config_dir(tmp_path, kind="parquet")
+    cfg = load_config(config_dir)
+    data = simulate(list(cfg.experiments.values()), 3_000, AS_OF, seed=5)
+    write_parquet(tmp_path / "data" / "files", data)
+    return config_dir
+
+
+@dataclass
+class Ran:
+    exit_code: int
+    output: str
+
+
+def _run(*args: str) -> Ran:
+    """`proof run ...` in a subprocess that talks to the session's test server.
+
+    A subprocess, not typer's CliRunner: Prefect's log handlers keep the stream
+    they first saw, and CliRunner closes its captured streams after each call.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    return Ran(done.returncode, done.stdout + done.stderr)
+
+
+def test_run_one_experiment_from_parquet(parquet_setup: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _run(
+        "--config-dir", str(parquet_setup), "--out", str(out), "--run-id", "z1",
+        "--experiment", "smart-compose", "--as-of", AS_OF.isoformat(),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "smart-compose" / "z1" / "results.json").read_text())
+    assert_contract(results)
+    assert results["analysis_date"] == AS_OF.isoformat()
+    cfg = load_config(parquet_setup)
+    experiment = cfg.experiment("smart-compose")
+    covered = {c["metric"] for c in results["comparisons"]} | {
+        d["metric"] for d in results["descriptive"]
+    }
+    assert covered == set(experiment.metrics.all())
+    assert (out / "smart-compose" / "z1" / "report.html").stat().st_size > 10_000
+    assert (out / "assets" / "plotly.min.js").exists()
+    assert "smart-compose" in (out / "index.html").read_text()
+
+
+def test_nightly_isolates_a_failing_experiment(parquet_setup: Path, tmp_path: Path) -> None:
+    broken = (parquet_setup / "experiments" / "smart-compose.yaml").read_text()
+    broken = broken.replace("id: smart-compose", "id: broken").replace(
+        "source: warehouse", "source: elsewhere"
+    )
+    (parquet_setup / "experiments" / "broken.yaml").write_text(broken)
+    with (parquet_setup / "sources.yaml").open("a") as f:
+        f.write("  elsewhere:\n    kind: parquet\n    assignments: ../nowhere/*.parquet\n"
+                "    events: ../nowhere/*.parquet\n")  # fmt: skip
+    out = tmp_path / "out"
+    result = _run("--config-dir", str(parquet_setup), "--out", str(out), "--as-of", "2026-11-20")
+    assert result.exit_code == 1
+    assert "broken: FAILED" in result.output
+    assert "no parquet file matches" in result.output
+    for ok in ("smart-compose", "auto-triage"):
+        runs = list((out / ok).glob("*/results.json"))
+        assert len(runs) == 1
+        assert_contract(json.loads(runs[0].read_text()))
+    assert not (out / "broken").exists()
+
+
+def test_failed_run_keeps_the_last_good_report(parquet_setup: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["--config-dir", str(parquet_setup), "--out", str(out), "--experiment", "smart-compose"]
+    assert _run(*args, "--run-id", "good").exit_code == 0
+    index_before = (out / "index.html").read_text()
+
+    # a broken delivery: the retries of smart-compose lose their timestamps
+    for part in (tmp_path / "data" / "files" / "events").glob("*.parquet"):
+        frame = pl.read_parquet(part)
+        broken = pl.col("unit_id").str.starts_with("smart-compose") & (pl.col("event") == "retry")
+        frame.with_columns(
+            pl.when(broken).then(None).otherwise(pl.col("ts")).alias("ts")
+        ).write_parquet(part)
+
+    bad = _run(*args, "--run-id", "bad")
+    assert bad.exit_code == 2
+    assert "critical validation failed" in bad.output
+    assert "table 'events', column 'ts'" in bad.output
+    assert (out / "smart-compose" / "good" / "report.html").exists()
+    assert not (out / "smart-compose" / "bad").exists()
+    assert not list((out / "smart-compose").glob(".tmp*"))
+    assert (out / "index.html").read_text() == index_before
+
+
+def test_help_explains_every_command() -> None:
+    runner = CliRunner()
+    top = runner.invoke(app, ["--help"])
+    assert top.exit_code == 0
+    for command in ("demo", "run", "simulate"):
+        assert command in top.output
+        text = runner.invoke(app, [command, "--help"]).output
+        assert "--config-dir" in text
+    assert "--as-of" in runner.invoke(app, ["run", "--help"]).output
+    assert "--aa" in runner.invoke(app, ["simulate", "--help"]).output

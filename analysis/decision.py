@@ -3,9 +3,13 @@
 Rules, in order:
 1. Data that can't be trusted — a sample-ratio mismatch or a failed critical
    validation — means *investigate*, whatever the metrics say.
-2. A guardrail or the primary metric significantly worse: *don't ship*.
-3. The primary metric significantly better in some AI arm: *ship* (trust
-   metrics that got worse are named as reasons to watch).
+2. Each treatment arm is judged on its own comparisons: an arm whose primary
+   metric is significantly better and no primary or guardrail metric
+   significantly worse can ship; with several such arms, the one with the
+   largest primary gain is named. Trust metrics that got worse are named as
+   reasons to watch.
+3. No arm can ship, and some arm has a primary or guardrail metric
+   significantly worse: *don't ship*.
 4. Otherwise: *keep running* until the planned end, then *don't ship* — no
    detectable benefit is not a reason to ship.
 """
@@ -29,6 +33,12 @@ class Decision:
 
 def _pct(x: float) -> str:
     return f"{x * 100:+.1f}%"
+
+
+def _gain(c: Comparison) -> float:
+    """How much better the treatment is, in the direction of the metric's goal."""
+    lift = c.result.lift if c.result.lift is not None else c.result.diff or 0.0
+    return lift if c.metric.goal == "increase" else -lift
 
 
 def describe_change(c: Comparison, level: float) -> str:
@@ -67,24 +77,43 @@ def decide(
             ("The input data failed validation; see the data quality section.",),
         )
     primary = [c for c in comparisons if c.role == "primary"]
-    worse_guardrails = [c for c in comparisons if c.role == "guardrail" and c.verdict == "worse"]
-    worse_primary = [c for c in primary if c.verdict == "worse"]
-    better_primary = [c for c in primary if c.verdict == "better"]
-    worse_trust = [
-        c
-        for c in comparisons
-        if c.metric.category == "trust" and c.verdict == "worse" and c.role != "primary"
-    ]
+    # Each treatment arm is judged on the comparisons where it is the treatment
+    # (for AI-only guardrails that is against the first AI arm).
+    arms = list(dict.fromkeys(c.treatment for c in primary))
+    shippable: list[Comparison] = []
+    blocked: list[str] = []
+    for arm in arms:
+        own = [c for c in comparisons if c.treatment == arm]
+        arm_primary = [c for c in primary if c.treatment == arm]
+        worse = [c for c in own if c.verdict == "worse" and c.role in ("primary", "guardrail")]
+        if worse:
+            blocked += [f"Worse: {describe_change(c, level)}" for c in worse]
+        elif any(c.verdict == "better" for c in arm_primary):
+            shippable += [c for c in arm_primary if c.verdict == "better"]
 
-    if worse_primary or worse_guardrails:
-        reasons = [f"Worse: {describe_change(c, level)}" for c in worse_primary + worse_guardrails]
-        return Decision("don't ship", tuple(reasons))
-    if better_primary:
-        reasons = [f"Better: {describe_change(c, level)}" for c in better_primary]
+    if shippable:
+        best = max(shippable, key=_gain)
+        reasons = [f"Better: {describe_change(c, level)}" for c in shippable]
+        if len(arms) > 1:
+            reasons.insert(
+                0,
+                f"Ship {best.treatment}: it improves the primary metric most "
+                "without a significantly worse guardrail.",
+            )
+        reasons += blocked
+        worse_trust = [
+            c
+            for c in comparisons
+            if c.treatment == best.treatment
+            and c.metric.category == "trust"
+            and c.verdict == "worse"
+        ]
         reasons += [f"Watch: {describe_change(c, level)}" for c in worse_trust]
-        if not worse_trust:
+        if not worse_trust and not blocked:
             reasons.append("No guardrail or trust metric got significantly worse.")
         return Decision("ship", tuple(reasons))
+    if blocked:
+        return Decision("don't ship", tuple(blocked))
 
     reasons = [f"Inconclusive: {describe_change(c, level)}" for c in primary]
     if experiment.end is not None and as_of >= experiment.end:

@@ -32,6 +32,7 @@ class Window:
 
     as_of: dt.date
     window_days: int | None = None
+    pre_days: int = 0
 
     @property
     def end(self) -> dt.datetime:
@@ -78,8 +79,8 @@ def aggregate_name(agg: EventAggregate) -> str:
     return f"{agg.event}__{agg.agg}{suffix}"
 
 
-def _aggregate_expr(agg: EventAggregate) -> pl.Expr:
-    mask = pl.col("event") == agg.event
+def _aggregate_expr(agg: EventAggregate, period: pl.Expr) -> pl.Expr:
+    mask = (pl.col("event") == agg.event) & period
     if agg.value_equals is not None:
         mask = mask & (pl.col("value") == agg.value_equals)
     if agg.agg == "count":
@@ -110,16 +111,25 @@ def unit_table(
     For a metric ``m``: ratio metrics get ``m__num`` and ``m__den``; mean and
     proportion metrics get ``m`` (null when the unit does not enter the metric,
     e.g. a unit that never answered a survey). Counts and sums of a unit
-    without such events are 0.
+    without such events are 0. With ``window.pre_days > 0`` the same columns
+    with the suffix ``__pre`` (``m__num__pre``, ``m__pre``) hold the pre-period
+    values (the CUPED covariate),
+    computed in the same pass.
     """
     aggregates = _aggregates(metrics)
     names = sorted({a.event for a in aggregates.values()})
-    in_window = in_window_events(units, events, window, names)
-    per_unit = in_window.group_by("unit_id").agg(
-        _aggregate_expr(agg).alias(name) for name, agg in aggregates.items()
+    events_of_units = in_window_events(units, events, window, names)
+    periods = {"": ~pl.col("pre")}
+    if window.pre_days > 0:
+        periods["__pre"] = pl.col("pre")
+    per_unit = events_of_units.group_by("unit_id").agg(
+        _aggregate_expr(agg, period).alias(name + suffix)
+        for suffix, period in periods.items()
+        for name, agg in aggregates.items()
     )
     filled = [
-        pl.col(name).fill_null(0) if agg.agg in ("count", "sum") else pl.col(name)
+        pl.col(name + suffix).fill_null(0) if agg.agg in ("count", "sum") else pl.col(name + suffix)
+        for suffix in periods
         for name, agg in aggregates.items()
     ]
     table = (
@@ -128,7 +138,8 @@ def unit_table(
         .join(per_unit, on="unit_id", how="left")
         .with_columns(filled)
     )
-    return table.with_columns(_metric_columns(metrics)).drop(list(aggregates))
+    columns = [e for suffix in periods for e in _metric_columns(metrics, suffix)]
+    return table.with_columns(columns).drop([n + s for s in periods for n in aggregates])
 
 
 def in_window_events(
@@ -137,11 +148,16 @@ def in_window_events(
     window: Window,
     event_names: Sequence[str] | None = None,
 ) -> pl.LazyFrame:
-    """Deduplicated events of non-crossed-over units inside each unit's window."""
+    """Deduplicated events of non-crossed-over units inside each unit's window.
+
+    The column ``pre`` marks events of the pre-period ``[assigned_at -
+    pre_days, assigned_at)``, included when ``window.pre_days > 0``.
+    """
     relevant = events if event_names is None else events.filter(pl.col("event").is_in(event_names))
     end = pl.lit(window.end)
     if window.window_days is not None:
         end = pl.min_horizontal(end, pl.col("assigned_at") + pl.duration(days=window.window_days))
+    start = pl.col("assigned_at") - pl.duration(days=window.pre_days)
     return (
         relevant.unique(subset="event_id", keep="any")
         .join(
@@ -149,28 +165,28 @@ def in_window_events(
             on="unit_id",
             how="inner",
         )
-        .filter((pl.col("ts") >= pl.col("assigned_at")) & (pl.col("ts") < end))
+        .filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+        .with_columns((pl.col("ts") < pl.col("assigned_at")).alias("pre"))
     )
 
 
-def _metric_columns(metrics: Sequence[Metric]) -> list[pl.Expr]:
+def _metric_columns(metrics: Sequence[Metric], suffix: str = "") -> list[pl.Expr]:
+    def col(agg: EventAggregate) -> pl.Expr:
+        return pl.col(aggregate_name(agg) + suffix)
+
     exprs: list[pl.Expr] = []
     for m in metrics:
         if m.kind == "ratio":
             assert m.numerator is not None
             assert m.denominator is not None
-            exprs.append(
-                pl.col(aggregate_name(m.numerator)).cast(pl.Float64).alias(f"{m.name}__num")
-            )
-            exprs.append(
-                pl.col(aggregate_name(m.denominator)).cast(pl.Float64).alias(f"{m.name}__den")
-            )
+            exprs.append(col(m.numerator).cast(pl.Float64).alias(f"{m.name}__num{suffix}"))
+            exprs.append(col(m.denominator).cast(pl.Float64).alias(f"{m.name}__den{suffix}"))
         elif m.kind == "proportion":
             assert m.value is not None
-            exprs.append((pl.col(aggregate_name(m.value)) > 0).cast(pl.Float64).alias(m.name))
+            exprs.append((col(m.value) > 0).cast(pl.Float64).alias(m.name + suffix))
         elif m.kind == "mean":
             assert m.value is not None
-            exprs.append(pl.col(aggregate_name(m.value)).cast(pl.Float64).alias(m.name))
+            exprs.append(col(m.value).cast(pl.Float64).alias(m.name + suffix))
     return exprs
 
 
@@ -209,7 +225,7 @@ def quantile_samples(
         assert m.value is not None
         frame = (
             in_window_events(units, events, window, [m.value.event])
-            .filter(pl.col("event") == m.value.event)
+            .filter((pl.col("event") == m.value.event) & ~pl.col("pre"))
             .filter(pl.col("value").is_not_null())
             .select(
                 "variant",

@@ -74,10 +74,9 @@ def simulate(
     ] = None,
 ) -> None:
     """Generate realistic experiment data with known true effects."""
+    from analysis.config import ConfigError, DuckDBSource, FileSource, load_config
     from analysis.simulate import simulate as run_simulation
     from analysis.simulate import write_duckdb, write_parquet
-
-    from analysis.config import ConfigError, DuckDBSource, FileSource, load_config
 
     if fmt not in ("duckdb", "parquet"):
         _fail(f"--format must be duckdb or parquet, not {fmt!r}")

@@ -118,6 +118,21 @@ def test_unit_values_by_hand() -> None:
     assert row["c"]["acceptance_rate__den"] == 1
 
 
+def test_pre_period_columns_come_from_the_same_pass() -> None:
+    window = Window(AS_OF, pre_days=14)
+    units = clean_assignments(ASSIGNMENTS, window)
+    t = unit_table(units, EVENTS, METRICS, window).collect().sort("unit_id")
+    row = {r["unit_id"]: r for r in t.iter_rows(named=True)}
+    # e3 is a's task started an hour before assignment: pre-period only
+    assert row["a"]["task_completion_rate__den__pre"] == 1
+    assert row["a"]["task_completion_rate__den"] == 1
+    assert row["b"]["task_completion_rate__den__pre"] == 0
+    assert row["a"]["tasks_completed_per_user__pre"] == 0
+    assert row["c"]["trust_score__pre"] is None
+    # without a pre-period there are no __pre columns
+    assert not [c for c in _table().columns if c.endswith("__pre")]
+
+
 def test_window_days_limits_each_unit() -> None:
     window_events = _events([("w1", "a", _h(24 * 3), "task_started", None)])
     window = Window(AS_OF, 2)

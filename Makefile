@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench ui clean help
+.PHONY: demo test lint bench ui clean help calibrate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,3 +31,6 @@ lint: $(STAMP)  ## ruff and mypy only
 
 clean:  ## remove the virtual environment, demo data and published reports
 	rm -rf $(VENV) data reports/*/ reports/index.html reports/assets
+
+calibrate: $(STAMP)  ## simulate A/A and A/B experiments through the engine; check FPR, coverage, peeking
+	$(BIN)/python scripts/calibrate.py

@@ -6,41 +6,99 @@ Which arms are compared:
   AI arm; with a single AI arm it is only described, never compared to a
   control that cannot have it.
 
+Each comparison carries the fixed-horizon result (the contract's main
+fields), the CUPED-adjusted result where a pre-period allows it, the
+always-valid confidence sequence, and a Bayesian reading of the lift.
+The *verdict basis* is the result that decides better/worse/inconclusive:
+the sequential one while the experiment runs (nightly reads must not inflate
+false positives), the fixed-horizon one once its planned end is reached —
+each CUPED-adjusted when CUPED applied (``statistics.verdict_basis`` in the
+experiment config overrides this).
+
 Multiple comparisons: the primary metric of a two-arm test is not corrected;
 with several treatment arms it is Holm-corrected across those arms; the
 secondary and guardrail metrics × arms are Holm-corrected together
 (Holm 1979, "A simple sequentially rejective multiple test procedure").
-The verdict reads the adjusted p-value.
+The verdict reads the Holm-adjusted p-value of its basis.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from analysis.aggregates import Moments
 from analysis.config import Experiment, Metric
-from analysis.stats.inference import TwoArmResult, delta_ratio_test, welch_test
+from analysis.joint import JointMoments
+from analysis.stats.bayes import BayesResult, GaussianPrior, bayesian_lift
+from analysis.stats.cuped import CupedOutcome, cuped_estimates
+from analysis.stats.inference import TwoArmResult, compare, delta_ratio_test, welch_test
 from analysis.stats.multiplicity import holm
+from analysis.stats.noninferiority import NonInferiorityResult, noninferiority_test
+from analysis.stats.power import MdeResult, mde
 from analysis.stats.quantile import QuantileSample, quantile_estimate, quantile_test
+from analysis.stats.sequential import SequentialResult, sequential_interval
 
 EMPTY_SAMPLE = QuantileSample(np.empty(0), np.empty(0, dtype=np.int64))
 
-Verdict = str  # "better" | "worse" | "inconclusive"
+
+@dataclass(frozen=True)
+class ArmData:
+    """Per-arm inputs of the statistics, keyed ``{metric: {variant: ...}}``."""
+
+    moments: Mapping[str, Mapping[str, Moments]]
+    samples: Mapping[str, Mapping[str, QuantileSample]] = field(default_factory=dict)
+    joint: Mapping[str, Mapping[str, JointMoments]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
+    """One metric, one treatment arm against its baseline arm.
+
+    Attributes:
+        result: the fixed-horizon comparison (the contract's main fields).
+        cuped: the CUPED outcome (adjusted estimates or why not), None for quantiles.
+        cuped_result: the comparison of the CUPED-adjusted estimates, when applied.
+        sequential: the always-valid interval of the basis estimates.
+        bayes: posterior of the lift of the basis estimates.
+        basis: which result drives the verdict, e.g. ``sequential_cuped``.
+        p_value_adjusted: Holm-adjusted fixed-horizon p-value.
+        verdict_p_value: Holm-adjusted p-value of the basis.
+        mde: the minimum detectable effect with the units so far.
+        noninferiority: the one-sided test against the guardrail's margin, if it has one.
+    """
+
     metric: Metric
     role: str  # primary | secondary | guardrail
     control: str
     treatment: str
     result: TwoArmResult
+    cuped: CupedOutcome | None
+    cuped_result: TwoArmResult | None
+    sequential: SequentialResult
+    bayes: BayesResult
+    basis: str
     p_value_adjusted: float | None
-    verdict: Verdict
+    verdict_p_value: float | None
+    verdict: str  # better | worse | inconclusive
+    mde: MdeResult
+    noninferiority: NonInferiorityResult | None = None
+
+    @property
+    def basis_result(self) -> TwoArmResult:
+        """The fixed-horizon result whose estimates the basis uses."""
+        return self.cuped_result if self.cuped_result is not None else self.result
+
+    @property
+    def basis_p_value(self) -> float | None:
+        if self.basis.startswith("sequential"):
+            return self.sequential.p_value
+        return self.basis_result.p_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,26 +118,67 @@ def arm_pairs(experiment: Experiment, metric: Metric) -> list[tuple[str, str]]:
     return [(experiment.control, t) for t in experiment.treatments()]
 
 
-def _test(
+def sequential_drives(experiment: Experiment, as_of: dt.date) -> bool:
+    """Whether the sequential result drives verdicts at this analysis date."""
+    choice = experiment.statistics.verdict_basis
+    if choice != "auto":
+        return choice == "sequential"
+    return experiment.end is None or as_of < experiment.end
+
+
+def fixed_test(
     metric: Metric,
     control: str,
     treatment: str,
-    moments: Mapping[str, Moments],
-    samples: Mapping[str, QuantileSample],
+    data: ArmData,
     alpha: float,
 ) -> TwoArmResult:
     if metric.kind == "quantile":
         assert metric.quantile is not None
+        samples = data.samples.get(metric.name, {})
         return quantile_test(
             samples.get(control, EMPTY_SAMPLE),
             samples.get(treatment, EMPTY_SAMPLE),
             metric.quantile,
             alpha,
         )
+    moments = data.moments.get(metric.name, {})
     c, t = moments.get(control, Moments.empty()), moments.get(treatment, Moments.empty())
     if metric.kind == "ratio":
         return delta_ratio_test(c, t, alpha)
     return welch_test(c, t, alpha)
+
+
+def _cuped(
+    metric: Metric, control: str, treatment: str, data: ArmData, experiment: Experiment
+) -> tuple[CupedOutcome | None, TwoArmResult | None]:
+    if metric.kind == "quantile":
+        return None, None
+    kind: Literal["mean", "ratio"] = "ratio" if metric.kind == "ratio" else "mean"
+    method = f"cuped_{'delta_method' if kind == 'ratio' else 'welch'}_t"
+
+    def skipped(reason: str) -> tuple[CupedOutcome, None]:
+        return CupedOutcome(None, None, None, None, method, reason), None
+
+    if not experiment.statistics.cuped:
+        return skipped("CUPED is turned off in the experiment config")
+    if experiment.pre_window_days == 0:
+        return skipped("no pre-period (pre_window_days is 0)")
+    joint = data.joint.get(metric.name)
+    if joint is None:
+        return skipped(
+            "the metric has no per-unit pre-period value (a mean of event values "
+            "is undefined for units without such events)"
+        )
+    k = 4 if kind == "ratio" else 2
+    outcome = cuped_estimates(
+        joint.get(control, JointMoments.empty(k)),
+        joint.get(treatment, JointMoments.empty(k)),
+        kind,
+    )
+    if outcome.control is None or outcome.treatment is None:
+        return outcome, None
+    return outcome, compare(outcome.control, outcome.treatment, experiment.alpha, outcome.method)
 
 
 def verdict_of(metric: Metric, result: TwoArmResult, p_adjusted: float | None, alpha: float) -> str:
@@ -89,70 +188,138 @@ def verdict_of(metric: Metric, result: TwoArmResult, p_adjusted: float | None, a
     return "better" if improved else "worse"
 
 
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    metric: Metric
+    role: str
+    control: str
+    treatment: str
+    result: TwoArmResult
+    cuped: CupedOutcome | None
+    cuped_result: TwoArmResult | None
+    sequential: SequentialResult
+    bayes: BayesResult
+    basis: str
+
+
 def compare_all(
     experiment: Experiment,
     metrics: Sequence[Metric],
-    moments: Mapping[str, Mapping[str, Moments]],
-    samples: Mapping[str, Mapping[str, QuantileSample]] | None = None,
+    data: ArmData,
+    as_of: dt.date,
 ) -> tuple[list[Comparison], list[Description]]:
     """All comparisons (with adjusted p-values and verdicts) and descriptions."""
     alpha = experiment.alpha
+    options = experiment.statistics
+    prior = (
+        GaussianPrior(variance=options.bayes_prior_sd**2)
+        if options.bayes_prior_sd is not None
+        else None
+    )
+    use_sequential = sequential_drives(experiment, as_of)
     roles = {experiment.metrics.primary: "primary"}
     roles |= {m: "secondary" for m in experiment.metrics.secondary if m not in roles}
     roles |= {m: "guardrail" for m in experiment.metrics.guardrails if m not in roles}
 
-    raw: list[tuple[Metric, str, str, str, TwoArmResult]] = []
+    drafts: list[_Draft] = []
     descriptions: list[Description] = []
-    samples = samples or {}
     for metric in metrics:
-        if metric.name not in moments and metric.name not in samples:
-            continue
-        by_arm = moments.get(metric.name, {})
-        samples_by_arm = samples.get(metric.name, {})
         pairs = arm_pairs(experiment, metric)
         if metric.ai_only and not pairs:
-            descriptions += [
-                _describe(metric, arm, by_arm, samples_by_arm, alpha)
-                for arm in experiment.ai_variants()
-            ]
+            arms = experiment.ai_variants()
+            descriptions += [_describe(metric, arm, data, alpha) for arm in arms]
             continue
         for control, treatment in pairs:
-            result = _test(metric, control, treatment, by_arm, samples_by_arm, alpha)
-            raw.append((metric, roles[metric.name], control, treatment, result))
+            result = fixed_test(metric, control, treatment, data, alpha)
+            cuped, cuped_result = _cuped(metric, control, treatment, data, experiment)
+            basis_result = cuped_result if cuped_result is not None else result
+            sequential = sequential_interval(basis_result, alpha, options.sequential_n_star)
+            bayes = bayesian_lift(basis_result, metric.goal, alpha, prior)
+            basis = "sequential" if use_sequential else "fixed_horizon"
+            if cuped_result is not None:
+                basis += "_cuped"
+            drafts.append(
+                _Draft(
+                    metric=metric,
+                    role=roles[metric.name],
+                    control=control,
+                    treatment=treatment,
+                    result=result,
+                    cuped=cuped,
+                    cuped_result=cuped_result,
+                    sequential=sequential,
+                    bayes=bayes,
+                    basis=basis,
+                )
+            )
 
-    adjusted = _adjust(raw)
+    fixed_adjusted = _adjust(drafts, [d.result.p_value for d in drafts])
+    basis_p = [
+        d.sequential.p_value
+        if d.basis.startswith("sequential")
+        else (d.cuped_result or d.result).p_value
+        for d in drafts
+    ]
+    basis_adjusted = _adjust(drafts, basis_p)
     comparisons = [
-        Comparison(m, role, c, t, r, p_adj, verdict_of(m, r, p_adj, alpha))
-        for (m, role, c, t, r), p_adj in zip(raw, adjusted, strict=True)
+        Comparison(
+            metric=d.metric,
+            role=d.role,
+            control=d.control,
+            treatment=d.treatment,
+            result=d.result,
+            cuped=d.cuped,
+            cuped_result=d.cuped_result,
+            sequential=d.sequential,
+            bayes=d.bayes,
+            basis=d.basis,
+            p_value_adjusted=p_fixed,
+            verdict_p_value=p_basis,
+            verdict=verdict_of(d.metric, d.cuped_result or d.result, p_basis, alpha),
+            mde=mde(
+                (d.cuped_result or d.result).control,
+                (d.cuped_result or d.result).treatment,
+                alpha,
+                options.power,
+            ),
+            noninferiority=_noninferiority(d, experiment),
+        )
+        for d, p_fixed, p_basis in zip(drafts, fixed_adjusted, basis_adjusted, strict=True)
     ]
     return comparisons, descriptions
 
 
-def _describe(
-    metric: Metric,
-    arm: str,
-    by_arm: Mapping[str, Moments],
-    samples: Mapping[str, QuantileSample],
-    alpha: float,
-) -> Description:
+def _noninferiority(d: _Draft, experiment: Experiment) -> NonInferiorityResult | None:
+    margin = experiment.statistics.guardrail_margins.get(d.metric.name)
+    if d.role != "guardrail" or margin is None:
+        return None
+    basis = d.cuped_result or d.result
+    df = math.inf if d.metric.kind == "quantile" else None
+    return noninferiority_test(
+        basis.control, basis.treatment, margin, d.metric.goal, experiment.alpha, df
+    )
+
+
+def _describe(metric: Metric, arm: str, data: ArmData, alpha: float) -> Description:
     if metric.kind == "quantile":
         assert metric.quantile is not None
-        est = quantile_estimate(samples.get(arm, EMPTY_SAMPLE), metric.quantile, alpha)
+        sample = data.samples.get(metric.name, {}).get(arm, EMPTY_SAMPLE)
+        est = quantile_estimate(sample, metric.quantile, alpha)
         value = est.value if math.isfinite(est.value) else None
         return Description(metric, arm, est.n, value)
-    m = by_arm.get(arm, Moments.empty())
+    m = data.moments.get(metric.name, {}).get(arm, Moments.empty())
     if m.n == 0:
         return Description(metric, arm, 0, None)
-    value = m.mean_x / m.mean_y if m.mean_y else None
-    return Description(metric, arm, m.n, value if value is None or math.isfinite(value) else None)
+    ratio = m.mean_x / m.mean_y if m.mean_y else None
+    return Description(metric, arm, m.n, ratio if ratio is None or math.isfinite(ratio) else None)
 
 
-def _adjust(raw: Sequence[tuple[Metric, str, str, str, TwoArmResult]]) -> list[float | None]:
+def _adjust(drafts: Sequence[_Draft], p_values: Sequence[float | None]) -> list[float | None]:
     """Holm within the primary family and within the secondary+guardrail family."""
-    adjusted: list[float | None] = [None] * len(raw)
+    adjusted: list[float | None] = [None] * len(drafts)
     for family in (("primary",), ("secondary", "guardrail")):
-        idx = [i for i, r in enumerate(raw) if r[1] in family and r[4].p_value is not None]
-        ps = [raw[i][4].p_value for i in idx]
-        for i, p in zip(idx, holm([p for p in ps if p is not None]), strict=True):
+        idx = [i for i, d in enumerate(drafts) if d.role in family and p_values[i] is not None]
+        ps = [p for i in idx if (p := p_values[i]) is not None]
+        for i, p in zip(idx, holm(ps), strict=True):
             adjusted[i] = p
     return adjusted

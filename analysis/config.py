@@ -142,6 +142,52 @@ class MetricSelection(_Strict):
         return list(seen)
 
 
+class StatisticsOptions(_Strict):
+    """How an experiment is analysed, beyond the contract's minimum (all optional)."""
+
+    verdict_basis: Literal["auto", "sequential", "fixed_horizon"] = Field(
+        default="auto",
+        description="Which result drives verdicts: 'auto' = sequential while the experiment "
+        "runs, fixed-horizon once its planned end is reached.",
+    )
+    sequential_n_star: int = Field(
+        default=10_000,
+        gt=0,
+        description="Tuning sample size N* of the confidence sequence: the total units at "
+        "which it is tightest.",
+    )
+    cuped: bool = Field(default=True, description="Use the pre-period as a CUPED covariate.")
+    planned_mde: float = Field(
+        default=0.02,
+        gt=0,
+        description="The relative effect the experiment is meant to detect; "
+        "drives the days-to-go estimate.",
+    )
+    power: float = Field(default=0.8, gt=0, lt=1)
+    guardrail_margins: dict[Identifier, float] = Field(
+        default_factory=dict,
+        description="Non-inferiority margins of guardrails as relative changes, e.g. "
+        "{ai_latency_p95: 0.10}: latency may get at most 10% worse.",
+    )
+    winsorize_percentile: float | None = Field(
+        default=None,
+        gt=0.5,
+        lt=1,
+        description="Cap per-unit values of mean metrics at this pooled percentile "
+        "(and the mirrored lower one); off by default.",
+    )
+    min_segment_units: int = Field(
+        default=100,
+        ge=2,
+        description="A segment slice with fewer units in an arm is skipped (and says so).",
+    )
+    bayes_prior_sd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Sd of a normal prior N(0, sd^2) on the relative lift; default: flat.",
+    )
+
+
 class Experiment(_Strict):
     """One experiment (contract section 5)."""
 
@@ -164,6 +210,7 @@ class Experiment(_Strict):
         description="Days after assignment that count; default: until the analysis date.",
     )
     pre_window_days: int = Field(default=14, ge=0)
+    statistics: StatisticsOptions = Field(default_factory=StatisticsOptions)
 
     @model_validator(mode="after")
     def _consistent(self) -> Experiment:
@@ -315,3 +362,10 @@ def _check_references(
             if name not in metrics:
                 where = key if key == "metrics.primary" else f"{key}.{i}"
                 raise ConfigError(path, where, f"unknown metric {name!r} (not in metrics.yaml)")
+    for name in experiment.statistics.guardrail_margins:
+        if name not in experiment.metrics.guardrails:
+            raise ConfigError(
+                path,
+                f"statistics.guardrail_margins.{name}",
+                "a margin is only for a metric listed in metrics.guardrails",
+            )

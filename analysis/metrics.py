@@ -23,6 +23,7 @@ import polars as pl
 
 from analysis.aggregates import Moments, moment_exprs, moments_from_row
 from analysis.config import EventAggregate, Experiment, Metric
+from analysis.joint import JointMoments, joint_moment_exprs, joint_moments_from_row
 from analysis.stats.quantile import QuantileSample
 
 
@@ -190,20 +191,86 @@ def _metric_columns(metrics: Sequence[Metric], suffix: str = "") -> list[pl.Expr
     return exprs
 
 
-def arm_moments(table: pl.LazyFrame, metrics: Sequence[Metric]) -> dict[str, dict[str, Moments]]:
-    """``{metric: {variant: Moments}}`` for every non-quantile metric."""
+def _moment_aggs(metrics: Sequence[Metric]) -> list[pl.Expr]:
     exprs: list[pl.Expr] = []
     for m in metrics:
         if m.kind == "ratio":
             exprs += moment_exprs(pl.col(f"{m.name}__num"), pl.col(f"{m.name}__den"), f"{m.name}|")
         elif m.kind in ("mean", "proportion"):
             exprs += moment_exprs(pl.col(m.name), None, f"{m.name}|")
-    rows = table.group_by("variant").agg(exprs).collect(engine="streaming").to_dicts()
+    return exprs
+
+
+def arm_moments(table: pl.LazyFrame, metrics: Sequence[Metric]) -> dict[str, dict[str, Moments]]:
+    """``{metric: {variant: Moments}}`` for every non-quantile metric."""
+    rows = table.group_by("variant").agg(_moment_aggs(metrics)).collect(engine="streaming")
     result: dict[str, dict[str, Moments]] = {}
     for m in metrics:
         if m.kind == "quantile":
             continue
-        result[m.name] = {row["variant"]: moments_from_row(row, f"{m.name}|") for row in rows}
+        result[m.name] = {
+            row["variant"]: moments_from_row(row, f"{m.name}|") for row in rows.to_dicts()
+        }
+    return result
+
+
+def cuped_columns(metric: Metric) -> list[str] | None:
+    """The per-unit columns CUPED reads for a metric, or None when it cannot apply.
+
+    Mean/proportion: (x, x_pre); ratio: (x, y, x_pre, y_pre). A metric whose
+    per-unit value is a mean of event values (e.g. the trust survey) has no
+    pre-period value for most units, and quantiles are not unit sums.
+    """
+    if metric.kind == "ratio":
+        n, d = f"{metric.name}__num", f"{metric.name}__den"
+        return [n, d, f"{n}__pre", f"{d}__pre"]
+    if metric.kind in ("mean", "proportion") and metric.value and metric.value.agg != "mean":
+        return [metric.name, f"{metric.name}__pre"]
+    return None
+
+
+def arm_joint_moments(
+    table: pl.LazyFrame, metrics: Sequence[Metric]
+) -> dict[str, dict[str, JointMoments]]:
+    """``{metric: {variant: JointMoments}}`` of each metric with its pre-period value."""
+    names = set(table.collect_schema().names())
+    columns = {m.name: cuped_columns(m) for m in metrics}
+    usable = {k: v for k, v in columns.items() if v is not None and set(v) <= names}
+    if not usable:
+        return {}
+    exprs = [e for k, cols in usable.items() for e in joint_moment_exprs(cols, f"{k}|")]
+    rows = table.group_by("variant").agg(exprs).collect(engine="streaming").to_dicts()
+    return {
+        k: {row["variant"]: joint_moments_from_row(row, cols, f"{k}|") for row in rows}
+        for k, cols in usable.items()
+    }
+
+
+def segment_moments(
+    table: pl.LazyFrame, metrics: Sequence[Metric], dimension: str
+) -> dict[str, dict[str, dict[str, Moments]]]:
+    """``{metric: {segment value: {variant: Moments}}}`` for one dimension.
+
+    Units whose dimension is missing form the segment ``"(missing)"``.
+    """
+    segment = pl.col(dimension).cast(pl.String).fill_null("(missing)").alias("segment")
+    rows = (
+        table.with_columns(segment)
+        .group_by("segment", "variant")
+        .agg(_moment_aggs(metrics))
+        .collect(engine="streaming")
+        .to_dicts()
+    )
+    result: dict[str, dict[str, dict[str, Moments]]] = {}
+    for m in metrics:
+        if m.kind == "quantile":
+            continue
+        by_value: dict[str, dict[str, Moments]] = {}
+        for row in rows:
+            by_value.setdefault(row["segment"], {})[row["variant"]] = moments_from_row(
+                row, f"{m.name}|"
+            )
+        result[m.name] = dict(sorted(by_value.items()))
     return result
 
 

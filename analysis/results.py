@@ -19,12 +19,12 @@ from analysis.comparisons import Comparison, Description
 from analysis.config import Experiment
 from analysis.decision import Decision
 from analysis.metrics import Cleaning
+from analysis.segments import Heterogeneity, SegmentSlice
+from analysis.stats.balance import BalanceResult
+from analysis.stats.power import days_to_mde
 from analysis.stats.srm import SrmResult
 
 SCHEMA_VERSION = 1
-
-CUPED_PENDING = "CUPED variance reduction is not computed by this version of Proof"
-SEQUENTIAL_PENDING = "sequential inference is not computed by this version of Proof"
 
 
 def _num(x: float | None) -> float | None:
@@ -37,8 +37,10 @@ def _pair(x: tuple[float, float] | None) -> list[float] | None:
     return [float(x[0]), float(x[1])]
 
 
-def comparison_record(c: Comparison) -> dict[str, Any]:
+def comparison_record(c: Comparison, days_elapsed: int, planned_mde: float) -> dict[str, Any]:
     r = c.result
+    to_go = days_to_mde(planned_mde, c.mde.relative, days_elapsed)
+    ni = c.noninferiority
     return {
         "metric": c.metric.name,
         "label": c.metric.label,
@@ -61,10 +63,104 @@ def comparison_record(c: Comparison) -> dict[str, Any]:
         "df": _num(r.df),
         "method": r.method,
         "note": r.note,
-        "cuped": {"applied": False, "variance_reduction": None, "reason": CUPED_PENDING},
-        "sequential": {"lift_ci": None, "p_value": None, "reason": SEQUENTIAL_PENDING},
+        "cuped": _cuped_record(c),
+        "sequential": {
+            "diff_ci": _pair(c.sequential.diff_ci),
+            "lift_ci": _pair(c.sequential.lift_ci),
+            "p_value": _num(c.sequential.p_value),
+            "reason": c.sequential.note,
+        },
+        "bayes": {
+            "prior": c.bayes.prior,
+            "chance_to_win": _num(c.bayes.chance_to_win),
+            "expected_loss": _num(c.bayes.expected_loss),
+            "credible_interval": _pair(c.bayes.credible_interval),
+            "reason": c.bayes.note,
+        },
+        "power": {
+            "mde_absolute": _num(c.mde.absolute),
+            "mde_relative": _num(c.mde.relative),
+            "power": c.mde.power,
+            "planned_mde": planned_mde,
+            "days_to_planned_mde": _num(to_go.days_remaining),
+            "reason": c.mde.note or to_go.note,
+        },
+        "noninferiority": None
+        if ni is None
+        else {
+            "margin": ni.margin,
+            "bound": _num(ni.bound),
+            "p_value": _num(ni.p_value),
+            "passed": ni.passed,
+            "inferior": ni.inferior,
+            "reason": ni.note,
+        },
         "verdict": c.verdict,
-        "verdict_basis": "fixed_horizon",
+        "verdict_basis": c.basis,
+        "verdict_p_value_adjusted": _num(c.verdict_p_value),
+    }
+
+
+def _slice_record(s: SegmentSlice) -> dict[str, Any]:
+    r = s.result
+    return {
+        "dimension": s.dimension,
+        "value": s.value,
+        "metric": s.metric.name,
+        "label": s.metric.label,
+        "control": s.control,
+        "treatment": s.treatment,
+        "n_control": r.control.n if r else None,
+        "n_treatment": r.treatment.n if r else None,
+        "lift": _num(r.lift) if r else None,
+        "lift_ci": _pair(r.lift_ci) if r else None,
+        "diff": _num(r.diff) if r else None,
+        "p_value": _num(r.p_value) if r else None,
+        "p_value_adjusted": _num(s.p_value_adjusted),
+        "verdict": s.verdict,
+        "reason": s.skipped or (r.note if r else None),
+    }
+
+
+def _heterogeneity_record(h: Heterogeneity) -> dict[str, Any]:
+    t = h.test
+    return {
+        "dimension": h.dimension,
+        "metric": h.metric.name,
+        "control": h.control,
+        "treatment": h.treatment,
+        "q": _num(t.q),
+        "df": t.df,
+        "p_value": _num(t.p_value),
+        "i2": _num(t.i2),
+        "segments_tested": t.k,
+        "reason": t.note,
+    }
+
+
+def _cuped_record(c: Comparison) -> dict[str, Any]:
+    outcome, adjusted = c.cuped, c.cuped_result
+    if outcome is None:
+        return {"applied": False, "variance_reduction": None, "reason": "not for quantiles"}
+    if adjusted is None:
+        return {
+            "applied": False,
+            "variance_reduction": None,
+            "reason": outcome.skip_reason or "not estimable",
+        }
+    return {
+        "applied": True,
+        "variance_reduction": _num(outcome.variance_reduction),
+        "theta": _num(outcome.theta),
+        "mean_control": _num(adjusted.control.value),
+        "mean_treatment": _num(adjusted.treatment.value),
+        "diff": _num(adjusted.diff),
+        "diff_ci": _pair(adjusted.diff_ci),
+        "lift": _num(adjusted.lift),
+        "lift_ci": _pair(adjusted.lift_ci),
+        "p_value": _num(adjusted.p_value),
+        "method": adjusted.method,
+        "reason": adjusted.note,
     }
 
 
@@ -81,7 +177,13 @@ def build_results(
     comparisons: Sequence[Comparison],
     descriptions: Sequence[Description],
     decision: Decision,
+    balance: BalanceResult | None = None,
+    segments: Sequence[SegmentSlice] = (),
+    heterogeneity: Sequence[Heterogeneity] = (),
+    pooled_ai: Sequence[Comparison] = (),
+    days_elapsed: int = 1,
 ) -> dict[str, Any]:
+    planned = experiment.statistics.planned_mde
     return {
         "schema_version": SCHEMA_VERSION,
         "experiment_id": experiment.id,
@@ -119,7 +221,17 @@ def build_results(
             "observed": srm.observed,
             "note": srm.note,
         },
-        "comparisons": [comparison_record(c) for c in comparisons],
+        "comparisons": [comparison_record(c, days_elapsed, planned) for c in comparisons],
+        "pooled_ai": [comparison_record(c, days_elapsed, planned) for c in pooled_ai],
+        "pre_exposure": None
+        if balance is None
+        else {
+            "tested": balance.tested,
+            "threshold": balance.threshold,
+            "flagged": list(balance.flagged),
+            "p_values_adjusted": {k: _num(v) for k, v in balance.adjusted.items()},
+            "reason": balance.note,
+        },
         "descriptive": [
             {
                 "metric": d.metric.name,
@@ -130,7 +242,8 @@ def build_results(
             }
             for d in descriptions
         ],
-        "segments": [],
+        "segments": [_slice_record(s) for s in segments],
+        "heterogeneity": [_heterogeneity_record(h) for h in heterogeneity],
         "decision": {"recommendation": decision.recommendation, "reasons": list(decision.reasons)},
     }
 

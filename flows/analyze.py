@@ -13,15 +13,12 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from analysis import comparisons as comparisons_mod
-from analysis import metrics as metrics_mod
 from analysis.config import Experiment, Metric, ProofConfig, load_config
-from analysis.decision import decide
+from analysis.pipeline import Measurement, measure, summarise
 from analysis.report.publish import ensure_plotly_asset, publish_run, write_index
 from analysis.report.render import render_report
-from analysis.results import build_results, to_json
+from analysis.results import to_json
 from analysis.sources import Tables, read_experiment
-from analysis.stats.srm import srm_test
 from analysis.validation import CriticalValidationError, ValidationReport, validate_tables
 
 PLOTLY_SRC = "../../assets/plotly.min.js"
@@ -51,44 +48,23 @@ def validate(tables: Tables) -> ValidationReport:
 @task(cache_policy=NO_CACHE)
 def compute(
     tables: Tables, experiment: Experiment, metrics: list[Metric], as_of: dt.date
-) -> tuple[metrics_mod.Cleaning, dict[str, Any], dict[str, Any]]:
-    window = metrics_mod.Window(as_of, experiment.window_days)
-    units = metrics_mod.clean_assignments(tables.assignments, window).collect().lazy()
-    cleaning = metrics_mod.cleaning_counts(units, tables.events, experiment)
-    table = metrics_mod.unit_table(units, tables.events, metrics, window)
-    moments = metrics_mod.arm_moments(table, metrics)
-    samples = metrics_mod.quantile_samples(units, tables.events, metrics, window)
-    return cleaning, moments, samples
+) -> Measurement:
+    return measure(tables, experiment, metrics, as_of)
 
 
 @task(cache_policy=NO_CACHE)
 def analyse(
     experiment: Experiment,
     metrics: list[Metric],
-    moments: dict[str, Any],
-    samples: dict[str, Any],
-    cleaning: metrics_mod.Cleaning,
+    measurement: Measurement,
     validation: ValidationReport,
     run_id: str,
     as_of: dt.date,
 ) -> dict[str, Any]:
-    shares = {name: v.share for name, v in experiment.variants.items()}
-    srm = srm_test(cleaning.units, shares)
-    comparisons, descriptions = comparisons_mod.compare_all(experiment, metrics, moments, samples)
-    decision = decide(experiment, comparisons, srm, validation.success, as_of)
-    return build_results(
-        experiment=experiment,
-        run_id=run_id,
-        as_of=as_of,
-        generated_at=dt.datetime.now(dt.UTC),
-        cleaning=cleaning,
-        quarantined_rows=0,
-        validation=validation.summary(),
-        srm=srm,
-        comparisons=comparisons,
-        descriptions=descriptions,
-        decision=decision,
-    )
+    return summarise(
+        experiment, metrics, measurement, validation.summary(), run_id, as_of,
+        dt.datetime.now(dt.UTC),
+    )  # fmt: skip
 
 
 @task(cache_policy=NO_CACHE)
@@ -131,8 +107,8 @@ def analyze_experiment(
 
     tables = load(config, experiment)
     validation = validate(tables)
-    cleaning, moments, samples = compute(tables, experiment, metrics, day)
-    results = analyse(experiment, metrics, moments, samples, cleaning, validation, rid, day)
+    measurement = compute(tables, experiment, metrics, day)
+    results = analyse(experiment, metrics, measurement, validation, rid, day)
     run_dir = publish(results, Path(out_dir))
     logger.info("%s: %s — %s", experiment.id, results["decision"]["recommendation"], run_dir)
     return {

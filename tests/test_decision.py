@@ -8,7 +8,10 @@ from pathlib import Path
 from analysis.comparisons import Comparison
 from analysis.config import load_config
 from analysis.decision import decide
+from analysis.stats.bayes import bayesian_lift
 from analysis.stats.inference import ArmEstimate, TwoArmResult
+from analysis.stats.power import mde
+from analysis.stats.sequential import sequential_interval
 from analysis.stats.srm import SrmResult
 
 CONFIG = load_config(Path(__file__).resolve().parent.parent / "configs")
@@ -28,7 +31,22 @@ def _c(
         0.001 if verdict != "inconclusive" else 0.5, 100.0, "welch_t",
     )  # fmt: skip
     p = result.p_value
-    return Comparison(CONFIG.metrics[metric], role, control, treatment, result, p, verdict)
+    return Comparison(
+        metric=CONFIG.metrics[metric],
+        role=role,
+        control=control,
+        treatment=treatment,
+        result=result,
+        cuped=None,
+        cuped_result=None,
+        sequential=sequential_interval(result, 0.05, 10_000),
+        bayes=bayesian_lift(result, CONFIG.metrics[metric].goal),
+        basis="fixed_horizon",
+        p_value_adjusted=p,
+        verdict_p_value=p,
+        verdict=verdict,
+        mde=mde(est, est, 0.05),
+    )
 
 
 def test_srm_means_investigate_whatever_the_metrics() -> None:

@@ -11,6 +11,7 @@ import pytest
 from analysis import metrics as metrics_mod
 from analysis.comparisons import compare_all
 from analysis.config import ProofConfig, load_config
+from analysis.pipeline import measure
 from analysis.simulate import default_behaviours, simulate, true_lifts, write_duckdb
 from analysis.sources import read_experiment
 from tests.conftest import AS_OF, make_config_dir
@@ -38,12 +39,8 @@ def _comparisons(cfg: ProofConfig, experiment_id: str) -> list[Any]:
     experiment = cfg.experiment(experiment_id)
     metrics = cfg.metrics_of(experiment)
     tables = read_experiment(experiment.source, cfg.sources[experiment.source], experiment.id)
-    window = metrics_mod.Window(AS_OF, experiment.window_days)
-    units = metrics_mod.clean_assignments(tables.assignments, window).collect().lazy()
-    table = metrics_mod.unit_table(units, tables.events, metrics, window)
-    moments = metrics_mod.arm_moments(table, metrics)
-    samples = metrics_mod.quantile_samples(units, tables.events, metrics, window)
-    comparisons, _ = compare_all(experiment, metrics, moments, samples)
+    measurement = measure(tables, experiment, metrics, AS_OF)
+    comparisons, _ = compare_all(experiment, metrics, measurement.data, AS_OF)
     return comparisons
 
 
@@ -60,7 +57,7 @@ def test_true_lifts_lie_inside_their_cis(config: ProofConfig, experiment_id: str
     experiment = config.experiment(experiment_id)
     metrics = {m.name: m for m in config.metrics_of(experiment)}
     truth = true_lifts(experiment, default_behaviours(experiment), metrics, AS_OF)
-    checked = 0
+    checked = cuped = 0
     for c in _comparisons(config, experiment_id):
         expected = truth.get((c.metric.name, c.treatment))
         if expected is None:
@@ -73,8 +70,17 @@ def test_true_lifts_lie_inside_their_cis(config: ProofConfig, experiment_id: str
         assert lo <= expected <= hi, f"{name}: {expected} not in [{lo}, {hi}]"
         z = (c.result.lift - expected) / ((hi - lo) / 2) * 1.96
         assert abs(z) < 3.5, f"{name}: standardised error {z:.2f}"
+        # the always-valid interval is wider, so it must hold the truth too
+        assert c.sequential.lift_ci is not None
+        assert c.sequential.lift_ci[0] <= expected <= c.sequential.lift_ci[1], name
+        if c.cuped_result is not None and c.cuped_result.lift_ci is not None:
+            lo, hi = c.cuped_result.lift_ci
+            z = (c.cuped_result.lift - expected) / ((hi - lo) / 2) * 1.96  # type: ignore[operator]
+            assert abs(z) < 3.5, f"{name} (CUPED): standardised error {z:.2f}"
+            cuped += 1
         checked += 1
     assert checked >= 9
+    assert cuped >= 5  # the per-unit-sum metrics have a pre-period covariate
 
 
 def test_aa_data_has_no_significant_primary(tmp_path: Path) -> None:

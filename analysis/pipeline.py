@@ -1,0 +1,191 @@
+"""The two analysis steps a run is made of, for the flows to call.
+
+``measure`` turns an experiment's tables into per-arm sufficient statistics
+(and the few per-unit columns quantiles need); ``summarise`` turns those into
+``results.json``. Both are pure functions of their inputs and run without
+Prefect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from analysis import metrics as metrics_mod
+from analysis.aggregates import Moments
+from analysis.balance_check import balance_check
+from analysis.comparisons import EMPTY_SAMPLE, ArmData, Comparison, compare_all
+from analysis.config import Experiment, Metric, Variant
+from analysis.decision import decide
+from analysis.joint import JointMoments
+from analysis.results import build_results
+from analysis.segments import segment_comparisons
+from analysis.sources import Tables
+from analysis.stats.quantile import QuantileSample
+from analysis.stats.srm import srm_test
+from analysis.stats.winsorize import winsorize_caps_exprs, winsorize_expr
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What the statistics need from one experiment's data."""
+
+    cleaning: metrics_mod.Cleaning
+    data: ArmData
+    segments: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Moments]]]]
+
+
+def measure(
+    tables: Tables, experiment: Experiment, metrics: Sequence[Metric], as_of: dt.date
+) -> Measurement:
+    window = metrics_mod.Window(as_of, experiment.window_days, experiment.pre_window_days)
+    units = metrics_mod.clean_assignments(tables.assignments, window).collect().lazy()
+    cleaning = metrics_mod.cleaning_counts(units, tables.events, experiment)
+    table = metrics_mod.unit_table(units, tables.events, metrics, window).collect().lazy()
+    percentile = experiment.statistics.winsorize_percentile
+    if percentile is not None:
+        table = winsorize_table(table, metrics, percentile)
+    data = ArmData(
+        moments=metrics_mod.arm_moments(table, metrics),
+        samples=metrics_mod.quantile_samples(units, tables.events, metrics, window),
+        joint=metrics_mod.arm_joint_moments(table, metrics),
+    )
+    dims = table.collect_schema().names()
+    segments = {
+        d: metrics_mod.segment_moments(table, metrics, d) for d in experiment.segments if d in dims
+    }
+    return Measurement(cleaning, data, segments)
+
+
+def winsorize_columns(metrics: Sequence[Metric]) -> list[str]:
+    """Per-unit columns that winsorisation caps: mean-metric values, ratio numerators."""
+    columns = []
+    for m in metrics:
+        if m.kind == "mean":
+            columns.append(m.name)
+        elif m.kind == "ratio":
+            columns.append(f"{m.name}__num")
+    return columns
+
+
+def winsorize_table(
+    table: pl.LazyFrame, metrics: Sequence[Metric], percentile: float
+) -> pl.LazyFrame:
+    """Cap per-unit values at pooled percentiles (the same caps for every arm).
+
+    Pre-period columns are capped with their own caps, so CUPED compares like
+    with like.
+    """
+    names = set(table.collect_schema().names())
+    columns = [c for base in winsorize_columns(metrics) for c in (base, f"{base}__pre")]
+    columns = [c for c in columns if c in names]
+    if not columns:
+        return table
+    caps = (
+        table.select([e for c in columns for e in winsorize_caps_exprs(c, percentile)])
+        .collect()
+        .row(0, named=True)
+    )
+    clipped = []
+    for c in columns:
+        low, high = caps[f"{c}_cap_low"], caps[f"{c}_cap_high"]
+        if low is not None and high is not None:
+            clipped.append(winsorize_expr(c, low, high))
+    return table.with_columns(clipped)
+
+
+def summarise(
+    experiment: Experiment,
+    metrics: Sequence[Metric],
+    measurement: Measurement,
+    validation: Mapping[str, Any],
+    run_id: str,
+    as_of: dt.date,
+    generated_at: dt.datetime,
+) -> dict[str, Any]:
+    shares = {name: v.share for name, v in experiment.variants.items()}
+    srm = srm_test(measurement.cleaning.units, shares)
+    comparisons, descriptions = compare_all(experiment, metrics, measurement.data, as_of)
+    balance = balance_check(experiment, metrics, measurement.data)
+    slices, heterogeneity = segment_comparisons(experiment, metrics, measurement.segments)
+    pooled = pooled_ai_comparisons(experiment, metrics, measurement.data, as_of)
+    decision = decide(experiment, comparisons, srm, bool(validation["success"]), as_of, balance)
+    return build_results(
+        experiment=experiment,
+        run_id=run_id,
+        as_of=as_of,
+        generated_at=generated_at,
+        cleaning=measurement.cleaning,
+        quarantined_rows=0,
+        validation=dict(validation),
+        srm=srm,
+        comparisons=comparisons,
+        descriptions=descriptions,
+        decision=decision,
+        balance=balance,
+        segments=slices,
+        heterogeneity=heterogeneity,
+        pooled_ai=pooled,
+        days_elapsed=(as_of - experiment.start).days + 1,
+    )
+
+
+POOLED = "ai (pooled)"
+
+
+def pooled_ai_comparisons(
+    experiment: Experiment, metrics: Sequence[Metric], data: ArmData, as_of: dt.date
+) -> list[Comparison]:
+    """With several AI arms: all AI arms pooled against the non-AI control.
+
+    Answers "does AI help at all?" beside each arm's own comparison. Units of
+    the AI arms are merged (moments merge exactly; quantile samples concatenate).
+    """
+    ai = experiment.ai_variants()
+    control = experiment.control
+    if len(ai) < 2 or experiment.variants[control].ai:
+        return []
+    shared = [m for m in metrics if not m.ai_only]
+    share = sum(experiment.variants[a].share for a in ai)
+    pooled_experiment = experiment.model_copy(
+        update={
+            "variants": {
+                control: experiment.variants[control],
+                POOLED: Variant(share=share, ai=True),
+            }
+        }
+    )
+
+    def merge_moments(by_arm: Mapping[str, Moments]) -> dict[str, Moments]:
+        merged = Moments.empty()
+        for arm in ai:
+            merged = merged.merge(by_arm.get(arm, Moments.empty()))
+        return {control: by_arm.get(control, Moments.empty()), POOLED: merged}
+
+    def merge_joint(by_arm: Mapping[str, JointMoments]) -> dict[str, JointMoments]:
+        k = next(iter(by_arm.values())).k
+        merged = JointMoments.empty(k)
+        for arm in ai:
+            merged = merged.merge(by_arm.get(arm, JointMoments.empty(k)))
+        return {control: by_arm.get(control, JointMoments.empty(k)), POOLED: merged}
+
+    def merge_samples(by_arm: Mapping[str, QuantileSample]) -> dict[str, QuantileSample]:
+        parts = [by_arm[a] for a in ai if a in by_arm]
+        merged = QuantileSample(
+            np.concatenate([p.values for p in parts]) if parts else np.empty(0),
+            np.concatenate([p.units for p in parts]) if parts else np.empty(0, dtype=np.int64),
+        )
+        return {control: by_arm.get(control, EMPTY_SAMPLE), POOLED: merged}
+
+    pooled = ArmData(
+        moments={k: merge_moments(v) for k, v in data.moments.items()},
+        samples={k: merge_samples(v) for k, v in data.samples.items()},
+        joint={k: merge_joint(v) for k, v in data.joint.items() if v},
+    )
+    comparisons, _ = compare_all(pooled_experiment, shared, pooled, as_of)
+    return comparisons

@@ -1,0 +1,181 @@
+"""Guardrails as non-inferiority tests against a relative margin.
+
+A guardrail (latency, cost, support tickets, ...) may get worse by at most a
+relative margin ``m > 0`` ("cost may rise at most 10 %": m = 0.10). On the
+lift ``L = T / C - 1``, with its delta-method standard error (as in
+:func:`analysis.stats.inference.compare`)::
+
+    se(L) = sqrt(Var_T / C^2 + T^2 Var_C / C^4)
+
+the one-sided test at level alpha (one of the two one-sided tests of
+Schuirmann 1987; Wellek 2010, "Testing Statistical Hypotheses of Equivalence
+and Noninferiority", ch. 2) is:
+
+* goal ``decrease`` (a rise is harm): H0: L >= m  vs  H1: L < m;
+  ``t = (L - m) / se``, ``p = F_df(t)``; bound = ``L + q se`` (the upper
+  one-sided 1 - alpha confidence bound); passed when bound < m.
+* goal ``increase`` (a drop is harm): H0: L <= -m  vs  H1: L > -m;
+  ``t = (L + m) / se``, ``p = 1 - F_df(t)``; bound = ``L - q se`` (the lower
+  one-sided bound); passed when bound > -m.
+
+``F_df`` is Student's t with Welch–Satterthwaite degrees of freedom (the df of
+the comparison; ``math.inf`` gives the normal), ``q = F_df^{-1}(1 - alpha)``.
+``passed`` is equivalent to ``p < alpha``. The bound at ``alpha`` equals an
+end of the two-sided ``1 - 2 alpha`` lift CI; pass ``alpha / 2`` instead to
+test against the two-sided ``1 - alpha`` CI (the regulatory convention, ICH E9).
+
+``inferior`` reports the opposite one-sided test: the harm is shown to exceed
+the margin (the other bound is beyond it too). Not passed and not inferior
+means not enough data to tell.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from scipy import stats
+
+from analysis.stats.inference import ArmEstimate, welch_df
+
+Goal = Literal["increase", "decrease"]
+
+
+@dataclass(frozen=True, slots=True)
+class NonInferiorityResult:
+    """A guardrail's one-sided test against its margin.
+
+    Attributes:
+        margin: the relative margin m > 0 as given.
+        goal: ``increase`` or ``decrease`` (the direction the metric should move).
+        limit: the worst lift allowed: ``+m`` for goal decrease, ``-m`` for increase.
+        lift: ``T / C - 1``.
+        bound: the one-sided 1 - alpha confidence bound of the lift on the
+            harmful side (upper for goal decrease, lower for increase).
+        p_value: one-sided p-value of H0 "worse than the margin".
+        passed: non-inferiority shown: the bound is inside the limit (p < alpha).
+        inferior: the lift is shown to be beyond the limit (the opposite
+            one-sided test rejects at alpha).
+        alpha: the one-sided level.
+        df: degrees of freedom of the t (``math.inf`` for the normal).
+        note: why a field is ``None``.
+    """
+
+    margin: float
+    goal: Goal
+    limit: float
+    lift: float | None
+    bound: float | None
+    p_value: float | None
+    passed: bool
+    inferior: bool
+    alpha: float
+    df: float | None
+    note: str | None = None
+
+
+def _check(margin: float, goal: str, alpha: float) -> None:
+    if not (math.isfinite(margin) and margin > 0):
+        msg = f"the margin must be a positive relative change, got {margin!r}"
+        raise ValueError(msg)
+    if goal not in ("increase", "decrease"):
+        msg = f"goal must be 'increase' or 'decrease', got {goal!r}"
+        raise ValueError(msg)
+    if not 0.0 < alpha < 1.0:
+        msg = f"alpha must lie in (0, 1), got {alpha!r}"
+        raise ValueError(msg)
+
+
+def noninferiority_from_lift(
+    lift: float | None,
+    lift_se: float | None,
+    margin: float,
+    goal: Goal,
+    alpha: float,
+    df: float | None,
+) -> NonInferiorityResult:
+    """One-sided test of a lift with known standard error against ``±margin``.
+
+    For estimators whose lift and standard error come from elsewhere (CUPED,
+    quantiles); formulas in the module docstring. ``df=None`` or NaN is
+    treated as undefined, ``math.inf`` as the normal.
+
+    Raises:
+        ValueError: margin <= 0, an unknown goal, or alpha outside (0, 1).
+    """
+    _check(margin, goal, alpha)
+    limit = margin if goal == "decrease" else -margin
+
+    def undefined(note: str) -> NonInferiorityResult:
+        # Never carry NaN out (contract section 3): undefined numbers become None.
+        clean_lift = lift if lift is not None and math.isfinite(lift) else None
+        clean_df = df if df is not None and not math.isnan(df) else None
+        return NonInferiorityResult(
+            margin, goal, limit, clean_lift, None, None, False, False, alpha, clean_df, note
+        )
+
+    if lift is None or not math.isfinite(lift):
+        return undefined("the lift is undefined")
+    if lift_se is None or not math.isfinite(lift_se) or df is None or math.isnan(df):
+        return undefined("the standard error of the lift is undefined")
+    if lift_se <= 0:
+        return undefined("no variation in either arm")
+    dist = stats.t(df) if math.isfinite(df) else stats.norm()
+    q = float(dist.ppf(1 - alpha))
+    stat = (lift - limit) / lift_se
+    if goal == "decrease":
+        p_value = float(dist.cdf(stat))
+        bound = lift + q * lift_se
+        passed = bound < limit
+        inferior = lift - q * lift_se > limit
+    else:
+        p_value = float(dist.sf(stat))
+        bound = lift - q * lift_se
+        passed = bound > limit
+        inferior = lift + q * lift_se < limit
+    return NonInferiorityResult(
+        margin, goal, limit, lift, bound, p_value, passed, inferior, alpha, df
+    )
+
+
+def noninferiority_test(
+    control: ArmEstimate,
+    treatment: ArmEstimate,
+    margin: float,
+    goal: Goal,
+    alpha: float,
+    df: float | None = None,
+) -> NonInferiorityResult:
+    """Non-inferiority of the treatment against a relative margin (module docstring).
+
+    The lift and its delta-method variance are those of
+    :func:`analysis.stats.inference.compare`; ``df=None`` takes the
+    Welch–Satterthwaite df of the two arm estimates (as ``compare`` does), so
+    the bound at ``alpha`` is an end of ``compare(..., 2 * alpha).lift_ci``;
+    pass ``math.inf`` for estimators with only an asymptotic variance
+    (``compare(normal=True)``, quantiles).
+
+    Raises:
+        ValueError: margin <= 0, an unknown goal, or alpha outside (0, 1).
+    """
+    _check(margin, goal, alpha)
+    limit = margin if goal == "decrease" else -margin
+
+    def undefined(note: str) -> NonInferiorityResult:
+        return NonInferiorityResult(
+            margin, goal, limit, None, None, None, False, False, alpha, None, note
+        )
+
+    if control.n < 2 or treatment.n < 2:
+        return undefined("fewer than 2 units in an arm")
+    c, t = control.value, treatment.value
+    if math.isnan(c) or math.isnan(t) or math.isnan(control.variance + treatment.variance):
+        return undefined("the metric is undefined in an arm (no denominator events)")
+    if c == 0:
+        return undefined("relative lift undefined: the control value is 0")
+    lift = t / c - 1
+    lift_var = treatment.variance / c**2 + t * t * control.variance / c**4
+    if df is None:
+        df = welch_df(control, treatment)
+    return noninferiority_from_lift(lift, math.sqrt(lift_var), margin, goal, alpha, df)

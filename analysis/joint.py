@@ -15,7 +15,7 @@ n - 1).  Two disjoint sets of units ``a`` and ``b`` merge exactly with the
 pairwise update of Chan, Golub & LeVeque (1979), "Updating formulae and a
 pairwise algorithm for computing sample variances", in its multivariate form
 (e.g. Schubert & Gertz 2018, "Numerically stable parallel computation of
-(co-)variance", eq. 22)::
+(co-)variance", SSDBM)::
 
     n     = n_a + n_b
     d     = m_b - m_a

@@ -19,9 +19,9 @@ to increase (``d = -lift`` to decrease), ``d ~ N(m, s^2)`` with ``m = +/- mu``:
 
 * chance to win ``P(d > 0) = Phi(m / s)``;
 * expected loss of shipping the treatment, ``E[max(0, -d)]
-  = s phi(m / s) - m Phi(-m / s)`` (the mean of a normal's negative part,
-  e.g. Johnson, Kotz & Balakrishnan, "Continuous Univariate Distributions",
-  vol. 1, sec. 13.10.1; gbstats ``get_risk``);
+  = s phi(m / s) - m Phi(-m / s)`` (the mean of a normal's negative part:
+  ``P(d < 0) E[-d | d < 0]`` with the truncated-normal mean; gbstats
+  ``get_risk`` computes the same product);
 * expected loss of keeping control, ``E[max(0, d)] = s phi(m / s) + m Phi(m / s)``;
 * the equal-tailed credible interval ``mu +/- z_(1 - alpha/2) s`` for the lift.
 

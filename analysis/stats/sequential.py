@@ -3,12 +3,13 @@
 Looking at a fixed-horizon test every night inflates its false-positive rate;
 a *confidence sequence* covers the true effect at every sample size at once,
 so it may be read as often as wanted.  We use the asymptotic confidence
-sequence of Waudby-Smith, Arnold, Wu, Ramdas et al. (2023), "Time-uniform
-central limit theory and asymptotic confidence sequences" (arXiv:2103.06476,
-eq. 9 and its two-sample form), a normal-mixture boundary of Howard, Ramdas,
-McAuliffe & Sekhon (2021), "Time-uniform, nonparametric, nonasymptotic
-confidence sequences", eq. 14 — the form GrowthBook (gbstats
-``SequentialTwoSidedTTest``) and Eppo use.
+sequence of Waudby-Smith, Arbour, Sinha, Kennedy & Ramdas (2023),
+"Time-uniform central limit theory and asymptotic confidence sequences"
+(arXiv:2103.06476v7, eq. 9 and its two-sample form), built on the
+normal-mixture boundary of Howard, Ramdas, McAuliffe & Sekhon (2021),
+"Time-uniform, nonparametric, nonasymptotic confidence sequences", eq. 14 —
+the form GrowthBook (gbstats ``SequentialTwoSidedTTest``) and Eppo use.  The
+equation numbers for rho and the p-value below are those gbstats cites.
 
 With ``N`` the total units in both arms, ``V`` the variance of the estimate
 (``Var_T + Var_C`` for the difference; the delta-method variance of

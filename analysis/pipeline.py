@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from analysis import descriptives, timeline
 from analysis import metrics as metrics_mod
 from analysis.aggregates import Moments
 from analysis.balance_check import balance_check
 from analysis.comparisons import EMPTY_SAMPLE, ArmData, Comparison, compare_all
 from analysis.config import Experiment, Metric, Variant
 from analysis.decision import decide
+from analysis.descriptives import Histogram
 from analysis.joint import JointMoments
 from analysis.results import build_results
 from analysis.segments import segment_comparisons
@@ -38,6 +40,11 @@ class Measurement:
     cleaning: metrics_mod.Cleaning
     data: ArmData
     segments: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Moments]]]]
+    daily: Mapping[str, Mapping[dt.date, Moments]] = field(default_factory=dict)
+    weekly: Mapping[str, Mapping[str, Mapping[int, Moments]]] = field(default_factory=dict)
+    funnel: Mapping[str, list[tuple[str, int]]] = field(default_factory=dict)
+    time_on_task: Histogram | None = None
+    trust: Mapping[str, list[int]] = field(default_factory=dict)
 
 
 def measure(
@@ -45,6 +52,10 @@ def measure(
 ) -> Measurement:
     window = metrics_mod.Window(as_of, experiment.window_days, experiment.pre_window_days)
     units = metrics_mod.clean_assignments(tables.assignments, window).collect().lazy()
+    # Read the experiment's events once: the steps below make several passes,
+    # and a lazy frame over a database would query it again for each.
+    events = tables.events.collect(engine="streaming").lazy()
+    tables = Tables(tables.assignments, events)
     cleaning = metrics_mod.cleaning_counts(units, tables.events, experiment)
     table = metrics_mod.unit_table(units, tables.events, metrics, window).collect().lazy()
     percentile = experiment.statistics.winsorize_percentile
@@ -59,7 +70,26 @@ def measure(
     segments = {
         d: metrics_mod.segment_moments(table, metrics, d) for d in experiment.segments if d in dims
     }
-    return Measurement(cleaning, data, segments)
+    by_name = {m.name: m for m in metrics}
+    primary = by_name[experiment.metrics.primary]
+    daily = timeline.daily_moments(units, tables.events, primary, window, experiment.start)
+    weekly = {
+        m.name: timeline.weekly_moments(units, tables.events, m, window)
+        for m in metrics
+        if timeline.supports_timeline(m) and (m is primary or m.category == "trust")
+    }
+    in_window = metrics_mod.in_window_events(units, tables.events, window).filter(~pl.col("pre"))
+    variants = list(experiment.variants)
+    return Measurement(
+        cleaning=cleaning,
+        data=data,
+        segments=segments,
+        daily=daily,
+        weekly=weekly,
+        funnel=descriptives.funnel_counts(in_window, experiment.ai_variants()),
+        time_on_task=descriptives.time_on_task_histogram(in_window, variants),
+        trust=descriptives.trust_histogram(in_window, variants),
+    )
 
 
 def winsorize_columns(metrics: Sequence[Metric]) -> list[str]:
@@ -109,6 +139,8 @@ def summarise(
     generated_at: dt.datetime,
 ) -> dict[str, Any]:
     shares = {name: v.share for name, v in experiment.variants.items()}
+    by_name = {m.name: m for m in metrics}
+    primary = by_name[experiment.metrics.primary]
     srm = srm_test(measurement.cleaning.units, shares)
     comparisons, descriptions = compare_all(experiment, metrics, measurement.data, as_of)
     balance = balance_check(experiment, metrics, measurement.data)
@@ -132,6 +164,13 @@ def summarise(
         heterogeneity=heterogeneity,
         pooled_ai=pooled,
         days_elapsed=(as_of - experiment.start).days + 1,
+        over_time=timeline.over_time(experiment, primary, measurement.daily),
+        exposure_trends=[
+            t
+            for name, weekly in measurement.weekly.items()
+            for t in timeline.exposure_trends(experiment, by_name[name], weekly)
+        ],
+        descriptives=measurement,
     )
 
 

@@ -12,17 +12,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from analysis.comparisons import Comparison, Description
 from analysis.config import Experiment
 from analysis.decision import Decision
+from analysis.descriptives import TRUST_VALUES, Histogram
 from analysis.metrics import Cleaning
 from analysis.segments import Heterogeneity, SegmentSlice
 from analysis.stats.balance import BalanceResult
 from analysis.stats.power import days_to_mde
 from analysis.stats.srm import SrmResult
+from analysis.timeline import DayPoint, ExposureTrend
 
 SCHEMA_VERSION = 1
 
@@ -122,6 +124,86 @@ def _slice_record(s: SegmentSlice) -> dict[str, Any]:
     }
 
 
+class DescriptiveCounts(Protocol):
+    """The counts the report draws (funnel and histograms)."""
+
+    @property
+    def funnel(self) -> Mapping[str, list[tuple[str, int]]]: ...
+    @property
+    def time_on_task(self) -> Histogram | None: ...
+    @property
+    def trust(self) -> Mapping[str, list[int]]: ...
+
+
+def _distributions(d: DescriptiveCounts | None) -> dict[str, Any]:
+    if d is None:
+        return {}
+    out: dict[str, Any] = {
+        "trust_score": {"values": list(TRUST_VALUES), "counts": dict(d.trust)},
+    }
+    if d.time_on_task is not None:
+        out["time_on_task"] = {
+            "unit": "seconds",
+            "log10_edges": list(d.time_on_task.edges),
+            "counts": d.time_on_task.counts,
+        }
+    return out
+
+
+def _over_time_record(
+    primary: str, points: Sequence[DayPoint], comparisons: Sequence[Comparison]
+) -> dict[str, Any] | None:
+    label = next((c.metric.label for c in comparisons if c.metric.name == primary), primary)
+    if not points:
+        return None
+    return {
+        "metric": primary,
+        "label": label,
+        "days": [
+            {
+                "date": p.day.isoformat(),
+                "units": dict(p.units),
+                "comparisons": [
+                    {
+                        "control": control,
+                        "treatment": treatment,
+                        "lift": _num(r.lift),
+                        "lift_ci": _pair(r.lift_ci),
+                        "sequential_lift_ci": _pair(seq.lift_ci),
+                    }
+                    for control, treatment, r, seq in p.comparisons
+                ],
+            }
+            for p in points
+        ],
+    }
+
+
+def _trend_record(t: ExposureTrend) -> dict[str, Any]:
+    return {
+        "metric": t.metric.name,
+        "label": t.metric.label,
+        "control": t.control,
+        "treatment": t.treatment,
+        "buckets": [
+            {
+                "week": w,
+                "lift": _num(r.lift),
+                "lift_ci": _pair(r.lift_ci),
+                "n_control": r.control.n,
+                "n_treatment": r.treatment.n,
+            }
+            for w, r in t.weeks
+        ],
+        "slope": _num(t.trend.slope),
+        "slope_ci": _pair(t.trend.slope_ci),
+        "p_value": _num(t.trend.p_value),
+        "reason": t.trend.note
+        or "weekly lifts share units, so this trend test treats correlated weeks as "
+        "independent and is optimistic; read it as a description",
+    }
+
+
 def _heterogeneity_record(h: Heterogeneity) -> dict[str, Any]:
     t = h.test
     return {
@@ -182,8 +264,12 @@ def build_results(
     heterogeneity: Sequence[Heterogeneity] = (),
     pooled_ai: Sequence[Comparison] = (),
     days_elapsed: int = 1,
+    over_time: Sequence[DayPoint] = (),
+    exposure_trends: Sequence[ExposureTrend] = (),
+    descriptives: DescriptiveCounts | None = None,
 ) -> dict[str, Any]:
     planned = experiment.statistics.planned_mde
+    primary = experiment.metrics.primary
     return {
         "schema_version": SCHEMA_VERSION,
         "experiment_id": experiment.id,
@@ -244,6 +330,13 @@ def build_results(
         ],
         "segments": [_slice_record(s) for s in segments],
         "heterogeneity": [_heterogeneity_record(h) for h in heterogeneity],
+        "over_time": _over_time_record(primary, over_time, comparisons),
+        "exposure_trend": [_trend_record(t) for t in exposure_trends],
+        "funnel": [
+            {"variant": v, "steps": [{"step": s, "count": n} for s, n in steps]}
+            for v, steps in (descriptives.funnel.items() if descriptives else [])
+        ],
+        "distributions": _distributions(descriptives),
         "decision": {"recommendation": decision.recommendation, "reasons": list(decision.reasons)},
     }
 

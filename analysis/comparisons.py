@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -188,20 +188,6 @@ def verdict_of(metric: Metric, result: TwoArmResult, p_adjusted: float | None, a
     return "better" if improved else "worse"
 
 
-@dataclass(frozen=True, slots=True)
-class _Draft:
-    metric: Metric
-    role: str
-    control: str
-    treatment: str
-    result: TwoArmResult
-    cuped: CupedOutcome | None
-    cuped_result: TwoArmResult | None
-    sequential: SequentialResult
-    bayes: BayesResult
-    basis: str
-
-
 def compare_all(
     experiment: Experiment,
     metrics: Sequence[Metric],
@@ -221,7 +207,7 @@ def compare_all(
     roles |= {m: "secondary" for m in experiment.metrics.secondary if m not in roles}
     roles |= {m: "guardrail" for m in experiment.metrics.guardrails if m not in roles}
 
-    drafts: list[_Draft] = []
+    drafts: list[Comparison] = []
     descriptions: list[Description] = []
     for metric in metrics:
         pairs = arm_pairs(experiment, metric)
@@ -233,71 +219,52 @@ def compare_all(
             result = fixed_test(metric, control, treatment, data, alpha)
             cuped, cuped_result = _cuped(metric, control, treatment, data, experiment)
             basis_result = cuped_result if cuped_result is not None else result
-            sequential = sequential_interval(basis_result, alpha, options.sequential_n_star)
-            bayes = bayesian_lift(basis_result, metric.goal, alpha, prior)
             basis = "sequential" if use_sequential else "fixed_horizon"
             if cuped_result is not None:
                 basis += "_cuped"
+            role = roles[metric.name]
+            margin = options.guardrail_margins.get(metric.name) if role == "guardrail" else None
             drafts.append(
-                _Draft(
+                Comparison(
                     metric=metric,
-                    role=roles[metric.name],
+                    role=role,
                     control=control,
                     treatment=treatment,
                     result=result,
                     cuped=cuped,
                     cuped_result=cuped_result,
-                    sequential=sequential,
-                    bayes=bayes,
+                    sequential=sequential_interval(basis_result, alpha, options.sequential_n_star),
+                    bayes=bayesian_lift(basis_result, metric.goal, alpha, prior),
                     basis=basis,
+                    p_value_adjusted=None,
+                    verdict_p_value=None,
+                    verdict="inconclusive",
+                    mde=mde(basis_result.control, basis_result.treatment, alpha, options.power),
+                    noninferiority=None
+                    if margin is None
+                    else noninferiority_test(
+                        basis_result.control,
+                        basis_result.treatment,
+                        margin,
+                        metric.goal,
+                        alpha,
+                        math.inf if metric.kind == "quantile" else None,
+                    ),
                 )
             )
 
     fixed_adjusted = _adjust(drafts, [d.result.p_value for d in drafts])
-    basis_p = [
-        d.sequential.p_value
-        if d.basis.startswith("sequential")
-        else (d.cuped_result or d.result).p_value
-        for d in drafts
-    ]
-    basis_adjusted = _adjust(drafts, basis_p)
+    basis_adjusted = _adjust(drafts, [d.basis_p_value for d in drafts])
     comparisons = [
-        Comparison(
-            metric=d.metric,
-            role=d.role,
-            control=d.control,
-            treatment=d.treatment,
-            result=d.result,
-            cuped=d.cuped,
-            cuped_result=d.cuped_result,
-            sequential=d.sequential,
-            bayes=d.bayes,
-            basis=d.basis,
+        replace(
+            d,
             p_value_adjusted=p_fixed,
             verdict_p_value=p_basis,
-            verdict=verdict_of(d.metric, d.cuped_result or d.result, p_basis, alpha),
-            mde=mde(
-                (d.cuped_result or d.result).control,
-                (d.cuped_result or d.result).treatment,
-                alpha,
-                options.power,
-            ),
-            noninferiority=_noninferiority(d, experiment),
+            verdict=verdict_of(d.metric, d.basis_result, p_basis, alpha),
         )
         for d, p_fixed, p_basis in zip(drafts, fixed_adjusted, basis_adjusted, strict=True)
     ]
     return comparisons, descriptions
-
-
-def _noninferiority(d: _Draft, experiment: Experiment) -> NonInferiorityResult | None:
-    margin = experiment.statistics.guardrail_margins.get(d.metric.name)
-    if d.role != "guardrail" or margin is None:
-        return None
-    basis = d.cuped_result or d.result
-    df = math.inf if d.metric.kind == "quantile" else None
-    return noninferiority_test(
-        basis.control, basis.treatment, margin, d.metric.goal, experiment.alpha, df
-    )
 
 
 def _describe(metric: Metric, arm: str, data: ArmData, alpha: float) -> Description:
@@ -314,7 +281,7 @@ def _describe(metric: Metric, arm: str, data: ArmData, alpha: float) -> Descript
     return Description(metric, arm, m.n, ratio if ratio is None or math.isfinite(ratio) else None)
 
 
-def _adjust(drafts: Sequence[_Draft], p_values: Sequence[float | None]) -> list[float | None]:
+def _adjust(drafts: Sequence[Comparison], p_values: Sequence[float | None]) -> list[float | None]:
     """Holm within the primary family and within the secondary+guardrail family."""
     adjusted: list[float | None] = [None] * len(drafts)
     for family in (("primary",), ("secondary", "guardrail")):

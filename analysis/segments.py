@@ -15,7 +15,7 @@ segment.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from analysis.aggregates import Moments
 from analysis.comparisons import ArmData, arm_pairs, fixed_test, verdict_of
@@ -67,23 +67,7 @@ def segment_comparisons(
                 data = ArmData(moments={metric.name: by_variant})
                 for control, treatment in arm_pairs(experiment, metric):
                     sizes = [by_variant.get(a, Moments.empty()).n for a in (control, treatment)]
-                    if min(sizes) < minimum:
-                        skipped = f"fewer than {minimum} units in an arm ({min(sizes)})"
-                        raw.append(
-                            SegmentSlice(
-                                dimension=dimension,
-                                value=value,
-                                metric=metric,
-                                control=control,
-                                treatment=treatment,
-                                result=None,
-                                p_value_adjusted=None,
-                                verdict="inconclusive",
-                                skipped=skipped,
-                            )
-                        )
-                        continue
-                    result = fixed_test(metric, control, treatment, data, alpha)
+                    small = min(sizes) < minimum
                     raw.append(
                         SegmentSlice(
                             dimension=dimension,
@@ -91,9 +75,14 @@ def segment_comparisons(
                             metric=metric,
                             control=control,
                             treatment=treatment,
-                            result=result,
+                            result=None
+                            if small
+                            else fixed_test(metric, control, treatment, data, alpha),
                             p_value_adjusted=None,
                             verdict="inconclusive",
+                            skipped=f"fewer than {minimum} units in an arm ({min(sizes)})"
+                            if small
+                            else None,
                         )
                     )
     tested = [i for i, s in enumerate(raw) if s.result is not None and s.result.p_value is not None]
@@ -102,16 +91,7 @@ def segment_comparisons(
     for i, p in zip(tested, adjusted, strict=True):
         s = raw[i]
         assert s.result is not None
-        slices[i] = SegmentSlice(
-            dimension=s.dimension,
-            value=s.value,
-            metric=s.metric,
-            control=s.control,
-            treatment=s.treatment,
-            result=s.result,
-            p_value_adjusted=p,
-            verdict=verdict_of(s.metric, s.result, p, alpha),
-        )
+        slices[i] = replace(s, p_value_adjusted=p, verdict=verdict_of(s.metric, s.result, p, alpha))
     return slices, _heterogeneity(slices)
 
 

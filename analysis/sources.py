@@ -170,14 +170,19 @@ def _read_duckdb(name: str, src: DuckDBSource, experiment_id: str) -> Tables:
         con = duckdb.connect(str(path), read_only=True)
         con.execute("SET TimeZone='UTC'")
         q_assign, q_events = _events_query(name, src, experiment_id)
-        assignments = con.sql(q_assign).pl(lazy=True)
-        events = con.sql(q_events).pl(lazy=True)
+        # One cursor per lazy frame: a DuckDB connection serves one query at a
+        # time, and a plan that reads both frames would find it busy.
+        cursors = [con.cursor(), con.cursor()]
+        for cursor in cursors:
+            cursor.execute("SET TimeZone='UTC'")
+        assignments = cursors[0].sql(q_assign).pl(lazy=True)
+        events = cursors[1].sql(q_events).pl(lazy=True)
     except duckdb.Error as exc:
         raise SourceError(f"source {name!r}: {type(exc).__name__}: {exc}") from None
     return Tables(
         conform(assignments, name, "assignments", src.columns),
         conform(events, name, "events", src.columns),
-        [con],
+        [con, *cursors],
     )
 
 

@@ -1,0 +1,265 @@
+"""Benchmark Proof stage by stage against a floor and a pandas baseline (``make bench``).
+
+For each size (events), the script simulates smart-compose data into a DuckDB
+file, then runs, each in a fresh process so peak memory is per stage:
+
+* ``pipeline`` — Proof's own stages in one process, timed one by one: load
+  (source → contract-typed frames), validate (GX), metrics (per-unit table,
+  moments, timelines, segments), statistics (every comparison, results) and
+  report (HTML); peak RSS is read per stage from the kernel's high-water mark,
+  reset between stages (``/proc/self/clear_refs``);
+* ``floor`` — the minimal polars query that computes only what the statistics
+  need: deduplicated events joined to their units, windowed, per-unit counts of
+  the primary metric's parts, per-arm moments;
+* ``pandas`` — the same numbers as an analyst would write them with pandas and
+  scipy.
+
+It prints a table and, with ``--write``, replaces the table in
+docs/performance.md together with the machine it ran on. Rerun with
+``make bench`` (sizes: ``--sizes 1e6 1e7 3e7``; ``--big`` adds 1e8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS_PER_UNIT = 29.0  # smart-compose as simulated: about 29 events per unit up to AS_OF
+AS_OF = dt.date(2026, 11, 25)
+
+
+def _peak_reset() -> None:
+    with contextlib.suppress(OSError):  # not every kernel lets a process reset its peak
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def stage_pipeline(db: str) -> dict[str, Any]:
+    import polars as pl
+
+    from analysis.config import DuckDBSource, load_config
+    from analysis.pipeline import measure, summarise
+    from analysis.report.render import render_report
+    from analysis.results import to_json
+    from analysis.sources import Tables, read_experiment
+    from analysis.validation import validate_tables
+
+    config = load_config(ROOT / "configs")
+    experiment = config.experiment("smart-compose")
+    metrics = config.metrics_of(experiment)
+    source = DuckDBSource(kind="duckdb", path=Path(db))
+    out: dict[str, Any] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        _peak_reset()
+        start = time.perf_counter()
+        value = fn()
+        out[name] = {"seconds": time.perf_counter() - start, "peak_mib": _peak_mib()}
+        return value
+
+    def load() -> Tables:
+        tables = read_experiment("bench", source, experiment.id)
+        return Tables(tables.assignments.collect().lazy(), tables.events.collect().lazy())
+
+    tables = timed("load", load)
+    out["events"] = tables.events.select(pl.len()).collect().item()
+    validation = timed(
+        "validate",
+        lambda: validate_tables({"assignments": tables.assignments, "events": tables.events}),
+    )
+    measurement = timed("metrics", lambda: measure(tables, experiment, metrics, AS_OF))
+    results = timed(
+        "statistics",
+        lambda: summarise(
+            experiment, metrics, measurement, validation.summary(), "bench", AS_OF,
+            dt.datetime.now(dt.UTC),
+        ),
+    )  # fmt: skip
+    timed("report", lambda: (to_json(results), render_report(results, "plotly.min.js")))
+    return out
+
+
+def stage_floor(db: str) -> dict[str, Any]:
+    import duckdb
+    import polars as pl
+
+    _peak_reset()
+    start = time.perf_counter()
+    con = duckdb.connect(db, read_only=True)
+    cursors = [con.cursor(), con.cursor()]
+    for cursor in cursors:
+        cursor.execute("SET TimeZone='UTC'")
+    # units are read once (one row per unit): a lazy DuckDB frame scanned
+    # twice in one plan would find its connection busy
+    query = "SELECT unit_id, variant, assigned_at FROM assignments WHERE experiment_id = ?"
+    units = cursors[0].execute(query, ["smart-compose"]).pl().lazy()
+    events = (
+        cursors[1]
+        .sql(
+            "SELECT event_id, unit_id, ts, event FROM events WHERE event IN "
+            "('task_started', 'task_completed')"
+        )
+        .pl(lazy=True)
+    )
+    end = dt.datetime.combine(AS_OF + dt.timedelta(days=1), dt.time(), dt.UTC)
+    per_unit = (
+        events.unique("event_id", keep="any")
+        .join(units, on="unit_id")
+        .filter((pl.col("ts") >= pl.col("assigned_at")) & (pl.col("ts") < end))
+        .group_by("unit_id")
+        .agg(
+            (pl.col("event") == "task_completed").sum().cast(pl.Float64).alias("x"),
+            (pl.col("event") == "task_started").sum().cast(pl.Float64).alias("y"),
+        )
+    )
+    table = units.join(per_unit, on="unit_id", how="left").with_columns(
+        pl.col("x").fill_null(0.0), pl.col("y").fill_null(0.0)
+    )
+    moments = (
+        table.group_by("variant")
+        .agg(
+            pl.len().cast(pl.Int64).alias("n"),
+            pl.col("x").mean().alias("mean_x"),
+            pl.col("y").mean().alias("mean_y"),
+            pl.col("x").var().alias("var_x"),
+            pl.col("y").var().alias("var_y"),
+            pl.cov("x", "y").alias("cov_xy"),
+        )
+        .collect(engine="streaming")
+    )
+    assert moments.height == 2
+    return {"floor": {"seconds": time.perf_counter() - start, "peak_mib": _peak_mib()}}
+
+
+def stage_pandas(db: str) -> dict[str, Any]:
+    import duckdb
+    import numpy as np
+    from scipy import stats
+
+    _peak_reset()
+    start = time.perf_counter()
+    con = duckdb.connect(db, read_only=True)
+    con.execute("SET TimeZone='UTC'")
+    units = con.sql("SELECT * FROM assignments WHERE experiment_id='smart-compose'").df()
+    events = con.sql("SELECT * FROM events").df()
+    events = events.drop_duplicates("event_id")
+    merged = events.merge(units, on="unit_id")
+    end = np.datetime64(f"{AS_OF + dt.timedelta(days=1)}T00:00:00")
+    ts = merged["ts"].dt.tz_localize(None)
+    merged = merged[(ts >= merged["assigned_at"].dt.tz_localize(None)) & (ts < end)]
+    counts = merged.pivot_table(index="unit_id", columns="event", values="event_id",
+                                aggfunc="count", fill_value=0)  # fmt: skip
+    table = units.set_index("unit_id").join(counts).fillna(0)
+    ai, control = table[table.variant == "ai"], table[table.variant == "control"]
+    for metric in ("task_completed", "support_ticket"):
+        stats.ttest_ind(ai[metric], control[metric], equal_var=False)
+    return {"pandas": {"seconds": time.perf_counter() - start, "peak_mib": _peak_mib()}}
+
+
+STAGES = {"pipeline": stage_pipeline, "floor": stage_floor, "pandas": stage_pandas}
+
+
+def _run_stage(stage: str, db: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--stage", stage, "--db", db],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+    payload: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return payload
+
+
+def _simulate(events: float, path: Path) -> None:
+    from analysis.config import load_config
+    from analysis.simulate import simulate, write_duckdb
+
+    experiment = load_config(ROOT / "configs").experiment("smart-compose")
+    units = max(int(events / EVENTS_PER_UNIT), 100)
+    write_duckdb(path, simulate([experiment], units, AS_OF, seed=1))
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| events | stage | wall s | peak MiB | events/s |",
+        "| ---: | --- | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        for stage, m in row["stages"].items():
+            if not isinstance(m, dict) or "seconds" not in m:
+                lines.append(f"| {row['events']:,} | {stage} | failed: {m} | | |")
+                continue
+            rate = row["events"] / m["seconds"] if m["seconds"] > 0 else float("nan")
+            lines.append(
+                f"| {row['events']:,} | {stage} | {m['seconds']:.2f} | {m['peak_mib']:,.0f} "
+                f"| {rate:,.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", nargs="*", type=float, default=[1e6, 1e7, 3e7])
+    parser.add_argument("--big", action="store_true", help="add 1e8 events")
+    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
+    parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage:
+        print(json.dumps(STAGES[args.stage](args.db)))
+        return
+    sizes = [*args.sizes, *([1e8] if args.big else [])]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            db = Path(tmp) / f"bench-{int(size)}.duckdb"
+            print(f"simulating ~{size:,.0f} events…", flush=True)
+            _simulate(size, db)
+            stages: dict[str, Any] = {}
+            for stage in STAGES:
+                print(f"  {stage}…", flush=True)
+                stages.update(_run_stage(stage, str(db)))
+            events = int(stages.pop("events", size))
+            rows.append({"events": events, "stages": stages})
+            db.unlink()
+    table = _table(rows)
+    print(table)
+    if args.write:
+        python = platform.python_version()
+        machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {python}"
+        doc = ROOT / "docs" / "performance.md"
+        text = doc.read_text() if doc.exists() else ""
+        block = (
+            f"<!-- bench:start -->\nMeasured {dt.date.today()} on {machine} with "
+            f"`make bench`.\n\n{table}\n<!-- bench:end -->"
+        )
+        if "<!-- bench:start -->" in text:
+            text = re.sub(r"<!-- bench:start -->.*<!-- bench:end -->", block, text, flags=re.S)
+        else:
+            text += "\n" + block + "\n"
+        doc.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

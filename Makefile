@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench ui clean help calibrate
+.PHONY: demo test lint bench ui serve clean help calibrate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -19,18 +19,31 @@ demo: $(STAMP)  ## simulate demo data if missing, run the nightly flow, print wh
 	$(BIN)/proof demo
 
 test: $(STAMP)  ## lint, type-check and run the whole test suite
-	$(BIN)/ruff check analysis flows tests
-	$(BIN)/ruff format --check analysis flows tests
+	$(BIN)/ruff check analysis flows tests scripts
+	$(BIN)/ruff format --check analysis flows tests scripts
 	$(BIN)/mypy analysis
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)  ## ruff and mypy only
-	$(BIN)/ruff check analysis flows tests
-	$(BIN)/ruff format --check analysis flows tests
+	$(BIN)/ruff check analysis flows tests scripts
+	$(BIN)/ruff format --check analysis flows tests scripts
 	$(BIN)/mypy analysis
+
+bench: $(STAMP)  ## time every stage against a polars floor and a pandas baseline (writes docs/performance.md)
+	$(BIN)/python scripts/bench.py --write $(BENCH_ARGS)
 
 clean:  ## remove the virtual environment, demo data and published reports
 	rm -rf $(VENV) data reports/*/ reports/index.html reports/assets
 
 calibrate: $(STAMP)  ## simulate A/A and A/B experiments through the engine; check FPR, coverage, peeking
 	$(BIN)/python scripts/calibrate.py
+
+ui: $(STAMP)  ## start a local Prefect server and its UI on http://127.0.0.1:4200 (Ctrl-C stops it)
+	$(BIN)/proof server --host 127.0.0.1 --port 4200
+
+serve: $(STAMP)  ## serve the deployments (nightly, analyze-experiment, watch-sources) to that server
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(BIN)/proof serve
+
+.PHONY: check-report
+check-report: $(STAMP)  ## open the demo reports in headless Chromium (errors, figures, verdict, size); screenshots to docs/img
+	$(BIN)/python scripts/check_report.py $(CHECK_REPORT_ARGS)

@@ -2,26 +2,78 @@
 
 Orchestration only: each task calls one function of ``analysis``; retries sit
 on the task that reads the source. No statistic is computed here.
+
+- ``analyze-experiment`` loads, validates, computes, analyses and publishes one
+  experiment, then leaves artifacts (report link, summary, comparisons) and a
+  ``proof.decision.made`` event. Validation results are cached by a data
+  fingerprint (``revalidate=True`` ignores the cache).
+- ``nightly`` runs ``analyze-experiment`` for every running experiment,
+  ``NIGHTLY_PARALLEL`` at a time, and ends with a summary of all of them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BeforeValidator, Field
 
+from analysis import watch
 from analysis.config import Experiment, Metric, ProofConfig, load_config
 from analysis.pipeline import Measurement, measure, summarise
 from analysis.report.publish import ensure_plotly_asset, publish_run, write_index
-from analysis.report.render import render_report
+from analysis.report.render import render_run_files
 from analysis.results import to_json
-from analysis.sources import Tables, read_experiment
-from analysis.validation import CriticalValidationError, ValidationReport, validate_tables
+from analysis.sources import SourceError, Tables, read_experiment
+from analysis.summary import ATTENTION, comparison_rows, markdown_summary, nightly_markdown
+from analysis.validation import (
+    DEFAULT_SUITE_DIR,
+    CriticalValidationError,
+    ValidationReport,
+    validate_tables,
+)
+from flows import events, locks
 
 PLOTLY_SRC = "../../assets/plotly.min.js"
+NIGHTLY_PARALLEL = 2  # experiments analysed at once by `nightly` (deployments may change it)
+VALIDATION_CACHE_DAYS = 7
+
+# Great Expectations keeps its current context in a process-wide global, and
+# the validation adapter swaps warning filters: one validation at a time per
+# process (concurrent nightly experiments still load and compute in parallel).
+_GX_LOCK = threading.Lock()
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _as_of_text(value: object) -> object:
+    """Dates given as text: YYYY-MM-DD, or empty for "not given" (a trigger's default)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return None
+    if not _ISO_DAY.fullmatch(text):
+        msg = f"as_of must be a date as YYYY-MM-DD, or empty for yesterday; got {value!r}"
+        raise ValueError(msg)
+    return text
+
+
+AsOf = Annotated[dt.date | None, BeforeValidator(_as_of_text)]
 
 
 def yesterday() -> dt.date:
@@ -32,15 +84,45 @@ def new_run_id(now: dt.datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%SZ")
 
 
+def artifact_key(experiment_id: str, what: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"proof-{experiment_id}-{what}".lower())
+
+
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def load(config: ProofConfig, experiment: Experiment) -> Tables:
     return read_experiment(experiment.source, config.sources[experiment.source], experiment.id)
 
 
 @task(cache_policy=NO_CACHE)
-def validate(tables: Tables) -> ValidationReport:
-    report = validate_tables({"assignments": tables.assignments, "events": tables.events})
+def data_version(config: ProofConfig, experiment: Experiment) -> str | None:
+    """The key of the validation cache; None (no caching) if the source can't say."""
+    try:
+        fingerprint = watch.source_fingerprint(config.sources[experiment.source])
+    except (SourceError, OSError) as exc:
+        get_run_logger().warning("no data fingerprint, validating anyway: %s", exc)
+        return None
+    suites = sorted(DEFAULT_SUITE_DIR.glob("*.json"))
+    return watch.data_version(experiment.id, config.sources[experiment.source], fingerprint, suites)
+
+
+def _validation_key(_: TaskRunContext, parameters: dict[str, Any]) -> str | None:
+    version = parameters.get("version")
+    return None if version is None else f"proof-validation-{version}"
+
+
+@task(
+    cache_key_fn=_validation_key,
+    cache_expiration=dt.timedelta(days=VALIDATION_CACHE_DAYS),
+)
+def validate(
+    tables: Tables, experiment_id: str, run_id: str, version: str | None
+) -> ValidationReport:
+    """Run the suites (cached by ``version``); a critical failure emits an event and raises."""
+    with _GX_LOCK:
+        report = validate_tables({"assignments": tables.assignments, "events": tables.events})
     if not report.success:
+        events.validation_failed(experiment_id, run_id, report.summary())
         raise CriticalValidationError(report.summary())
     return report
 
@@ -69,33 +151,65 @@ def analyse(
 
 @task(cache_policy=NO_CACHE)
 def publish(results: dict[str, Any], out_dir: Path) -> Path:
+    """Publish the run; one publisher per experiment, and one index writer, at a time."""
     ensure_plotly_asset(out_dir)
-    run_dir = publish_run(
-        out_dir,
-        results["experiment_id"],
-        results["run_id"],
-        {"results.json": to_json(results), "report.html": render_report(results, PLOTLY_SRC)},
-    )
-    write_index(out_dir)
+    files = {"results.json": to_json(results), **render_run_files(results, PLOTLY_SRC)}
+    with locks.exclusive(locks.publish_limit(results["experiment_id"])):
+        run_dir = publish_run(out_dir, results["experiment_id"], results["run_id"], files)
+    with locks.exclusive(locks.INDEX):
+        write_index(out_dir)
     return run_dir
+
+
+@task(cache_policy=NO_CACHE)
+def record_artifacts(results: dict[str, Any], report_url: str) -> None:
+    """A link to the report, a markdown summary and the comparisons, in the Prefect UI."""
+    experiment_id, run_id = results["experiment_id"], results["run_id"]
+    create_link_artifact(
+        report_url,
+        link_text=f"{experiment_id} / {run_id}: report.html",
+        key=artifact_key(experiment_id, "report"),
+        description=f"The published report of {experiment_id}, run {run_id}.",
+    )
+    create_markdown_artifact(
+        markdown_summary(results, report_url),
+        key=artifact_key(experiment_id, "summary"),
+        description=f"Decision, primary metric, SRM and validation of {experiment_id}.",
+    )
+    create_table_artifact(
+        comparison_rows(results),
+        key=artifact_key(experiment_id, "comparisons"),
+        description=f"Every comparison of {experiment_id}, run {run_id}.",
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def announce(results: dict[str, Any], report_url: str) -> None:
+    """Emit ``proof.decision.made`` (automations notify on it)."""
+    attention = results["decision"]["recommendation"] in ATTENTION
+    events.decision_made(results, report_url, attention)
 
 
 @flow(name="analyze-experiment", log_prints=True)
 def analyze_experiment(
     experiment_id: str,
-    as_of: dt.date | None = None,
+    as_of: AsOf = None,
     run_id: str | None = None,
     config_dir: str = "configs",
     out_dir: str = "reports",
+    revalidate: bool = False,
 ) -> dict[str, Any]:
     """Analyse one experiment as of a date and publish its report.
 
     Args:
-        experiment_id: the id of an experiment in ``<config_dir>/experiments``.
-        as_of: the analysis date (UTC); events up to its end count. Default: yesterday.
-        run_id: the name of the run's folder; default: the current UTC time.
-        config_dir: the config dir (metrics.yaml, sources.yaml, experiments/).
-        out_dir: where reports are published.
+        experiment_id: The id of an experiment in the config dir (e.g. smart-compose).
+        as_of: The analysis date, YYYY-MM-DD (UTC); events up to its end count.
+            Empty: yesterday.
+        run_id: The name of the run's report folder. Empty: the current UTC time.
+        config_dir: The config dir (metrics.yaml, sources.yaml, experiments/).
+        out_dir: Where reports are published.
+        revalidate: Run the data validation even if the data has not changed since
+            the last validation.
     """
     logger = get_run_logger()
     config = load_config(config_dir)
@@ -106,10 +220,16 @@ def analyze_experiment(
     logger.info("analysing %s as of %s (run %s)", experiment.id, day, rid)
 
     tables = load(config, experiment)
-    validation = validate(tables)
+    version = data_version(config, experiment)
+    validation = validate.with_options(refresh_cache=revalidate)(
+        tables, experiment.id, rid, version
+    )
     measurement = compute(tables, experiment, metrics, day)
     results = analyse(experiment, metrics, measurement, validation, rid, day)
     run_dir = publish(results, Path(out_dir))
+    report_url = (run_dir / "report.html").resolve().as_uri()
+    record_artifacts(results, report_url)
+    announce(results, report_url)
     logger.info("%s: %s — %s", experiment.id, results["decision"]["recommendation"], run_dir)
     return {
         "experiment_id": experiment.id,
@@ -119,26 +239,61 @@ def analyze_experiment(
     }
 
 
+@task(cache_policy=NO_CACHE, task_run_name="analyze {experiment_id}")
+def analyze_one(
+    experiment_id: str, as_of: dt.date, run_id: str | None, config_dir: str, out_dir: str
+) -> dict[str, Any]:
+    """One experiment of the nightly run, as a child flow run (a task, so it can be submitted)."""
+    return analyze_experiment(experiment_id, as_of, run_id, config_dir, out_dir)
+
+
+def _outcome(experiment_id: str, future: PrefectFuture[dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return future.result()
+    except Exception as exc:
+        return {"experiment_id": experiment_id, "error": str(exc)}
+
+
 @flow(name="nightly", log_prints=True)
 def nightly(
-    as_of: dt.date | None = None,
+    as_of: AsOf = None,
     config_dir: str = "configs",
     out_dir: str = "reports",
     run_id: str | None = None,
+    max_parallel: Annotated[int, Field(ge=1, le=64)] = NIGHTLY_PARALLEL,
 ) -> list[dict[str, Any]]:
-    """Analyse every running experiment; one failure does not stop the others."""
+    """Analyse every running experiment; one failure does not stop the others.
+
+    Args:
+        as_of: The analysis date, YYYY-MM-DD (UTC). Empty: yesterday.
+        config_dir: The config dir (metrics.yaml, sources.yaml, experiments/).
+        out_dir: Where reports are published.
+        run_id: The name of every run's report folder. Empty: the UTC time of each.
+        max_parallel: How many experiments are analysed at the same time.
+    """
     logger = get_run_logger()
     config = load_config(config_dir)
     day = as_of or yesterday()
-    summaries: list[dict[str, Any]] = []
-    for experiment in config.experiments.values():
-        if experiment.status != "running":
-            continue
-        try:
-            summaries.append(analyze_experiment(experiment.id, day, run_id, config_dir, out_dir))
-        except Exception as exc:
-            logger.error("%s failed: %s", experiment.id, exc)
-            summaries.append({"experiment_id": experiment.id, "error": str(exc)})
+    running = [e.id for e in config.experiments.values() if e.status == "running"]
+    # A runner of its own, so that the bound is a parameter (the UI form, schedule.yaml).
+    with ThreadPoolTaskRunner(max_workers=max_parallel) as runner:
+        futures = {
+            experiment_id: runner.submit(
+                analyze_one,
+                parameters={"experiment_id": experiment_id, "as_of": day, "run_id": run_id}
+                | {"config_dir": config_dir, "out_dir": out_dir},
+            )
+            for experiment_id in running
+        }
+        summaries = [_outcome(experiment_id, future) for experiment_id, future in futures.items()]
     for s in summaries:
-        logger.info("%s: %s", s["experiment_id"], s.get("decision") or f"FAILED: {s['error']}")
+        if "error" in s:
+            logger.error("%s: FAILED: %s", s["experiment_id"], s["error"])
+        else:
+            logger.info("%s: %s", s["experiment_id"], s["decision"])
+    create_markdown_artifact(
+        nightly_markdown(summaries),
+        key="proof-nightly-summary",
+        description=f"Every running experiment as of {day}.",
+    )
     return summaries

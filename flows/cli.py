@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import time
 from pathlib import Path
@@ -197,6 +198,108 @@ def demo(
     typer.echo(f"\nOpen the reports: {index}")
     if any("error" in s for s in summaries):
         sys.exit(1)
+
+
+@app.command()
+def serve(
+    config_dir: ConfigDir = Path("configs"),
+    out: OutDir = Path("reports"),
+    name: Annotated[
+        str, typer.Option(help="Deployment name: runs are '<flow>/<name>', e.g. nightly/proof.")
+    ] = "proof",
+) -> None:
+    """Register the deployments (nightly, analyze-experiment, watch-sources) and run them.
+
+    Needs a Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api after
+    `proof server`). Runs until stopped (Ctrl-C); restarting it is safe.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    from analysis.config import ConfigError, load_config
+
+    api = PREFECT_API_URL.value()
+    if not api:
+        _fail(
+            "PREFECT_API_URL is not set: start a server with `proof server` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    _check_server(str(api))
+    try:
+        config = load_config(config_dir)
+        from flows.deployments import load_schedule
+
+        schedule = load_schedule(config_dir)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    running = [e.id for e in config.experiments.values() if e.status == "running"]
+    typer.echo(
+        f"serving against {api}\n  config: {config.config_dir}\n  reports: {out.resolve()}\n"
+        f"  nightly: {schedule.nightly.cron} ({schedule.nightly.timezone}), "
+        f"{len(running)} running experiment(s): {', '.join(running) or 'none'}\n"
+        f"  watch-sources: every {schedule.watch.every_minutes} min"
+        f"{'' if schedule.watch.enabled else ' (disabled)'}"
+    )
+    from flows.deployments import serve_deployments
+
+    serve_deployments(config_dir, out, name)
+
+
+@app.command()
+def deploy(
+    work_pool: Annotated[
+        str, typer.Option("--work-pool", help="The Prefect work pool whose workers run the flows.")
+    ],
+    config_dir: ConfigDir = Path("configs"),
+    out: OutDir = Path("reports"),
+    name: Annotated[
+        str, typer.Option(help="Deployment name: runs are '<flow>/<name>', e.g. nightly/proof.")
+    ] = "proof",
+) -> None:
+    """Register the deployments with a work pool (instead of `proof serve`), for workers.
+
+    Workers (`prefect worker start --pool NAME`) need this package installed and the
+    config dir, data and reports dir at the same paths as here.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    from analysis.config import ConfigError, load_config
+
+    api = PREFECT_API_URL.value()
+    if not api:
+        _fail("PREFECT_API_URL is not set: it must name the Prefect server's API")
+    _check_server(str(api))
+    from flows.deployments import deploy_to_work_pool
+
+    try:
+        load_config(config_dir)
+        names = deploy_to_work_pool(config_dir, out, work_pool, name)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    typer.echo(f"registered with work pool {work_pool!r} at {api}: {', '.join(names)}")
+
+
+def _check_server(api: str) -> None:
+    import httpx
+
+    try:
+        httpx.get(f"{api.rstrip('/')}/health", timeout=10).raise_for_status()
+    except httpx.HTTPError as exc:
+        _fail(f"no Prefect server answers at {api} ({exc}); start one with `proof server`")
+
+
+@app.command()
+def server(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the API and UI.")] = 4200,
+) -> None:
+    """Start a local Prefect server with its UI (analytics off). Stop it with Ctrl-C."""
+    url = f"http://{host}:{port}"
+    typer.echo(f"Prefect UI: {url}\nIn another shell: PREFECT_API_URL={url}/api proof serve")
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    command = ["prefect", "server", "start", "--host", host, "--port", str(port)]
+    os.execve(sys.executable, [sys.executable, "-m", *command], env)
 
 
 if __name__ == "__main__":

@@ -19,16 +19,28 @@ from markupsafe import escape
 
 from analysis.report import (
     REPORT_PLOTLY_SRC,
+    VALIDATION_PAGE,
     collect_index_entries,
     ensure_plotly_asset,
+    exposure_trend_chart,
     forest_plot,
+    funnel_chart,
+    over_time_chart,
+    power_chart,
     publish_run,
     render_index,
     render_report,
+    render_run_files,
+    render_validation,
+    segment_heatmap,
+    time_on_task_chart,
+    trust_chart,
     units_bar,
     write_index,
     write_text_atomic,
 )
+from analysis.report.formatting import basis_view, fmt_ci, fmt_lift
+from tests import report_fixtures as fixtures
 
 XSS = "<script>alert(1)</script>"
 XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -411,31 +423,59 @@ def _finite_lifts(results: Mapping[str, Any]) -> int:
 # --------------------------------------------------------------------------- figures
 
 
+def _traces(fig: Any, meta: str) -> list[Any]:
+    return [trace for trace in fig.data if trace.meta == meta]
+
+
 @pytest.mark.parametrize("fixture", ["two_arm_results", "three_arm_results"])
 def test_forest_plot_has_one_point_per_finite_lift(
     fixture: str, request: pytest.FixtureRequest
 ) -> None:
     results: Results = request.getfixturevalue(fixture)
     fig = forest_plot(results)
-    points = [x for trace in fig.data for x in trace.x]
+    points = [x for trace in _traces(fig, "fixed") for x in trace.x]
     assert len(points) == _finite_lifts(results)
     expected = sorted(c["lift"] * 100 for c in results["comparisons"] if c["lift"] is not None)
     assert sorted(points) == pytest.approx(expected)
     assert all(trace.error_x.type == "data" for trace in fig.data)
+    # Each point also carries its always-valid interval, drawn as a thinner, capped line.
+    sequential = _traces(fig, "sequential")
+    assert sorted(x for trace in sequential for x in trace.x) == pytest.approx(expected)
+    assert all(
+        t.error_x.thickness < f.error_x.thickness
+        for t, f in zip(sequential, _traces(fig, "fixed"), strict=True)
+    )
+
+
+def test_forest_plot_draws_the_numbers_of_the_verdict_basis() -> None:
+    """sequential_cuped: the CUPED lift, its fixed-horizon CUPED CI and the sequential CI."""
+    results = fixtures.load("auto_triage")
+    fig = forest_plot(results)
+    first = results["comparisons"][0]
+    assert first["verdict_basis"] == "sequential_cuped"
+    fixed = next(t for t in _traces(fig, "fixed") if t.name == first["verdict"])
+    sequential = next(t for t in _traces(fig, "sequential") if t.legendgroup == first["verdict"])
+    lift = first["cuped"]["lift"] * 100
+    assert fixed.x[0] == pytest.approx(lift)
+    assert fixed.error_x.array[0] == pytest.approx(first["cuped"]["lift_ci"][1] * 100 - lift)
+    assert sequential.error_x.arrayminus[0] == pytest.approx(
+        lift - first["sequential"]["lift_ci"][0] * 100
+    )
 
 
 def test_forest_plot_colours_and_symbols_by_verdict(two_arm_results: Results) -> None:
     fig = forest_plot(two_arm_results)
-    by_name = {trace.name: trace for trace in fig.data}
+    by_name = {trace.name: trace for trace in _traces(fig, "fixed")}
     assert by_name["better"].marker.color == "#0072B2"
     assert by_name["worse"].marker.color == "#D55E00"
     assert by_name["inconclusive"].marker.color == "#999999"
-    symbols = {trace.marker.symbol for trace in fig.data}
+    symbols = {trace.marker.symbol for trace in _traces(fig, "fixed")}
     assert len(symbols) == 3  # the verdict is readable without colour
-    hover = " ".join(t for trace in fig.data for t in trace.text)
+    hover = " ".join(t for trace in _traces(fig, "fixed") for t in trace.text)
     assert "p = " in hover
     assert "n = " in hover
     assert "method: delta" in hover
+    assert "always-valid CI" in hover
 
 
 def test_forest_plot_groups_categories_in_order(two_arm_results: Results) -> None:
@@ -453,12 +493,16 @@ def test_forest_plot_without_estimates_is_a_note(two_arm_results: Results) -> No
     fig = forest_plot(two_arm_results)
     assert len(fig.data) == 0
     assert any("No comparison" in a.text for a in fig.layout.annotations)
+    assert any("Not plotted" in a.text for a in fig.layout.annotations)
 
 
 def test_units_bar_shows_every_arm(three_arm_results: Results) -> None:
     fig = units_bar(three_arm_results)
-    assert list(fig.data[0].x) == ["control", "ai", "ai_v2"]
-    assert list(fig.data[0].y) == [3400, 3100, 3500]
+    bars = {x: y for trace in fig.data for x, y in zip(trace.x, trace.y, strict=True)}
+    assert bars == {"control": 3400, "ai": 3100, "ai_v2": 3500}
+    assert list(fig.layout.xaxis.categoryarray) == ["control", "ai", "ai_v2"]
+    hatched = [trace for trace in fig.data if trace.marker.pattern.shape == "/"]
+    assert [list(t.x) for t in hatched] == [["ai", "ai_v2"]]  # AI arms: hatched, not colour alone
 
 
 # --------------------------------------------------------------------------- report
@@ -487,6 +531,7 @@ def test_report_banners(two_arm_results: Results, three_arm_results: Results) ->
     assert 'role="alert"' not in healthy
     broken = render_report(three_arm_results, REPORT_PLOTLY_SRC)
     assert broken.count('role="alert"') == 2
+    assert "2 health warnings below" in broken  # the verdict card points at them
     assert "Sample ratio mismatch" in broken
     assert "Data validation failed" in broken
     assert "expect_column_values_to_not_be_null" in broken
@@ -512,8 +557,9 @@ def test_report_loads_plotly_from_the_relative_asset_only(
     assert "cdn" not in page.lower()
     assert "https://" not in page
     assert len(page.encode()) < 200_000  # no inlined plotly bundle (it is > 3 MB)
-    assert 'id="forest-plot"' in page
-    assert 'id="units-bar"' in page
+    assert 'id="fig-forest"' in page
+    assert 'id="fig-units"' in page
+    assert "defer" in re.search(r"<script[^>]*plotly\.min\.js[^>]*>", page).group(0)  # type: ignore[union-attr]
 
 
 def test_report_renders_the_minimal_contract_shape() -> None:
@@ -523,18 +569,24 @@ def test_report_renders_the_minimal_contract_shape() -> None:
         "experiment_id": "bare",
         "run_id": "r1",
         "analysis_date": "2026-11-01",
-        "data": {"units": {"control": 10, "ai": 12}, "events": 90, "duplicates_dropped": 0,
-                 "crossovers_excluded": 0, "quarantined_rows": 0},
+        "data": {
+            "units": {"control": 10, "ai": 12},
+            "events": 90,
+            "duplicates_dropped": 0,
+            "crossovers_excluded": 0,
+            "quarantined_rows": 0,
+        },
         "validation": {"success": True, "failed_expectations": []},
         "srm": {"p_value": None, "flagged": False, "expected": {}, "observed": {}},
         "comparisons": [],
         "segments": [],
         "decision": {"recommendation": "keep running", "reasons": []},
-    }  # fmt: skip
+    }
     page = render_report(results, REPORT_PLOTLY_SRC)
     assert "keep running" in page
     assert "No comparisons in this run." in page
-    assert 'id="forest-plot"' not in page
+    assert 'id="fig-forest"' not in page
+    assert page.count("not available for this run") >= 7
 
 
 def test_report_refuses_remote_plotly(two_arm_results: Results) -> None:
@@ -567,6 +619,333 @@ def test_report_and_index_escape_every_string(
     assert XSS not in index
     assert "<script>alert" not in index
     assert XSS_ESCAPED in index
+
+
+# --------------------------------------------------------------------------- newer fields
+
+REAL = ["smart_compose", "auto_triage"]
+
+
+def test_basis_view_picks_the_numbers_the_verdict_reads() -> None:
+    results = fixtures.load("auto_triage")
+    by_basis = {c["verdict_basis"]: c for c in results["comparisons"]}
+    cuped = basis_view(by_basis["sequential_cuped"])
+    c = by_basis["sequential_cuped"]
+    assert (cuped["lift"], cuped["ci"]) == (c["cuped"]["lift"], c["sequential"]["lift_ci"])
+    assert cuped["fixed_ci"] == c["cuped"]["lift_ci"]
+    assert cuped["p_value"] == c["verdict_p_value_adjusted"]
+    plain = basis_view(by_basis["sequential"])
+    c = by_basis["sequential"]
+    assert (plain["lift"], plain["ci"], plain["cuped"]) == (
+        c["lift"],
+        c["sequential"]["lift_ci"],
+        False,
+    )
+    c = dict(c, verdict_basis="fixed_horizon")
+    fixed = basis_view(c)
+    assert (fixed["ci"], fixed["ci_kind"]) == (c["lift_ci"], "fixed-horizon")
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_scorecard_shows_what_the_decision_says(name: str) -> None:
+    """Every comparison the decision quotes reads the same in the scorecard."""
+    results = fixtures.load(name)
+    page = render_report(results, REPORT_PLOTLY_SRC)
+    reasons = " ".join(results["decision"]["reasons"])
+    quoted = 0
+    for c in results["comparisons"]:
+        head = f"{c['label']}: {c['treatment']} vs {c['control']} "
+        if head not in reasons:
+            continue
+        quoted += 1
+        view = basis_view(c)
+        lo, hi = (fmt_lift(v) for v in view["ci"])
+        stated = f"{head}{fmt_lift(view['lift'])} (always-valid 95% CI {lo} to {hi})"
+        assert stated.replace("\u2212", "-") in reasons  # the decision writes a hyphen-minus
+        assert f"{fmt_lift(view['lift'])}</td>" in page or f"{fmt_lift(view['lift'])} <span" in page
+        assert fmt_ci(view["ci"]) in page
+    assert quoted >= 2
+
+
+def test_over_time_chart_draws_every_day_and_arm() -> None:
+    results = fixtures.load("auto_triage")
+    fig = over_time_chart(results)
+    assert fig is not None
+    days = results["over_time"]["days"]
+    lifts = {t.name: t for t in fig.data if t.name.endswith(": lift")}
+    assert set(lifts) == {"ai vs control: lift", "ai_v2 vs control: lift"}
+    first = days[-1]["comparisons"][0]
+    assert lifts["ai vs control: lift"].y[-1] == pytest.approx(first["lift"] * 100)
+    bands = [t for t in fig.data if t.name.endswith("always-valid band")]
+    assert len(bands) == 2
+    assert all(t.fill == "toself" and len(t.x) == 2 * len(days) for t in bands)
+    units = {t.name: t for t in fig.data if t.name.startswith("units: ")}
+    assert set(units) == {"units: control", "units: ai", "units: ai_v2"}
+    assert units["units: ai"].y[-1] == days[-1]["units"]["ai"]
+    dashes = {t.line.dash for t in units.values()}
+    assert len(dashes) == 3  # arms differ by line style, not by colour alone
+
+
+def test_exposure_trend_chart_has_a_panel_per_metric() -> None:
+    results = fixtures.load("auto_triage")
+    fig = exposure_trend_chart(results)
+    assert fig is not None
+    metrics = {t["metric"] for t in results["exposure_trend"]}
+    titles = [a.text for a in fig.layout.annotations]
+    assert len(titles) == len(metrics)
+    assert "Task completion rate" in titles
+    points = sum(len(t.x) for t in fig.data)
+    assert points == sum(len(t["buckets"]) for t in results["exposure_trend"])
+
+
+def test_funnel_chart_counts_per_ai_arm() -> None:
+    results = fixtures.load("auto_triage")
+    fig = funnel_chart(results)
+    assert fig is not None
+    assert [t.name for t in fig.data] == ["ai", "ai_v2"]
+    funnel = {f["variant"]: f["steps"] for f in results["funnel"]}
+    for trace in fig.data:
+        assert list(trace.x) == [s["count"] for s in funnel[trace.name]]
+        assert list(trace.y) == [s["step"] for s in funnel[trace.name]]
+        assert "% of shown)" in trace.text[1]  # accepted, as a share of the outputs shown
+        assert "of shown" not in trace.text[-1]  # tasks completed is not a branch of "shown"
+    assert len({t.marker.pattern.shape for t in fig.data}) == 2
+
+
+def test_distribution_charts_show_each_arms_share() -> None:
+    results = fixtures.load("smart_compose")
+    time_fig = time_on_task_chart(results)
+    assert time_fig is not None
+    assert time_fig.layout.xaxis.type == "log"
+    edges = results["distributions"]["time_on_task"]["log10_edges"]
+    for trace in time_fig.data:
+        assert trace.x[0] == pytest.approx(10 ** edges[0])
+        assert sum(trace.y[:-1]) == pytest.approx(100)
+    trust = trust_chart(results)
+    assert trust is not None
+    assert [t.name.split(" ")[0] for t in trust.data] == ["control", "ai"]
+    assert all(sum(t.y) == pytest.approx(100) for t in trust.data)
+
+
+def test_segment_heatmap_colours_by_goal_and_marks_significance() -> None:
+    results = fixtures.load("auto_triage")
+    fig = segment_heatmap(results, "task_completion_rate")
+    assert fig is not None
+    (heat,) = fig.data
+    assert list(heat.x) == ["ai vs control", "ai_v2 vs control"]
+    assert "platform: android" in heat.y
+    first = next(
+        s
+        for s in results["segments"]
+        if s["metric"] == "task_completion_rate"
+        and s["value"] == "android"
+        and s["treatment"] == "ai"
+    )
+    assert heat.z[0][0] == pytest.approx(first["lift"] * 100)
+    assert heat.text[0][0].endswith("\u25cf")  # better after BH: filled circle
+    assert heat.colorscale[-1][1] == "#0072B2"  # goal increase: higher is blue (better)
+    down = segment_heatmap(results, "edit_rate")  # goal decrease: the scale is reversed
+    assert down is not None
+    assert down.data[0].colorscale[0][1] == "#0072B2"
+
+
+def test_power_chart_marks_underpowered_tests() -> None:
+    results = fixtures.load("auto_triage")
+    fig = power_chart(results)
+    assert fig is not None
+    short = next(t for t in fig.data if t.name == "short of the plan")
+    assert short.marker.pattern.shape == "/"
+    weak = [
+        c for c in results["comparisons"] if c["power"]["mde_relative"] > c["power"]["planned_mde"]
+    ]
+    assert len(short.x) == len(weak)
+
+
+def test_newer_figures_are_none_without_their_fields() -> None:
+    old = fixtures.legacy(fixtures.load("auto_triage"))
+    for draw in (
+        over_time_chart,
+        exposure_trend_chart,
+        funnel_chart,
+        time_on_task_chart,
+        trust_chart,
+    ):
+        assert draw(old) is None
+
+
+FIGURE_IDS = [
+    "fig-forest",
+    "fig-over-time",
+    "fig-exposure-trend",
+    "fig-ai-funnel",
+    "fig-time-on-task",
+    "fig-trust",
+    "fig-segments-0",
+    "fig-power",
+    "fig-units",
+]
+SECTIONS = [
+    "verdict",
+    "scorecard",
+    "lift",
+    "over-time",
+    "ai-use",
+    "distributions",
+    "segments",
+    "pooled",
+    "power",
+    "data",
+    "methods",
+    "glossary",
+]
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_report_has_every_section_with_real_numbers(name: str) -> None:
+    results = fixtures.load(name)
+    page = render_run_files(results, REPORT_PLOTLY_SRC)["report.html"]
+    for section in SECTIONS:
+        assert f'id="{section}"' in page
+    for fid in FIGURE_IDS:
+        assert f'id="{fid}"' in page
+        assert f'id="{fid}-spec"' in page
+    assert "not available for this run" not in page
+    assert re.search(r"day \d+ of \d+, \d+ days to go", page)  # how far the experiment has run
+    assert "h after the end of the data" in page  # freshness
+    assert "Health checks:" in page  # nothing wrong, and it says so
+    for arm, units in results["data"]["units"].items():
+        assert f"<strong>{arm}</strong> {units:,} units" in page
+    assert 'href="validation.html"' in page
+    assert "Cochran" in page
+    assert "Why sequential?" in page
+    assert len(page.encode()) < 1_000_000
+
+
+def test_report_shows_guardrail_noninferiority() -> None:
+    page = render_report(fixtures.load("auto_triage"), REPORT_PLOTLY_SRC)
+    assert "\u2713 Non-inferiority passed" in page
+    assert "Non-inferiority failed (inferior)" in page
+    assert "may rise by at most 10.0%" in page
+
+
+def test_report_shows_pooled_ai_and_segments_tests() -> None:
+    results = fixtures.load("auto_triage")
+    page = render_report(results, REPORT_PLOTLY_SRC)
+    assert page.count("ai (pooled) vs control") == len(results["pooled_ai"])
+    assert "&#9888; differs" in page or "\u26a0 differs" in page
+    two_arms = render_report(fixtures.load("smart_compose"), REPORT_PLOTLY_SRC)
+    assert "fewer than two AI arms" in two_arms
+
+
+def test_report_banners_for_every_health_problem() -> None:
+    page = render_run_files(fixtures.unhealthy(fixtures.load("auto_triage")), REPORT_PLOTLY_SRC)[
+        "report.html"
+    ]
+    assert page.count('role="alert"') == 4
+    for title in (
+        "Sample ratio mismatch",
+        "Data validation failed",
+        "Arms differed before the experiment",
+        "Primary metric underpowered",
+    ):
+        assert title in page
+    assert '<a href="validation.html">See the data quality page</a>' in page
+    assert "detectable now \u00b13.1%, planned \u00b12.0%" in page
+    assert page.index('id="verdict"') < page.index('role="alert"') < page.index('id="scorecard"')
+    assert "Health checks:" not in page
+
+
+def test_report_degrades_without_newer_fields() -> None:
+    page = render_report(fixtures.legacy(fixtures.load("auto_triage")), REPORT_PLOTLY_SRC)
+    for what in (
+        "The lift over time",
+        "The lift by week since exposure",
+        "The AI funnel",
+        "The time-on-task distribution",
+        "The trust score histogram",
+        "Heterogeneity tests",
+        "The pooled AI comparison",
+    ):
+        assert f"{what}: not available for this run." in page
+    assert 'id="fig-forest"' in page
+    assert 'id="fig-segments-0"' in page
+    assert "data quality" not in page  # no validation page to link to
+
+
+@pytest.mark.parametrize("page_name", ["javascript:alert(1)", "../x.html", "https://e.x/v.html"])
+def test_report_links_only_a_plain_validation_page(page_name: str) -> None:
+    results = fixtures.load("smart_compose")
+    results["validation"]["page"] = page_name
+    page = render_report(results, REPORT_PLOTLY_SRC)
+    assert page_name not in page
+    results["validation"]["page"] = "validation.html"
+    assert 'href="validation.html"' in render_report(results, REPORT_PLOTLY_SRC)
+
+
+def test_validation_page_lists_failures_examples_and_cleaning() -> None:
+    results = fixtures.unhealthy(fixtures.load("auto_triage"))
+    page = render_validation(results)
+    assert "failed" in page
+    assert "30 expectations evaluated" not in page
+    assert "18 expectations evaluated: 16 passed, 2 failed (1 critical)" in page
+    assert "expect_column_values_to_not_be_null" in page
+    assert "event_id=e-1093 unit_id=None" in page  # examples
+    assert ">57<" in page  # unexpected count
+    assert "Duplicate events dropped" in page
+    assert f">{results['data']['duplicates_dropped']:,}<" in page
+    assert f">{results['data']['crossovers_excluded']:,}<" in page
+    assert 'href="report.html"' in page
+    assert "<script" not in page  # readable offline, nothing to load
+    results["validation"]["expectations"] = [
+        {
+            "table": "events",
+            "expectation": "expect_x",
+            "column": "ts",
+            "severity": "critical",
+            "success": True,
+            "unexpected_count": 0,
+        },
+    ]
+    assert "Every expectation" in render_validation(results)
+
+
+def test_render_run_files_returns_both_pages() -> None:
+    results = fixtures.load("smart_compose")
+    files = render_run_files(results, REPORT_PLOTLY_SRC)
+    assert set(files) == {"report.html", VALIDATION_PAGE}
+    assert 'href="validation.html"' in files["report.html"]
+    assert "Data quality: Smart compose" in files[VALIDATION_PAGE]
+
+
+@pytest.mark.parametrize("name", REAL)
+@pytest.mark.parametrize("payload", [fixtures.XSS, fixtures.XSS_IMG])
+def test_every_string_of_real_results_is_escaped(name: str, payload: str, tmp_path: Path) -> None:
+    """Segment values, variant names, labels, funnel steps, dates, reasons, ... all poisoned."""
+    bad = fixtures.poison(fixtures.unhealthy(fixtures.load(name)), payload)
+    assert bad["funnel"][0]["steps"][1]["step"].endswith(payload)
+    assert any(k.endswith(payload) for k in bad["data"]["units"])
+    files = render_run_files(bad, REPORT_PLOTLY_SRC)
+    escaped = str(escape(payload))
+    for page in files.values():
+        assert payload not in page
+        assert "<script>alert" not in page
+        assert "<img src=x" not in page
+        assert escaped in page
+    publish_run(
+        tmp_path, bad["experiment_id"], bad["run_id"], {"results.json": json.dumps(bad), **files}
+    )
+    index = write_index(tmp_path).read_text(encoding="utf-8")
+    assert payload not in index
+    assert escaped in index
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_report_size_budget(name: str) -> None:
+    """One report stays under 1 MB; plotly.js is shared, never inlined."""
+    page = render_run_files(fixtures.load(name), REPORT_PLOTLY_SRC)["report.html"]
+    assert len(page.encode()) < 1_000_000
+    assert re.findall(r"<script[^>]*\bsrc=\"([^\"]*)\"", page) == ["../../assets/plotly.min.js"]
+    assert "plotly.js v" not in page.lower()  # the bundle's banner
 
 
 # --------------------------------------------------------------------------- publishing
@@ -688,7 +1067,7 @@ def test_index_lists_latest_run_first_and_links_earlier_runs(
     assert "data validation failed" in page
     assert "+6.2% [+3.2%, +9.2%]" in page  # primary metric lift and CI
     assert "2026-11-03" in page  # last run date
-    assert "<script" not in page  # the index needs no plotly
+    assert "<script src" not in page  # the index needs no plotly, only its inline sorter
     assert 'name="viewport"' in page
 
 
@@ -711,3 +1090,49 @@ def test_render_index_empty() -> None:
     page = render_index([])
     assert "No reports have been published yet." in page
     assert "<script" not in page
+
+
+def test_index_is_sortable_filterable_and_shows_health(tmp_path: Path) -> None:
+    healthy = fixtures.load("smart_compose")
+    sick = fixtures.unhealthy(fixtures.load("auto_triage"))
+    older = copy.deepcopy(healthy)
+    older["run_id"], older["analysis_date"] = "20261101T020000Z", "2026-10-31"
+    older["decision"]["recommendation"] = "keep running"
+    for results in (older, healthy, sick):
+        files = render_run_files(results, REPORT_PLOTLY_SRC)
+        publish_run(
+            tmp_path,
+            results["experiment_id"],
+            results["run_id"],
+            {"results.json": json.dumps(results), **files},
+        )
+    entries = collect_index_entries(tmp_path)
+    triage, smart = entries
+    assert [p["text"] for p in triage["latest"]["problems"]] == [
+        "sample ratio mismatch",
+        "data validation failed",
+        "arms differed before exposure",
+        "primary metric underpowered",
+    ]
+    assert smart["latest"]["problems"] == []
+    assert (
+        smart["latest"]["validation_href"] == f"smart-compose/{healthy['run_id']}/validation.html"
+    )
+    assert smart["latest"]["primary"][0]["ci_kind"] == "always-valid"
+    page = write_index(tmp_path).read_text(encoding="utf-8")
+    for control in (
+        'id="filter-text"',
+        'id="filter-decision"',
+        'id="filter-problems"',
+        'data-key="name"',
+        'data-key="lift"',
+        'data-key="problems"',
+        'data-key="date"',
+    ):
+        assert control in page
+    assert 'data-problems="4"' in page
+    assert 'data-problems="0"' in page
+    assert "History (2 runs)" in page
+    assert "20261101T020000Z" in page  # the earlier run is kept and linked
+    assert "&#10003; healthy" in page
+    assert 'href="smart-compose/20261126T020000Z/validation.html"' in page

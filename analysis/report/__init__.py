@@ -5,16 +5,23 @@ recomputes a statistic: it formats, arranges and publishes.
 
 Typical use, after the analysis wrote ``results`` and its JSON text::
 
-    from analysis.report import REPORT_PLOTLY_SRC, publish_run, render_report
+    from analysis.report import (
+        REPORT_PLOTLY_SRC, ensure_plotly_asset, publish_run, render_run_files, write_index,
+    )
 
     ensure_plotly_asset(out_dir)
-    html = render_report(results, plotly_src=REPORT_PLOTLY_SRC)
-    publish_run(out_dir, experiment_id, run_id,
-                {"results.json": results_json, "report.html": html})
+    pages = render_run_files(results, plotly_src=REPORT_PLOTLY_SRC)  # report + validation
+    publish_run(out_dir, experiment_id, run_id, {"results.json": results_json, **pages})
     write_index(out_dir)
+
+The published site is checked in headless Chromium by :mod:`analysis.report.browser`
+(``make check-report``).
 """
 
-from analysis.report.figures import forest_plot, units_bar
+from analysis.report.figures import forest_plot, power_chart, units_bar
+from analysis.report.figures_ai import funnel_chart, time_on_task_chart, trust_chart
+from analysis.report.figures_segments import segment_heatmap
+from analysis.report.figures_time import exposure_trend_chart, over_time_chart
 from analysis.report.publish import (
     REPORT_PLOTLY_SRC,
     collect_index_entries,
@@ -23,16 +30,34 @@ from analysis.report.publish import (
     write_index,
     write_text_atomic,
 )
-from analysis.report.render import render_index, render_report
+from analysis.report.render import (
+    REPORT_PAGE,
+    VALIDATION_PAGE,
+    render_index,
+    render_report,
+    render_run_files,
+    render_validation,
+)
 
 __all__ = [
+    "REPORT_PAGE",
     "REPORT_PLOTLY_SRC",
+    "VALIDATION_PAGE",
     "collect_index_entries",
     "ensure_plotly_asset",
+    "exposure_trend_chart",
     "forest_plot",
+    "funnel_chart",
+    "over_time_chart",
+    "power_chart",
     "publish_run",
     "render_index",
     "render_report",
+    "render_run_files",
+    "render_validation",
+    "segment_heatmap",
+    "time_on_task_chart",
+    "trust_chart",
     "units_bar",
     "write_index",
     "write_text_atomic",

@@ -1,30 +1,50 @@
-"""Plotly figures drawn from a results dict (``results.json``, schema_version 1).
+"""Plotly figures of the comparisons: forest plot, units per arm, power.
 
 Figures only *draw* numbers that the analysis already computed: relative lifts
-and their confidence intervals, unit counts.  Nothing here estimates anything.
+and their intervals, unit counts, minimum detectable effects.  Nothing here
+estimates anything.
 
 Plotly renders a subset of HTML inside labels, titles and hover text, so every
 string that comes from data or config is passed through :func:`esc` before it
-reaches a figure.
-
-The small formatting helpers (``fmt_*``) live here, not in ``render``, because
-both the figures and the HTML templates use them.
+reaches a figure.  The other figure modules (:mod:`.figures_time`,
+:mod:`.figures_ai`, :mod:`.figures_segments`) follow the same rules and use
+:func:`base_layout`.
 """
 
 from __future__ import annotations
 
-import html
-import math
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from analysis.report.formatting import (
+    CATEGORY_ORDER,
+    VERDICT_COLORS,
+    VERDICT_SYMBOLS,
+    basis_view,
+    esc,
+    finite,
+    fmt_ci,
+    fmt_count,
+    fmt_days,
+    fmt_lift,
+    fmt_p,
+    fmt_p_eq,
+    fmt_pct,
+    fmt_share,
+    fmt_value,
+    ordered_comparisons,
+)
+
 __all__ = [
     "CATEGORY_ORDER",
     "VERDICT_COLORS",
     "VERDICT_SYMBOLS",
+    "base_layout",
+    "comparison_label",
     "esc",
     "fmt_ci",
     "fmt_count",
@@ -35,140 +55,114 @@ __all__ = [
     "fmt_value",
     "forest_plot",
     "lift_is_plottable",
+    "note_figure",
     "ordered_comparisons",
+    "power_chart",
+    "top_legend",
+    "underpowered",
     "units_bar",
 ]
 
-#: Categories in the order the report shows them (others follow, alphabetically).
-CATEGORY_ORDER: Final[tuple[str, ...]] = ("outcome", "effort", "trust", "guardrail")
-
-#: Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
-VERDICT_COLORS: Final[Mapping[str, str]] = {
-    "better": "#0072B2",  # blue
-    "worse": "#D55E00",  # vermillion
-    "inconclusive": "#999999",  # grey
-}
-#: A second, redundant channel: the verdict is readable without colour.
-VERDICT_SYMBOLS: Final[Mapping[str, str]] = {
-    "better": "circle",
-    "worse": "x",
-    "inconclusive": "diamond-open",
-}
 _VERDICT_ORDER: Final[tuple[str, ...]] = ("better", "worse", "inconclusive")
 _UNKNOWN_VERDICT_COLOR: Final = "#000000"
 _ARM_COLORS: Final[Mapping[bool, str]] = {False: "#56B4E9", True: "#009E73"}
 _FONT: Final = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 _ROW_PX: Final = 46  # vertical room per plotted comparison
-_DASH: Final = "\u2013"  # en dash
-_MINUS: Final = "\u2212"  # typographic minus
+_DASH: Final = "\u2013"
+_GRID: Final = "#eeeeee"
+_POWERED: Final = "#0072B2"
+_UNDERPOWERED: Final = "#E69F00"
+
+#: A small template (Plotly's named templates add ~9 kB of JSON to every figure).
+_AXIS: Final[Mapping[str, Any]] = {
+    "showline": True,
+    "linecolor": "#444444",
+    "ticks": "outside",
+    "tickcolor": "#444444",
+    "zeroline": False,
+    "showgrid": True,
+    "gridcolor": _GRID,
+    "automargin": True,
+}
+_TEMPLATE: Final[Mapping[str, Any]] = {
+    "layout": {
+        "paper_bgcolor": "#ffffff",
+        "plot_bgcolor": "#ffffff",
+        "xaxis": dict(_AXIS),
+        "yaxis": dict(_AXIS),
+        "colorway": ["#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#0072B2", "#D55E00"],
+    }
+}
 
 
-# --------------------------------------------------------------------------- formatting
+@functools.cache
+def _template() -> go.layout.Template:
+    return go.layout.Template(_TEMPLATE)
 
 
-def esc(value: object) -> str:
-    """HTML-escape a data string for use inside a Plotly label or hover text."""
-    return html.escape(str(value), quote=True)
+def base_layout(fig: go.Figure, height: int) -> None:
+    """Size, font, margins and the small shared template."""
+    fig.update_layout(
+        template=_template(),
+        height=height,
+        autosize=True,
+        font={"family": _FONT, "size": 13, "color": "#1b1b1b"},
+        margin={"l": 10, "r": 20, "t": 60, "b": 50},
+        hoverlabel={"align": "left"},
+    )
 
 
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def top_legend(title: str | None = None) -> dict[str, Any]:
+    """A horizontal legend above the plot, on the left (the mode bar sits on the right)."""
+    legend: dict[str, Any] = {
+        "orientation": "h",
+        "yanchor": "top",
+        "y": 0.995,
+        "yref": "container",
+        "x": 0.0,
+        "xanchor": "left",
+    }
+    if title:
+        legend["title"] = {"text": title}
+    return legend
 
 
-def _signed_pct(fraction: float, digits: int = 1) -> str:
-    text = f"{fraction * 100:+.{digits}f}%"
-    return text.replace("-", _MINUS)
+def note_figure(text: str, height: int = 160) -> go.Figure:
+    """An empty figure that says why there is nothing to draw."""
+    fig = go.Figure()
+    base_layout(fig, height)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    return fig
 
 
-def fmt_lift(lift: object) -> str:
-    """A relative lift (a fraction, 0.05) as a signed percentage ("+5.0%")."""
-    return _signed_pct(float(lift)) if _finite(lift) else _DASH  # type: ignore[arg-type]
-
-
-def fmt_ci(ci: object) -> str:
-    """An interval ``[lo, hi]`` of fractions as ``[-1.2%, +3.4%]``; a dash when absent."""
-    if isinstance(ci, Sequence) and len(ci) == 2 and all(_finite(v) for v in ci):
-        return f"[{_signed_pct(float(ci[0]))}, {_signed_pct(float(ci[1]))}]"
-    return _DASH
-
-
-def fmt_p(p: object) -> str:
-    """A p-value to three decimals, ``<0.001`` below that; a dash when absent."""
-    if not _finite(p):
-        return _DASH
-    value = float(p)  # type: ignore[arg-type]
-    if value < 0.001:
-        return "<0.001"
-    return f"{value:.3f}"
-
-
-def fmt_p_eq(p: object) -> str:
-    """A p-value in a sentence: ``p = 0.030``, ``p < 0.001``, ``p = –``."""
-    text = fmt_p(p)
-    return f"p < {text[1:]}" if text.startswith("<") else f"p = {text}"
-
-
-def fmt_value(value: object, kind: object = None) -> str:
-    """A per-arm metric value: proportions as percentages, other kinds to 4 significant digits."""
-    if not _finite(value):
-        return _DASH
-    number = float(value)  # type: ignore[arg-type]
-    if kind == "proportion":
-        return f"{number * 100:.1f}%"
-    if number != 0 and abs(number) >= 1e5:
-        return f"{number:,.0f}"
-    return f"{number:.4g}".replace("-", _MINUS)
-
-
-def fmt_count(value: object) -> str:
-    """An integer count with thousands separators; a dash when absent."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    if _finite(value):
-        return f"{float(value):,.0f}"  # type: ignore[arg-type]
-    return _DASH
-
-
-def fmt_share(value: object) -> str:
-    """A traffic share (0.5) as a percentage ("50%")."""
-    return f"{float(value) * 100:.4g}%" if _finite(value) else _DASH  # type: ignore[arg-type]
-
-
-# --------------------------------------------------------------------------- selection
+# --------------------------------------------------------------------------- forest plot
 
 
 def lift_is_plottable(comparison: Mapping[str, Any]) -> bool:
-    """Whether the comparison has a finite relative lift to draw."""
-    return _finite(comparison.get("lift"))
+    """Whether the comparison has a finite lift (of its verdict basis) to draw."""
+    return basis_view(comparison)["lift"] is not None
 
 
-def _category_rank(category: str) -> tuple[int, str]:
-    if category in CATEGORY_ORDER:
-        return (CATEGORY_ORDER.index(category), "")
-    return (len(CATEGORY_ORDER), category)
-
-
-def ordered_comparisons(
-    comparisons: Iterable[Mapping[str, Any]],
-) -> list[tuple[str, list[Mapping[str, Any]]]]:
-    """Comparisons grouped by category, in report order; results order kept inside a group."""
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    for comparison in comparisons:
-        groups.setdefault(str(comparison.get("category") or "other"), []).append(comparison)
-    return sorted(groups.items(), key=lambda item: _category_rank(item[0]))
-
-
-def _row_label(comparison: Mapping[str, Any]) -> str:
+def comparison_label(comparison: Mapping[str, Any], small: bool = True) -> str:
+    """``Label<br>treatment vs control``, escaped, for a figure axis."""
     label = esc(comparison.get("label") or comparison.get("metric") or "?")
     arms = f"{esc(comparison.get('treatment'))} vs {esc(comparison.get('control'))}"
+    if not small:
+        return f"{label} ({arms})"
     return f"{label}<br><span style='font-size:11px'>{arms}</span>"
 
 
 def _hover(comparison: Mapping[str, Any]) -> str:
+    view = basis_view(comparison)
+    cuped = " (CUPED-adjusted)" if view["cuped"] else ""
     lines = [
         f"<b>{esc(comparison.get('label') or comparison.get('metric'))}</b>",
         f"{esc(comparison.get('treatment'))} vs {esc(comparison.get('control'))}",
-        f"lift {fmt_lift(comparison.get('lift'))} {fmt_ci(comparison.get('lift_ci'))}",
+        f"lift {fmt_lift(view['lift'])}{cuped}",
+        f"fixed-horizon CI {fmt_ci(view['fixed_ci'])}",
+        f"always-valid CI {fmt_ci(view['sequential_ci'])}",
         f"n = {fmt_count(comparison.get('n_treatment'))} vs "
         f"{fmt_count(comparison.get('n_control'))}",
         f"{fmt_p_eq(comparison.get('p_value'))}, "
@@ -179,16 +173,15 @@ def _hover(comparison: Mapping[str, Any]) -> str:
     return "<br>".join(lines)
 
 
-def _error_arrays(
-    comparisons: Sequence[Mapping[str, Any]],
-) -> tuple[list[float], list[float]]:
-    """Distances from the lift to each CI end, in percentage points (0 when no CI)."""
+def _errors(comparisons: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """Distances from the lift to each end of an interval, in percentage points."""
     plus: list[float] = []
     minus: list[float] = []
     for comparison in comparisons:
-        lift = float(comparison["lift"])
-        ci = comparison.get("lift_ci")
-        if isinstance(ci, Sequence) and len(ci) == 2 and all(_finite(v) for v in ci):
+        view = basis_view(comparison)
+        lift = float(view["lift"])
+        ci = view[key]
+        if ci is not None:
             plus.append(max(float(ci[1]) - lift, 0.0) * 100)
             minus.append(max(lift - float(ci[0]), 0.0) * 100)
         else:
@@ -197,46 +190,38 @@ def _error_arrays(
     return plus, minus
 
 
-def _base_layout(fig: go.Figure, height: int) -> None:
-    fig.update_layout(
-        template="simple_white",
-        height=height,
-        autosize=True,
-        font={"family": _FONT, "size": 13},
-        margin={"l": 10, "r": 20, "t": 60, "b": 50},
-        hoverlabel={"align": "left"},
-    )
-
-
-# --------------------------------------------------------------------------- figures
+def _verdict_groups(
+    items: Sequence[Mapping[str, Any]],
+) -> list[tuple[str, list[Mapping[str, Any]]]]:
+    groups: list[tuple[str, list[Mapping[str, Any]]]] = []
+    for verdict in (*_VERDICT_ORDER, None):
+        chosen = [
+            c
+            for c in items
+            if (c.get("verdict") == verdict)
+            or (verdict is None and c.get("verdict") not in _VERDICT_ORDER)
+        ]
+        if chosen:
+            groups.append((verdict or "other", chosen))
+    return groups
 
 
 def forest_plot(results: Mapping[str, Any]) -> go.Figure:
-    """Relative lift (%) with its confidence interval, one row per comparison.
+    """Relative lift (%) with its fixed-horizon and always-valid intervals, one row each.
 
     One subplot per category (outcome, effort, trust, guardrail, then any
-    other), a dashed line at 0, marker colour *and* symbol by verdict, hover
-    with n, p and method.  Comparisons without a finite lift are not drawn;
-    they are listed in a note under the plot.
+    other), a dashed line at 0.  The point and intervals are those of the
+    verdict's basis (CUPED-adjusted where it applied): a thick bar for the
+    fixed-horizon confidence interval, a thin capped line for the always-valid
+    one.  Marker colour *and* symbol show the verdict; the hover has n, p and
+    method.  Comparisons without a lift are listed in a note under the plot.
     """
     comparisons: list[Mapping[str, Any]] = list(results.get("comparisons") or [])
     plotted = [c for c in comparisons if lift_is_plottable(c)]
     skipped = [c for c in comparisons if not lift_is_plottable(c)]
     groups = ordered_comparisons(plotted)
-
     if not groups:
-        fig = go.Figure()
-        _base_layout(fig, 160)
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
-        fig.add_annotation(
-            text="No comparison has a lift to plot.",
-            showarrow=False,
-            xref="paper",
-            yref="paper",
-            x=0.5,
-            y=0.5,
-        )
+        fig = note_figure("No comparison has a lift to plot.")
         _add_skipped_note(fig, skipped)
         return fig
 
@@ -251,23 +236,41 @@ def forest_plot(results: Mapping[str, Any]) -> go.Figure:
     )
     legend_shown: set[str] = set()
     for row, (_, items) in enumerate(groups, start=1):
-        labels = [_row_label(c) for c in items]
-        for verdict in (*_VERDICT_ORDER, None):
-            chosen = [
-                c
-                for c in items
-                if (c.get("verdict") == verdict)
-                or (verdict is None and c.get("verdict") not in _VERDICT_ORDER)
-            ]
-            if not chosen:
-                continue
-            name = verdict or "other"
-            plus, minus = _error_arrays(chosen)
+        labels = [comparison_label(c) for c in items]
+        for name, chosen in _verdict_groups(items):
             color = VERDICT_COLORS.get(name, _UNKNOWN_VERDICT_COLOR)
+            x = [float(basis_view(c)["lift"]) * 100 for c in chosen]
+            y = [comparison_label(c) for c in chosen]
+            seq_plus, seq_minus = _errors(chosen, "sequential_ci")
             fig.add_trace(
                 go.Scatter(
-                    x=[float(c["lift"]) * 100 for c in chosen],
-                    y=[_row_label(c) for c in chosen],
+                    x=x,
+                    y=y,
+                    mode="markers",
+                    name=f"{name}: always-valid CI",
+                    legendgroup=name,
+                    showlegend=False,
+                    marker={"size": 1, "color": color, "opacity": 0},
+                    error_x={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": seq_plus,
+                        "arrayminus": seq_minus,
+                        "color": color,
+                        "thickness": 1.5,
+                        "width": 7,
+                    },
+                    hoverinfo="skip",
+                    meta="sequential",
+                ),
+                row=row,
+                col=1,
+            )
+            plus, minus = _errors(chosen, "fixed_ci")
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=y,
                     mode="markers",
                     name=name,
                     legendgroup=name,
@@ -275,7 +278,7 @@ def forest_plot(results: Mapping[str, Any]) -> go.Figure:
                     marker={
                         "color": color,
                         "symbol": VERDICT_SYMBOLS.get(name, "square"),
-                        "size": 11,
+                        "size": 12,
                         "line": {"width": 2, "color": color},
                     },
                     error_x={
@@ -284,11 +287,12 @@ def forest_plot(results: Mapping[str, Any]) -> go.Figure:
                         "array": plus,
                         "arrayminus": minus,
                         "color": color,
-                        "thickness": 2,
-                        "width": 5,
+                        "thickness": 5,
+                        "width": 0,
                     },
                     text=[_hover(c) for c in chosen],
                     hovertemplate="%{text}<extra></extra>",
+                    meta="fixed",
                 ),
                 row=row,
                 col=1,
@@ -299,33 +303,18 @@ def forest_plot(results: Mapping[str, Any]) -> go.Figure:
             categoryorder="array",
             categoryarray=labels,
             autorange="reversed",
-            automargin=True,
-            showgrid=True,
-            gridcolor="#eeeeee",
             row=row,
             col=1,
         )
     fig.add_vline(x=0, line_dash="dash", line_color="#333333", line_width=1)
-    fig.update_xaxes(ticksuffix="%", zeroline=False, showgrid=True, gridcolor="#eeeeee")
-    fig.update_xaxes(
-        title_text="Relative lift vs control (%), with confidence interval", row=len(groups)
-    )
-    # Category headings: left-aligned, bold.
-    for annotation in fig.layout.annotations:
+    fig.update_xaxes(ticksuffix="%")
+    fig.update_xaxes(title_text="Relative lift vs control (%)", row=len(groups))
+    for annotation in fig.layout.annotations:  # category headings: left-aligned, bold
         annotation.update(x=0, xanchor="left", font={"size": 14})
         annotation.update(text=f"<b>{annotation.text}</b>")
-    height = 110 + sum(sizes) * _ROW_PX + 40 * len(groups)
-    _base_layout(fig, height)
+    base_layout(fig, 110 + sum(sizes) * _ROW_PX + 40 * len(groups))
     fig.update_layout(
-        legend={
-            "orientation": "h",
-            "yanchor": "top",
-            "y": 0.995,
-            "x": 1.0,
-            "xanchor": "right",
-            "yref": "container",
-            "title": {"text": "verdict: "},
-        },
+        legend=top_legend("verdict: "),
         margin={"t": 70},
     )
     _add_skipped_note(fig, skipped)
@@ -335,11 +324,7 @@ def forest_plot(results: Mapping[str, Any]) -> go.Figure:
 def _add_skipped_note(fig: go.Figure, skipped: Sequence[Mapping[str, Any]]) -> None:
     if not skipped:
         return
-    names = "<br>".join(
-        f"{esc(c.get('label') or c.get('metric'))} ({esc(c.get('treatment'))} vs "
-        f"{esc(c.get('control'))})"
-        for c in skipped
-    )
+    names = "<br>".join(comparison_label(c, small=False) for c in skipped)
     fig.add_annotation(
         text=f"Not plotted (no lift estimate):<br>{names}",
         showarrow=False,
@@ -354,40 +339,141 @@ def _add_skipped_note(fig: go.Figure, skipped: Sequence[Mapping[str, Any]]) -> N
         font={"size": 11, "color": "#555555"},
     )
     extra = 40 + 16 * len(skipped)
-    fig.update_layout(
-        height=int(fig.layout.height or 0) + extra,
-        margin={"b": 50 + extra},
-    )
+    fig.update_layout(height=int(fig.layout.height or 0) + extra, margin={"b": 50 + extra})
+
+
+# --------------------------------------------------------------------------- units, power
 
 
 def units_bar(results: Mapping[str, Any]) -> go.Figure:
-    """Units per arm, as counted by the analysis, with each arm's configured share in the hover."""
+    """Units per arm, as counted by the analysis, with each arm's configured share in the hover.
+
+    AI arms are green and hatched, the others sky blue and plain.
+    """
     units: Mapping[str, Any] = (results.get("data") or {}).get("units") or {}
     variants: Mapping[str, Any] = (results.get("experiment") or {}).get("variants") or {}
     expected: Mapping[str, Any] = (results.get("srm") or {}).get("expected") or {}
     arms = [*[v for v in variants if v in units], *[v for v in units if v not in variants]]
-    is_ai = [bool((variants.get(arm) or {}).get("ai")) for arm in arms]
-    fig = go.Figure(
-        go.Bar(
-            x=[esc(arm) for arm in arms],
-            y=[units[arm] for arm in arms],
-            marker={
-                "color": [_ARM_COLORS[ai] for ai in is_ai],
-                "pattern": {"shape": ["/" if ai else "" for ai in is_ai]},
-            },
-            text=[fmt_count(units[arm]) for arm in arms],
-            textposition="auto",
-            customdata=[
-                f"{esc(arm)}{' (AI)' if ai else ''}<br>units: {fmt_count(units[arm])}<br>"
-                f"expected share: {fmt_share(expected.get(arm))}"
-                for arm, ai in zip(arms, is_ai, strict=True)
-            ],
-            hovertemplate="%{customdata}<extra></extra>",
-            showlegend=False,
+    fig = go.Figure()
+    for ai in (False, True):
+        chosen = [arm for arm in arms if bool((variants.get(arm) or {}).get("ai")) is ai]
+        if not chosen:
+            continue
+        fig.add_trace(
+            go.Bar(
+                x=[esc(arm) for arm in chosen],
+                y=[units[arm] for arm in chosen],
+                name="AI arm" if ai else "arm without AI",
+                marker={
+                    "color": _ARM_COLORS[ai],
+                    "pattern": {"shape": "/" if ai else "", "fgcolor": "#ffffff"},
+                },
+                text=[fmt_count(units[arm]) for arm in chosen],
+                textposition="auto",
+                customdata=[
+                    f"{esc(arm)}{' (AI)' if ai else ''}<br>units: {fmt_count(units[arm])}<br>"
+                    f"expected share: {fmt_share(expected.get(arm))}"
+                    for arm in chosen
+                ],
+                hovertemplate="%{customdata}<extra></extra>",
+                showlegend=False,
+            )
         )
-    )
-    _base_layout(fig, 280)
+    base_layout(fig, 280)
     fig.update_layout(margin={"t": 20})
     fig.update_yaxes(title_text="units", rangemode="tozero")
-    fig.update_xaxes(type="category", title_text="arm (hatched: AI)")
+    fig.update_xaxes(
+        type="category",
+        categoryorder="array",
+        categoryarray=[esc(arm) for arm in arms],
+        title_text="arm (hatched: AI)",
+        showgrid=False,
+    )
+    return fig
+
+
+def underpowered(comparison: Mapping[str, Any]) -> bool:
+    """The test cannot yet detect the planned effect: ``mde_relative > planned_mde``."""
+    power: Mapping[str, Any] = comparison.get("power") or {}
+    mde, planned = power.get("mde_relative"), power.get("planned_mde")
+    return finite(mde) and finite(planned) and float(mde) > float(planned)
+
+
+def power_chart(results: Mapping[str, Any]) -> go.Figure | None:
+    """Today's minimum detectable effect per comparison against the planned one.
+
+    A bar per comparison (relative MDE, %), a tick at its planned MDE; bars
+    that do not reach the plan are orange and hatched.  None when no
+    comparison has a power result.
+    """
+    rows = [
+        c
+        for c in results.get("comparisons") or []
+        if finite((c.get("power") or {}).get("mde_relative"))
+    ]
+    if not rows:
+        return None
+    labels = [comparison_label(c) for c in rows]
+    short = [underpowered(c) for c in rows]
+    mdes = [float(c["power"]["mde_relative"]) * 100 for c in rows]
+    fig = go.Figure()
+    for weak in (False, True):
+        chosen = [i for i, s in enumerate(short) if s is weak]
+        if not chosen:
+            continue
+        fig.add_trace(
+            go.Bar(
+                x=[mdes[i] for i in chosen],
+                y=[labels[i] for i in chosen],
+                orientation="h",
+                name="short of the plan" if weak else "reaches the plan",
+                marker={
+                    "color": _UNDERPOWERED if weak else _POWERED,
+                    "pattern": {"shape": "/" if weak else "", "fgcolor": "#ffffff"},
+                },
+                text=[
+                    fmt_pct(rows[i]["power"]["mde_relative"]) + (" \u26a0" if weak else "")
+                    for i in chosen
+                ],
+                textposition="outside",
+                cliponaxis=False,
+                customdata=[
+                    f"{comparison_label(rows[i], small=False)}<br>"
+                    f"detectable now: \u00b1{fmt_pct(rows[i]['power']['mde_relative'])}<br>"
+                    f"planned: \u00b1{fmt_pct(rows[i]['power'].get('planned_mde'))}<br>"
+                    "time to the planned MDE: "
+                    f"{fmt_days(rows[i]['power'].get('days_to_planned_mde'))}"
+                    for i in chosen
+                ],
+                hovertemplate="%{customdata}<extra></extra>",
+            )
+        )
+    planned = [
+        (c["power"].get("planned_mde"), label) for c, label in zip(rows, labels, strict=True)
+    ]
+    fig.add_trace(
+        go.Scatter(
+            x=[float(p) * 100 for p, _ in planned if finite(p)],
+            y=[label for p, label in planned if finite(p)],
+            mode="markers",
+            name="planned MDE",
+            marker={"symbol": "line-ns-open", "size": 26, "line": {"width": 3}, "color": "#000000"},
+            hoverinfo="skip",
+        )
+    )
+    base_layout(fig, 80 + 40 * len(rows))
+    fig.update_yaxes(
+        type="category", categoryorder="array", categoryarray=labels, autorange="reversed"
+    )
+    level = rows[0]["power"].get("power")
+    power_text = f" with {fmt_pct(level, 0)} power" if finite(level) else ""
+    fig.update_xaxes(
+        ticksuffix="%", rangemode="tozero", title_text=f"smallest lift detectable{power_text}"
+    )
+    fig.update_layout(
+        barmode="overlay",
+        bargap=0.35,
+        legend=top_legend(),
+        margin={"t": 50, "r": 60},
+    )
     return fig

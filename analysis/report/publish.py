@@ -27,7 +27,14 @@ from urllib.parse import quote
 
 from plotly.offline import get_plotlyjs
 
-from analysis.report.render import SUPPORTED_SCHEMA_VERSION, render_index
+from analysis.report.formatting import basis_view, primary_metric
+from analysis.report.health import health_problems
+from analysis.report.render import (
+    REPORT_PAGE,
+    SUPPORTED_SCHEMA_VERSION,
+    VALIDATION_PAGE,
+    render_index,
+)
 
 __all__ = [
     "ASSET_DIR",
@@ -197,58 +204,54 @@ def _swap_into_place(new: Path, target: Path) -> None:
 # --------------------------------------------------------------------------- index
 
 
-def _primary_metric(results: Mapping[str, Any]) -> str | None:
-    """The primary metric: named in the results if they say so, else the first comparison's.
-
-    The pipeline writes the primary metric's comparisons first (config order:
-    primary, secondary, guardrails).
-    """
-    experiment: Mapping[str, Any] = results.get("experiment") or {}
-    metrics = experiment.get("metrics")
-    for candidate in (
-        results.get("primary_metric"),
-        experiment.get("primary_metric"),
-        metrics.get("primary") if isinstance(metrics, Mapping) else None,
-    ):
-        if isinstance(candidate, str):
-            return candidate
-    comparisons = results.get("comparisons") or []
-    return str(comparisons[0].get("metric")) if comparisons else None
-
-
 def _run_summary(experiment_id: str, run_dir: Path, results: Mapping[str, Any]) -> dict[str, Any]:
     base = f"{quote(experiment_id)}/{quote(run_dir.name)}"
-    primary = _primary_metric(results)
+    primary = primary_metric(results)
     srm: Mapping[str, Any] = results.get("srm") or {}
     validation: Mapping[str, Any] = results.get("validation") or {}
     decision: Mapping[str, Any] = results.get("decision") or {}
+    chosen = [
+        c
+        for c in results.get("comparisons") or []
+        if primary is not None and c.get("metric") == primary
+    ]
+    summaries = []
+    for c in chosen:
+        view = basis_view(c)
+        verdict = c.get("verdict")
+        summaries.append(
+            {
+                "metric": c.get("metric"),
+                "label": c.get("label") or c.get("metric"),
+                "control": c.get("control"),
+                "treatment": c.get("treatment"),
+                "lift": view["lift"],
+                "lift_ci": view["ci"],
+                "ci_kind": view["ci_kind"],
+                "verdict": verdict,
+                "verdict_class": verdict
+                if verdict in {"better", "worse", "inconclusive"}
+                else "unknown",
+            }
+        )
+    lifts = [s["lift"] for s in summaries if s["lift"] is not None]
     return {
         "run_id": run_dir.name,
         "analysis_date": results.get("analysis_date"),
         "generated_at": results.get("generated_at"),
-        "report_href": f"{base}/report.html" if (run_dir / "report.html").is_file() else None,
+        "report_href": f"{base}/{REPORT_PAGE}" if (run_dir / REPORT_PAGE).is_file() else None,
+        "validation_href": f"{base}/{VALIDATION_PAGE}"
+        if (run_dir / VALIDATION_PAGE).is_file()
+        else None,
         "results_href": f"{base}/results.json",
         "recommendation": decision.get("recommendation"),
         "reasons": list(decision.get("reasons") or []),
         "srm_flagged": bool(srm.get("flagged")),
         "srm_p_value": srm.get("p_value"),
         "validation_success": validation.get("success"),
-        "primary": [
-            {
-                "metric": c.get("metric"),
-                "label": c.get("label") or c.get("metric"),
-                "control": c.get("control"),
-                "treatment": c.get("treatment"),
-                "lift": c.get("lift"),
-                "lift_ci": c.get("lift_ci"),
-                "verdict": c.get("verdict"),
-                "verdict_class": c.get("verdict")
-                if c.get("verdict") in {"better", "worse", "inconclusive"}
-                else "unknown",
-            }
-            for c in results.get("comparisons") or []
-            if primary is not None and c.get("metric") == primary
-        ],
+        "problems": health_problems(results),
+        "primary": summaries,
+        "primary_sort": max(lifts) if lifts else None,
     }
 
 
@@ -271,9 +274,11 @@ def collect_index_entries(out_dir: Path) -> list[dict[str, Any]]:
          "latest": <run>, "runs": [<run>, ...]}   # latest first
 
     where a run is ``{"run_id", "analysis_date", "generated_at", "report_href",
-    "results_href", "recommendation", "reasons", "srm_flagged", "srm_p_value",
-    "validation_success", "primary": [comparison summaries of the primary
-    metric]}`` and hrefs are relative to ``out_dir``.  Runs are ordered by
+    "validation_href", "results_href", "recommendation", "reasons",
+    "srm_flagged", "srm_p_value", "validation_success", "problems": [{"level",
+    "text"}], "primary": [summaries of the primary metric's comparisons, with
+    the lift and interval the verdict reads], "primary_sort"}`` and hrefs are
+    relative to ``out_dir`` (None for a page the run does not have).  Runs are ordered by
     (analysis_date, generated_at, run_id); experiments by name.
     """
     root = Path(out_dir)

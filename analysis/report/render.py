@@ -1,65 +1,80 @@
-"""HTML rendering of one run's report and of the site index, with jinja2.
+"""HTML rendering of one run's pages (report, data quality) and of the site index.
 
 The renderer reads a results dict (``results.json``, schema_version 1) and only
 formats and arranges what is there: it never recomputes a statistic.  Every
 string from data or config goes through jinja's autoescape; the only markup
 inserted unescaped is the HTML that Plotly generates for the figures, whose
-own labels are escaped in :mod:`analysis.report.figures`.
+own labels are escaped in the ``figures*`` modules.
 
 Pages are self-contained apart from ``plotly.min.js``, which is loaded from a
 relative URL (``plotly_src``): no CDN, no inlined bundle, no other external
-resource.
+resource.  Fields added to results after the first version (``over_time``,
+``funnel``, ``distributions``, ``exposure_trend``, ``pooled_ai``, ...) are
+drawn when present; when absent their section says "not available for this
+run".
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
-from analysis.report.figures import (
+from analysis.report import health, sections
+from analysis.report.figures import forest_plot, lift_is_plottable, power_chart, units_bar
+from analysis.report.figures_ai import funnel_chart, time_on_task_chart, trust_chart
+from analysis.report.figures_segments import segment_heatmap, segment_metrics
+from analysis.report.figures_time import exposure_trend_chart, over_time_chart
+from analysis.report.formatting import (
     VERDICT_COLORS,
+    VERDICT_MARKS,
+    fmt_chance,
     fmt_ci,
     fmt_count,
     fmt_lift,
     fmt_p,
     fmt_p_eq,
+    fmt_pct,
     fmt_share,
     fmt_value,
-    forest_plot,
-    lift_is_plottable,
     ordered_comparisons,
-    units_bar,
 )
 
-__all__ = ["SUPPORTED_SCHEMA_VERSION", "render_index", "render_report"]
+__all__ = [
+    "REPORT_PAGE",
+    "SUPPORTED_SCHEMA_VERSION",
+    "VALIDATION_PAGE",
+    "render_index",
+    "render_report",
+    "render_run_files",
+    "render_validation",
+]
 
 SUPPORTED_SCHEMA_VERSION: Final = 1
+REPORT_PAGE: Final = "report.html"
+VALIDATION_PAGE: Final = "validation.html"
 
-#: Text marks that repeat the verdict colour's meaning (same shapes as the forest plot).
-VERDICT_MARKS: Final[Mapping[str, str]] = {
-    "better": "\u25cf",  # ● filled circle
-    "worse": "\u2715",  # ✕ cross
-    "inconclusive": "\u25c7",  # ◇ open diamond
-}
 RECOMMENDATION_CLASSES: Final[Mapping[str, str]] = {
     "ship": "ship",
     "don't ship": "dont-ship",
     "keep running": "keep-running",
     "investigate": "investigate",
 }
-_GOAL_TEXT: Final[Mapping[str, str]] = {
-    "increase": "\u2191 higher is better",
-    "decrease": "\u2193 lower is better",
+#: What each recommendation asks the reader to do, in one sentence (analysis.decision's rules).
+RECOMMENDATION_TEXT: Final[Mapping[str, str]] = {
+    "ship": "Roll out the winning arm named in the reasons: its primary metric improved and "
+    "no guardrail or primary metric got worse.",
+    "don't ship": "Do not roll out: a primary or guardrail metric got worse, and no arm "
+    "earned a ship.",
+    "keep running": "No clear answer yet: keep the experiment running until its planned end.",
+    "investigate": "Something in the data needs a human look before any decision: "
+    "see the warnings below.",
 }
-_PLOTLY_CONFIG: Final[Mapping[str, Any]] = {
-    "displaylogo": False,
-    "responsive": True,
-    "modeBarButtonsToRemove": ["select2d", "lasso2d"],
-}
+_SAFE_PAGE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}\.html")
 
 
 @functools.cache
@@ -71,17 +86,20 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(
-        lift=fmt_lift,
-        ci=fmt_ci,
-        p=fmt_p,
-        p_eq=fmt_p_eq,
-        value=fmt_value,
-        count=fmt_count,
-        share=fmt_share,
-        verdict_mark=lambda verdict: VERDICT_MARKS.get(str(verdict), "?"),
-        recommendation_class=lambda rec: RECOMMENDATION_CLASSES.get(str(rec), "unknown"),
-    )
+    filters: dict[str, Callable[..., str]] = {
+        "lift": fmt_lift,
+        "ci": fmt_ci,
+        "p": fmt_p,
+        "p_eq": fmt_p_eq,
+        "value": fmt_value,
+        "count": fmt_count,
+        "share": fmt_share,
+        "pct": fmt_pct,
+        "chance": fmt_chance,
+        "verdict_mark": lambda verdict: VERDICT_MARKS.get(str(verdict), "?"),
+        "recommendation_class": lambda rec: RECOMMENDATION_CLASSES.get(str(rec), "unknown"),
+    }
+    env.filters.update(filters)
     env.globals["verdict_colors"] = VERDICT_COLORS
     return env
 
@@ -89,164 +107,43 @@ def _environment() -> Environment:
 def _check_plotly_src(plotly_src: str) -> str:
     """Refuse absolute URLs with a scheme or host: the bundle is served next to the reports."""
     src = plotly_src.strip()
-    if not src or "://" in src or src.startswith("//") or src.lower().startswith("data:"):
+    if not src or "://" in src or src.startswith("//") or ":" in src.split("/")[0]:
         msg = f"plotly_src must be a relative URL to the shared plotly.min.js, got {plotly_src!r}"
         raise ValueError(msg)
     return src
 
 
-def _figure_html(fig: Any, div_id: str) -> Markup:
-    """Plotly's own HTML for a figure, without the plotly.js bundle."""
-    html: str = fig.to_html(
-        full_html=False,
-        include_plotlyjs=False,
-        div_id=div_id,
-        config=dict(_PLOTLY_CONFIG),
-        default_height=f"{int(fig.layout.height or 400)}px",
+def _check_schema(results: Mapping[str, Any]) -> None:
+    version = results.get("schema_version")
+    if version != SUPPORTED_SCHEMA_VERSION:
+        msg = f"unsupported results schema_version {version!r} (expected 1)"
+        raise ValueError(msg)
+
+
+def safe_page(name: object) -> str | None:
+    """``name`` if it is a plain ``*.html`` file name (a safe relative link), else None."""
+    return name if isinstance(name, str) and _SAFE_PAGE.fullmatch(name) else None
+
+
+def _figure_html(fig: Any, div_id: str, label: str) -> Markup | None:
+    """A figure as an empty ``div`` plus its Plotly JSON; the page's loader draws it.
+
+    The JSON sits in a ``<script type="application/json">`` block (not run by
+    the browser); ``report.html`` draws the figures one after the other once
+    the page has painted, so the verdict shows before any chart is drawn.
+    None for no figure.
+    """
+    if fig is None:
+        return None
+    height = int(fig.layout.height or 400)
+    # Plotly's JSON encoder writes "<" and ">" as \u003c / \u003e, so no data string can
+    # close the script element; every data string was also HTML-escaped by the figures.
+    spec = str(fig.to_json()).replace("<", "\\u003c").replace(">", "\\u003e")
+    return Markup(
+        f'<div id="{div_id}" class="plotly-graph-div proof-figure" '
+        f'style="height:{height}px; width:100%;" role="img" aria-label="{escape(label)}"></div>\n'
+        f'<script type="application/json" id="{div_id}-spec">{spec}</script>'
     )
-    # Trusted markup: Plotly escapes "<", ">" and "/" in its JSON, and every data
-    # string in the figure was HTML-escaped by analysis.report.figures.
-    return Markup(html)
-
-
-def _arms(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    experiment: Mapping[str, Any] = results.get("experiment") or {}
-    variants: Mapping[str, Any] = experiment.get("variants") or {}
-    units: Mapping[str, Any] = (results.get("data") or {}).get("units") or {}
-    names = [*variants, *[u for u in units if u not in variants]]
-    return [
-        {
-            "name": name,
-            "share": (variants.get(name) or {}).get("share"),
-            "ai": (variants.get(name) or {}).get("ai"),
-            "is_control": name == experiment.get("control"),
-            "units": units.get(name),
-        }
-        for name in names
-    ]
-
-
-def _banners(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Health problems that must be seen before any number is read."""
-    banners: list[dict[str, Any]] = []
-    srm: Mapping[str, Any] = results.get("srm") or {}
-    if srm.get("flagged"):
-        expected: Mapping[str, Any] = srm.get("expected") or {}
-        observed: Mapping[str, Any] = srm.get("observed") or {}
-        banners.append(
-            {
-                "level": "critical",
-                "title": "Sample ratio mismatch",
-                "text": (
-                    "The arms' sizes do not match the configured split (SRM test "
-                    f"{fmt_p_eq(srm.get('p_value'))}). Assignment or logging may be broken: "
-                    "do not trust the comparisons below until this is explained."
-                ),
-                "items": [
-                    f"{arm}: {fmt_count(observed.get(arm))} units observed, "
-                    f"{fmt_share(expected.get(arm))} expected"
-                    for arm in [*expected, *[a for a in observed if a not in expected]]
-                ],
-            }
-        )
-    validation: Mapping[str, Any] = results.get("validation") or {}
-    failed: Sequence[Mapping[str, Any]] = validation.get("failed_expectations") or []
-    items = [_expectation_text(f) for f in failed]
-    if validation.get("success") is False:
-        banners.append(
-            {
-                "level": "critical",
-                "title": "Data validation failed",
-                "text": (
-                    f"{len(failed)} of {fmt_count(validation.get('expectations_evaluated'))} "
-                    "data checks failed. The numbers below were computed from data that broke "
-                    "the contract; treat them with suspicion."
-                ),
-                "items": items,
-            }
-        )
-    elif failed:
-        banners.append(
-            {
-                "level": "warning",
-                "title": "Data validation warnings",
-                "text": f"{len(failed)} non-critical data check(s) failed.",
-                "items": items,
-            }
-        )
-    return banners
-
-
-def _expectation_text(failed: Mapping[str, Any]) -> str:
-    column = failed.get("column")
-    where = f"{failed.get('table')}.{column}" if column else str(failed.get("table"))
-    count = failed.get("unexpected_count")
-    rows = f", {fmt_count(count)} unexpected row(s)" if count is not None else ""
-    return f"[{failed.get('severity')}] {where}: {failed.get('expectation')}{rows}"
-
-
-def _comparison_row(comparison: Mapping[str, Any]) -> dict[str, Any]:
-    kind = comparison.get("kind")
-    details: list[str] = []
-    if comparison.get("method"):
-        details.append(str(comparison["method"]))
-    cuped: Mapping[str, Any] = comparison.get("cuped") or {}
-    if cuped.get("applied"):
-        reduction = cuped.get("variance_reduction")
-        share = f" (variance {fmt_lift(-reduction)})" if isinstance(reduction, int | float) else ""
-        details.append(f"CUPED applied{share}")
-    sequential: Mapping[str, Any] = comparison.get("sequential") or {}
-    if fmt_ci(sequential.get("lift_ci")) != fmt_ci(None):
-        details.append(
-            f"always-valid CI {fmt_ci(sequential.get('lift_ci'))}, "
-            f"{fmt_p_eq(sequential.get('p_value'))}"
-        )
-    note = comparison.get("note")
-    if note:
-        details.append(str(note))
-    verdict = str(comparison.get("verdict") or "inconclusive")
-    return {
-        "label": comparison.get("label") or comparison.get("metric"),
-        "metric": comparison.get("metric"),
-        "goal": _GOAL_TEXT.get(str(comparison.get("goal")), ""),
-        "control": comparison.get("control"),
-        "treatment": comparison.get("treatment"),
-        "n_control": comparison.get("n_control"),
-        "n_treatment": comparison.get("n_treatment"),
-        "mean_control": fmt_value(comparison.get("mean_control"), kind),
-        "mean_treatment": fmt_value(comparison.get("mean_treatment"), kind),
-        "lift": comparison.get("lift"),
-        "lift_ci": comparison.get("lift_ci"),
-        "p_value": comparison.get("p_value"),
-        "p_value_adjusted": comparison.get("p_value_adjusted"),
-        "verdict": verdict,
-        "verdict_class": verdict if verdict in VERDICT_MARKS else "unknown",
-        "details": details,
-        "note": note,
-    }
-
-
-def _descriptive(results: Mapping[str, Any]) -> dict[str, Any]:
-    """The descriptive list pivoted to one row per metric, one column per arm."""
-    entries: Sequence[Mapping[str, Any]] = results.get("descriptive") or []
-    arms = [a["name"] for a in _arms(results)]
-    arms += [str(e.get("variant")) for e in entries if str(e.get("variant")) not in arms]
-    arms = list(dict.fromkeys(arms))
-    rows: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        key = str(entry.get("metric"))
-        row = rows.setdefault(key, {"label": entry.get("label") or key, "cells": {}})
-        row["cells"][str(entry.get("variant"))] = {
-            "value": fmt_value(entry.get("value")),
-            "n": entry.get("n"),
-        }
-    used = [a for a in arms if any(a in r["cells"] for r in rows.values())]
-    return {
-        "arms": used,
-        "rows": [
-            {"label": r["label"], "cells": [r["cells"].get(a) for a in used]} for r in rows.values()
-        ],
-    }
 
 
 def _confidence(alpha: object) -> str:
@@ -255,23 +152,55 @@ def _confidence(alpha: object) -> str:
     return "1 \u2212 alpha"
 
 
-def render_report(results: Mapping[str, Any], plotly_src: str) -> str:
+def _segments(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    shown = []
+    for index, (metric, label) in enumerate(segment_metrics(results)):
+        slices = [s for s in results.get("segments") or [] if str(s.get("metric")) == metric]
+        verdicts = [str(s.get("verdict")) for s in slices]
+        shown.append(
+            {
+                "metric": metric,
+                "label": label,
+                "html": _figure_html(
+                    segment_heatmap(results, metric),
+                    f"fig-segments-{index}",
+                    f"Heatmap of the lift of {label} by segment",
+                ),
+                "total": len(slices),
+                "better": verdicts.count("better"),
+                "worse": verdicts.count("worse"),
+            }
+        )
+    return shown
+
+
+def render_report(
+    results: Mapping[str, Any], plotly_src: str, *, validation_href: str | None = None
+) -> str:
     """The HTML report of one run.
 
     ``plotly_src`` is the relative URL of the shared ``plotly.min.js`` (for a
     report published at ``<out>/<experiment>/<run>/report.html``:
-    ``"../../assets/plotly.min.js"``).
+    ``"../../assets/plotly.min.js"``).  ``validation_href`` is the run's data
+    quality page next to the report; by default ``results["validation"]["page"]``
+    when it is a plain ``*.html`` name, else the report does not link one.
     """
-    version = results.get("schema_version")
-    if version != SUPPORTED_SCHEMA_VERSION:
-        msg = f"unsupported results schema_version {version!r} (expected 1)"
-        raise ValueError(msg)
+    _check_schema(results)
     src = _check_plotly_src(plotly_src)
+    validation: Mapping[str, Any] = results.get("validation") or {}
+    page = safe_page(validation_href) or (
+        safe_page(validation.get("page")) if validation_href is None else None
+    )
     experiment: Mapping[str, Any] = results.get("experiment") or {}
     comparisons: Sequence[Mapping[str, Any]] = results.get("comparisons") or []
-    srm: Mapping[str, Any] = results.get("srm") or {}
-    data: Mapping[str, Any] = results.get("data") or {}
     decision: Mapping[str, Any] = results.get("decision") or {}
+    recommendation = decision.get("recommendation") or "no decision"
+    segment_list = _segments(results)
+    heterogeneity, heterogeneity_other = sections.heterogeneity_rows(
+        results, [s["metric"] for s in segment_list]
+    )
+    exposure, exposure_caveat = sections.exposure_rows(results)
+    rows = [sections.comparison_row(c) for c in comparisons]
     context = {
         "title": experiment.get("name") or results.get("experiment_id"),
         "experiment": experiment,
@@ -279,27 +208,59 @@ def render_report(results: Mapping[str, Any], plotly_src: str) -> str:
         "run_id": results.get("run_id"),
         "analysis_date": results.get("analysis_date"),
         "generated_at": results.get("generated_at"),
-        "arms": _arms(results),
-        "recommendation": decision.get("recommendation") or "no decision",
+        "header": sections.header(results),
+        "arms": sections.arms(results),
+        "recommendation": recommendation,
+        "recommendation_text": RECOMMENDATION_TEXT.get(str(recommendation), ""),
         "reasons": decision.get("reasons") or [],
-        "banners": _banners(results),
+        "banners": health.banners(results, page),
+        "health_ok": health.health_checks(results),
+        "headline": [r for r in rows if r["role"] == "primary"] or rows[:1],
         "scorecard": [
-            {"category": category, "rows": [_comparison_row(c) for c in items]}
+            {"category": category, "rows": [sections.comparison_row(c) for c in items]}
             for category, items in ordered_comparisons(comparisons)
         ],
-        "has_sequential": any(
-            (c.get("sequential") or {}).get("lift_ci") is not None for c in comparisons
+        "has_sequential": any(r["ci_kind"] == "always-valid" for r in rows),
+        "unplotted": [
+            r for c, r in zip(comparisons, rows, strict=True) if not lift_is_plottable(c)
+        ],
+        "forest_html": _figure_html(forest_plot(results), "fig-forest", "Forest plot of the lifts")
+        if comparisons
+        else None,
+        "over_time_html": _figure_html(
+            over_time_chart(results), "fig-over-time", "Cumulative lift per day and units per arm"
         ),
-        "unplotted": [_comparison_row(c) for c in comparisons if not lift_is_plottable(c)],
-        "forest_html": _figure_html(forest_plot(results), "forest-plot") if comparisons else None,
-        "units_html": _figure_html(units_bar(results), "units-bar") if data.get("units") else None,
-        "descriptive": _descriptive(results),
-        "data": data,
-        "srm": srm,
-        "validation": results.get("validation") or {},
+        "over_time": results.get("over_time") or {},
+        "exposure_html": _figure_html(
+            exposure_trend_chart(results), "fig-exposure-trend", "Lift by week since exposure"
+        ),
+        "exposure_rows": exposure,
+        "exposure_caveat": exposure_caveat,
+        "funnel_html": _figure_html(funnel_chart(results), "fig-ai-funnel", "AI funnel per AI arm"),
+        "time_html": _figure_html(
+            time_on_task_chart(results), "fig-time-on-task", "Time on task per arm"
+        ),
+        "trust_html": _figure_html(trust_chart(results), "fig-trust", "Trust answers per arm"),
+        "segments": segment_list,
+        "heterogeneity": heterogeneity,
+        "heterogeneity_other": heterogeneity_other,
+        "has_segments_field": "segments" in results,
+        "pooled": [sections.comparison_row(c) for c in results.get("pooled_ai") or []],
+        "has_pooled_field": "pooled_ai" in results,
+        "power_html": _figure_html(
+            power_chart(results), "fig-power", "Detectable lift now and planned"
+        ),
+        "power_rows": sections.power_rows(results),
+        "units_html": _figure_html(units_bar(results), "fig-units", "Units per arm")
+        if (results.get("data") or {}).get("units")
+        else None,
+        "descriptive": sections.descriptive(results),
+        "data": results.get("data") or {},
+        "srm": results.get("srm") or {},
+        "validation": validation,
+        "validation_href": page,
         "failed_expectations": [
-            _expectation_text(f)
-            for f in (results.get("validation") or {}).get("failed_expectations") or []
+            health.expectation_text(f) for f in validation.get("failed_expectations") or []
         ],
         "confidence": _confidence(experiment.get("alpha")),
         "plotly_src": src,
@@ -307,8 +268,41 @@ def render_report(results: Mapping[str, Any], plotly_src: str) -> str:
     return _environment().get_template("report.html").render(context)
 
 
+def render_validation(results: Mapping[str, Any], *, report_href: str = REPORT_PAGE) -> str:
+    """The run's data quality page (``validation.html``): no script, readable offline.
+
+    Every failed expectation with its severity, unexpected count and examples;
+    how many expectations ran and passed; rows validated per table; and the
+    rows and units removed while cleaning (quarantined, duplicate, crossover).
+    """
+    _check_schema(results)
+    experiment: Mapping[str, Any] = results.get("experiment") or {}
+    context = {
+        "title": experiment.get("name") or results.get("experiment_id"),
+        "experiment_id": results.get("experiment_id"),
+        "run_id": results.get("run_id"),
+        "analysis_date": results.get("analysis_date"),
+        "generated": sections.header(results)["generated"],
+        "report_href": safe_page(report_href),
+        "v": sections.validation_context(results),
+    }
+    return _environment().get_template("validation.html").render(context)
+
+
+def render_run_files(results: Mapping[str, Any], plotly_src: str) -> dict[str, str]:
+    """The HTML pages of one run, by file name: ``report.html`` and ``validation.html``.
+
+    The report links the data quality page; pass the result, with
+    ``results.json``, to :func:`analysis.report.publish.publish_run`.
+    """
+    return {
+        REPORT_PAGE: render_report(results, plotly_src, validation_href=VALIDATION_PAGE),
+        VALIDATION_PAGE: render_validation(results, report_href=REPORT_PAGE),
+    }
+
+
 def render_index(entries: Sequence[Mapping[str, Any]], plotly_src: str | None = None) -> str:
-    """The site index: one card per experiment, latest run first.
+    """The site index: a sortable, filterable table of experiments, latest run first.
 
     ``entries`` has the shape returned by
     :func:`analysis.report.publish.collect_index_entries`.  The index has no
@@ -318,5 +312,5 @@ def render_index(entries: Sequence[Mapping[str, Any]], plotly_src: str | None = 
     return (
         _environment()
         .get_template("index.html")
-        .render(entries=list(entries), plotly_src=src, goal_text=_GOAL_TEXT)
+        .render(entries=list(entries), plotly_src=src, goal_text=sections.GOAL_TEXT)
     )

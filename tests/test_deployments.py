@@ -1,0 +1,642 @@
+"""Deployments, schedules and the data-landed trigger, against a REAL Prefect server.
+
+The module starts ``prefect server start`` on a free 127.0.0.1 port and
+``proof serve`` against it (both in their own process groups, both stopped at
+teardown). The fixture starts three runs at once — a Run-button run and two
+``proof.data.landed`` events with a missing and a badly typed ``as_of`` — so
+that they share the wait; the data-landed test emits its own event once the
+Run-button run is done (and its validation is cached). The wiring snapshot and
+the parameter checks at the bottom need no server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from analysis.config import ConfigError, load_config
+from analysis.simulate import simulate, write_duckdb
+from flows.analyze import analyze_experiment, nightly
+from flows.deployments import build_deployments, load_schedule
+from flows.watch import watch_sources
+from tests.conftest import AS_OF, make_config_dir
+
+T = TypeVar("T")
+SERVER_START_TIMEOUT = 180.0
+RUN_TIMEOUT = 240.0
+DEPLOYMENTS = ("nightly/proof", "analyze-experiment/proof", "watch-sources/proof")
+FLOWS = {f.name: f for f in (nightly, analyze_experiment, watch_sources)}
+EXPERIMENT_ID = "{{ event.resource.id.removeprefix('proof.experiment.') }}"
+AS_OF_TEXT = "{{ (event.payload.get('as_of') or '') | string }}"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group (serve pauses its deployments), then SIGKILL."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    # children of the group that outlived their parent (flow-run processes)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _wait(what: str, probe: Callable[[], T | None], timeout: float, log: Path) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value is not None:
+            return value
+        time.sleep(0.3)
+    tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n--- {log.name}:\n{tail}")
+
+
+@dataclass
+class Served:
+    api: str
+    config_dir: Path
+    out: Path
+    serve_log: Path
+    env: dict[str, str]
+    processes: list[subprocess.Popen[bytes]]
+    timings: dict[str, float] = field(default_factory=dict)
+    kicked: dict[str, Any] = field(default_factory=dict)
+
+    def start_serve(self) -> subprocess.Popen[bytes]:
+        """`proof serve` in its own process group; returns once every deployment is live."""
+        with self.serve_log.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "flows.cli", "serve",
+                 "--config-dir", str(self.config_dir), "--out", str(self.out)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.processes.append(process)
+
+        def live() -> bool | None:
+            if process.poll() is not None:
+                pytest.fail(f"proof serve exited:\n{self.serve_log.read_text()[-4000:]}")
+            found = [self.deployment(name) for name in DEPLOYMENTS]
+            return all(d is not None and not d["paused"] for d in found) or None
+
+        _wait("the deployments", live, 120, self.serve_log)
+        return process
+
+    def get(self, path: str) -> Any:
+        response = httpx.get(f"{self.api}{path}", timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        response = httpx.post(f"{self.api}{path}", json=body, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def deployment(self, name: str) -> dict[str, Any] | None:
+        flow_name, deployment_name = name.split("/")
+        response = httpx.get(f"{self.api}/deployments/name/{flow_name}/{deployment_name}")
+        return response.json() if response.status_code == 200 else None
+
+    def flow_runs(self, deployment_id: str) -> list[dict[str, Any]]:
+        body = {"deployments": {"id": {"any_": [deployment_id]}}, "limit": 50}
+        runs: list[dict[str, Any]] = self.post("/flow_runs/filter", body)
+        return runs
+
+    def wait_for_run(
+        self, deployment_id: str, match: Callable[[dict[str, Any]], bool], final: bool = True
+    ) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            for run in self.flow_runs(deployment_id):
+                if match(run["parameters"]) and (
+                    not final or run["state"]["type"] in {"COMPLETED", "FAILED", "CRASHED"}
+                ):
+                    return run
+            return None
+
+        return _wait("a flow run", probe, RUN_TIMEOUT, self.serve_log)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("served")
+    config_dir = make_config_dir(root)
+    config = load_config(config_dir)
+    write_duckdb(
+        root / "data" / "warehouse.duckdb",
+        simulate(list(config.experiments.values()), 2_000, AS_OF, seed=11),
+    )
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(root / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": api,
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
+    server_log, serve_log = root / "server.log", root / "serve.log"
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        started = time.monotonic()
+        with server_log.open("wb") as log:
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "prefect", "server", "start",
+                     "--host", "127.0.0.1", "--port", str(port)],
+                    env={k: v for k, v in env.items() if k != "PREFECT_API_URL"},
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                )
+            )  # fmt: skip
+
+        def healthy() -> bool | None:
+            if processes[0].poll() is not None:
+                pytest.fail(f"prefect server exited:\n{server_log.read_text()[-4000:]}")
+            try:
+                return httpx.get(f"{api}/health", timeout=2).status_code == 200 or None
+            except httpx.HTTPError:
+                return None
+
+        _wait("the Prefect server", healthy, SERVER_START_TIMEOUT, server_log)
+        timings = {"server_start_s": time.monotonic() - started}
+
+        started = time.monotonic()
+        served = Served(api, config_dir, root / "reports", serve_log, env, processes, timings)
+        served.start_serve()
+        timings["serve_ready_s"] = time.monotonic() - started
+        _kick_off(served)
+        yield served
+        print("\ntimings:", json.dumps({k: round(v, 1) for k, v in timings.items()}))
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+
+
+def _emit_landed(served: Served, experiment_id: str, payload: dict[str, Any]) -> None:
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: served.api}):
+        emit_event(
+            "proof.data.landed",
+            resource={"prefect.resource.id": f"proof.experiment.{experiment_id}"},
+            payload=payload,
+        )
+        EventsWorker.drain_all()
+
+
+def _kick_off(served: Served) -> None:
+    """The Run button, and two events whose as_of is missing or not a date string."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: served.api}):
+        clicked = run_deployment(
+            "analyze-experiment/proof",
+            parameters={"experiment_id": "smart-compose", "as_of": AS_OF, "run_id": "ui-run"},
+            timeout=0,
+        )
+    served.kicked["clicked"] = str(clicked.id)
+    _emit_landed(served, "auto-triage", {})  # no as_of: yesterday
+    _emit_landed(served, "auto-triage", {"as_of": 20261120})  # not a date string
+
+
+def _deployment_id(served: Served, name: str) -> str:
+    deployment = served.deployment(name)
+    assert deployment is not None, name
+    return str(deployment["id"])
+
+
+def _artifacts(served: Served, flow_run_id: str) -> list[dict[str, Any]]:
+    body = {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
+    artifacts: list[dict[str, Any]] = served.post("/artifacts/filter", body)
+    return artifacts
+
+
+def test_nightly_deployment_has_its_cron_schedule(served: Served) -> None:
+    nightly = served.deployment("nightly/proof")
+    assert nightly is not None
+    [schedule] = nightly["schedules"]
+    assert schedule["schedule"]["cron"] == "0 2 * * *"
+    assert schedule["schedule"]["timezone"] == "UTC"
+    assert schedule["active"]
+    assert not nightly["paused"]
+    assert nightly["parameters"]["config_dir"] == str(served.config_dir.resolve())
+    watch = served.deployment("watch-sources/proof")
+    assert watch is not None
+    assert watch["schedules"][0]["schedule"]["interval"] == 900.0
+
+
+def test_run_button_publishes_the_report_and_links_it(served: Served) -> None:
+    run_id = served.kicked["clicked"]
+    run = served.wait_for_run(
+        _deployment_id(served, "analyze-experiment/proof"),
+        lambda p: p.get("run_id") == "ui-run",
+    )
+    assert run["id"] == run_id
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    report = served.out / "smart-compose" / "ui-run" / "report.html"
+    assert report.stat().st_size > 10_000
+    results = json.loads((report.parent / "results.json").read_text())
+    assert results["analysis_date"] == AS_OF.isoformat()
+
+    artifacts = {a["key"]: a for a in _artifacts(served, run_id)}
+    link = artifacts["proof-smart-compose-report"]
+    assert f"({report.resolve().as_uri()})" in link["data"]
+    summary = artifacts["proof-smart-compose-summary"]["data"]
+    assert f"Decision: **{results['decision']['recommendation']}**" in summary
+    table = artifacts["proof-smart-compose-comparisons"]["data"]
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert {r["metric"] for r in rows} == {c["metric"] for c in results["comparisons"]}
+
+    def decided() -> list[dict[str, Any]] | None:
+        body = {
+            "filter": {
+                "event": {"name": ["proof.decision.made"]},
+                "resource": {"id": ["proof.experiment.smart-compose"]},
+            }
+        }
+        found = [e for e in served.post("/events/filter", body)["events"]
+                 if e["payload"]["run_id"] == "ui-run"]  # fmt: skip
+        return found or None
+
+    [event] = _wait("the proof.decision.made event", decided, 30, served.serve_log)
+    assert event["payload"]["recommendation"] == results["decision"]["recommendation"]
+    assert event["payload"]["report"] == report.resolve().as_uri()
+
+
+def test_data_landed_event_runs_the_experiment(served: Served) -> None:
+    deployment_id = _deployment_id(served, "analyze-experiment/proof")
+    served.wait_for_run(deployment_id, lambda p: p.get("run_id") == "ui-run")
+    served.timings["emitted_at"] = time.time()
+    _emit_landed(served, "smart-compose", {"as_of": AS_OF.isoformat()})
+    created = served.wait_for_run(
+        deployment_id,
+        lambda p: p.get("experiment_id") == "smart-compose" and "run_id" not in p,
+        final=False,
+    )
+    assert created["parameters"]["as_of"] == AS_OF.isoformat()
+    assert created["parameters"]["out_dir"] == str(served.out.resolve())
+    created_at = dt.datetime.fromisoformat(created["created"]).timestamp()
+    served.timings["trigger_to_flow_run_s"] = created_at - served.timings["emitted_at"]
+
+    run = served.wait_for_run(deployment_id, lambda p: p == created["parameters"])
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    start = dt.datetime.fromisoformat(run["start_time"]).timestamp()
+    served.timings["trigger_to_start_s"] = start - served.timings["emitted_at"]
+    artifacts = {a["key"]: a for a in _artifacts(served, run["id"])}
+    url = artifacts["proof-smart-compose-report"]["data"].split("(")[-1].rstrip(")")
+    assert url.startswith("file://")
+    published = Path(url.removeprefix("file://"))
+    assert published.is_file()
+    assert published.parent.parent == served.out.resolve() / "smart-compose"
+    results = json.loads((published.parent / "results.json").read_text())
+    assert results["analysis_date"] == AS_OF.isoformat()
+
+
+def test_data_landed_without_as_of_analyses_yesterday(served: Served) -> None:
+    run = served.wait_for_run(
+        _deployment_id(served, "analyze-experiment/proof"),
+        lambda p: p.get("experiment_id") == "auto-triage" and p.get("as_of") == "",
+    )
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    dates = {
+        json.loads(p.read_text())["analysis_date"]
+        for p in (served.out / "auto-triage").glob("*/results.json")
+    }
+    assert yesterday.isoformat() in dates
+
+
+def test_data_landed_with_a_bad_as_of_fails_visibly(served: Served) -> None:
+    run = served.wait_for_run(
+        _deployment_id(served, "analyze-experiment/proof"),
+        lambda p: p.get("experiment_id") == "auto-triage" and p.get("as_of") == "20261120",
+    )
+    assert run["state"]["type"] == "FAILED"
+    assert "as_of must be a date as YYYY-MM-DD" in run["state"]["message"]
+
+
+def test_serve_stops_and_restarts_cleanly(served: Served) -> None:
+    """SIGTERM pauses the deployments; the next `proof serve` takes them over again."""
+    deployment_id = _deployment_id(served, "analyze-experiment/proof")
+
+    def all_final() -> bool | None:
+        runs = served.flow_runs(deployment_id)
+        return all(r["state"]["type"] in {"COMPLETED", "FAILED", "CRASHED"} for r in runs) or None
+
+    _wait("every run to finish", all_final, RUN_TIMEOUT, served.serve_log)
+    _stop(served.processes[-1])
+    assert all(served.deployment(name)["paused"] for name in DEPLOYMENTS)  # type: ignore[index]
+
+    started = time.monotonic()
+    served.start_serve()  # returns once every deployment is live again
+    served.timings["serve_restart_s"] = time.monotonic() - started
+    nightly = served.deployment("nightly/proof")
+    assert nightly is not None
+    assert nightly["schedules"][0]["active"]
+    assert "serving against" in served.serve_log.read_text()
+
+
+# --------------------------------------------------------------------------- without a server
+
+
+def _wiring(config_dir: Path, out: Path) -> list[dict[str, Any]]:
+    return [
+        {
+            "deployment": f"{d.flow_name}/{d.name}",
+            "entrypoint": d.entrypoint,
+            "schedules": [
+                s.schedule.model_dump(include={"cron", "timezone", "interval"})
+                for s in d.schedules or []
+            ],
+            "triggers": [
+                t.model_dump(include={"expect", "match", "parameters"}) for t in d.triggers
+            ],
+            "parameters": sorted(FLOWS[d.flow_name].parameters.properties),
+            "defaults": sorted(d.parameters),
+        }
+        for d in build_deployments(config_dir, out)
+    ]
+
+
+def test_deployment_and_trigger_wiring_snapshot(tmp_path: Path) -> None:
+    """The whole graph in one place: a change in the wiring shows up in review here."""
+    graph = _wiring(make_config_dir(tmp_path), tmp_path / "reports")
+    dirs = ["config_dir", "out_dir"]
+    assert graph == [
+        {
+            "deployment": "nightly/proof",
+            "entrypoint": "flows.analyze.nightly",
+            "schedules": [{"cron": "0 2 * * *", "timezone": "UTC"}],
+            "triggers": [],
+            "parameters": ["as_of", "config_dir", "max_parallel", "out_dir", "run_id"],
+            "defaults": [*dirs[:1], "max_parallel", *dirs[1:]],
+        },
+        {
+            "deployment": "analyze-experiment/proof",
+            "entrypoint": "flows.analyze.analyze_experiment",
+            "schedules": [],
+            "triggers": [
+                {
+                    "expect": {"proof.data.landed"},
+                    "match": {"prefect.resource.id": "proof.experiment.*"},
+                    "parameters": {"experiment_id": EXPERIMENT_ID, "as_of": AS_OF_TEXT},
+                }
+            ],
+            "parameters": sorted([*dirs, "as_of", "experiment_id", "revalidate", "run_id"]),
+            "defaults": dirs,
+        },
+        {
+            "deployment": "watch-sources/proof",
+            "entrypoint": "flows.watch.watch_sources",
+            "schedules": [{"interval": dt.timedelta(minutes=15), "timezone": "UTC"}],
+            "triggers": [],
+            "parameters": dirs,
+            "defaults": dirs,
+        },
+    ]
+
+
+def test_schedule_yaml_sets_cron_zone_and_parallelism(tmp_path: Path) -> None:
+    config_dir = make_config_dir(tmp_path)
+    (config_dir / "schedule.yaml").write_text(
+        "nightly:\n  cron: '30 3 * * 1-5'\n  timezone: Europe/Berlin\n  max_parallel: 3\n"
+        "watch:\n  every_minutes: 5\n"
+    )
+    [nightly, _, watch] = build_deployments(config_dir, tmp_path / "reports")
+    assert nightly.parameters["max_parallel"] == 3
+    assert nightly.schedules is not None
+    assert nightly.schedules[0].schedule.model_dump(include={"cron", "timezone"}) == {
+        "cron": "30 3 * * 1-5",
+        "timezone": "Europe/Berlin",
+    }
+    assert watch.schedules is not None
+    assert watch.schedules[0].schedule.model_dump()["interval"] == dt.timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "reason"),
+    [
+        ("nightly:\n  cron: 'every night'\n", "nightly.cron", "cron"),
+        ("nightly:\n  timezone: Mars/Olympus\n", "nightly.timezone", "unknown time zone"),
+        ("watch:\n  every_minutes: 0\n", "watch.every_minutes", "greater than or equal to 1"),
+        ("nightly:\n  crn: '0 2 * * *'\n", "nightly.crn", "Extra inputs"),
+    ],
+)
+def test_schedule_yaml_errors_name_the_key(
+    tmp_path: Path, body: str, key: str, reason: str
+) -> None:
+    (tmp_path / "schedule.yaml").write_text(body)
+    with pytest.raises(ConfigError) as info:
+        load_schedule(tmp_path)
+    assert info.value.key == key
+    assert reason.lower() in info.value.reason.lower()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("", None), ("  ", None), (None, None), ("2026-11-20", dt.date(2026, 11, 20))],
+)
+def test_as_of_parameter_accepts_dates_and_blank(given: str | None, expected: object) -> None:
+    params = analyze_experiment.validate_parameters({"experiment_id": "x", "as_of": given})
+    assert params["as_of"] == expected
+
+
+@pytest.mark.parametrize("given", ["20261120", "None", "2026-13-01", "yesterday"])
+def test_as_of_parameter_refuses_anything_else(given: str) -> None:
+    from prefect.exceptions import ParameterTypeError
+
+    with pytest.raises(ParameterTypeError, match="as_of"):
+        analyze_experiment.validate_parameters({"experiment_id": "x", "as_of": given})
+
+
+def test_parameter_form_has_descriptions() -> None:
+    schema = analyze_experiment.parameters.model_dump()
+    for name in ("experiment_id", "as_of", "run_id", "revalidate"):
+        assert schema["properties"][name].get("description"), name
+    assert schema["required"] == ["experiment_id"]
+
+
+def test_documented_automations_are_valid_and_render() -> None:
+    """docs/automations/notify.yaml: what `prefect automation create` accepts, and its text."""
+    import uuid
+
+    import yaml
+    from prefect.events import Event
+    from prefect.events.schemas.automations import AutomationCore
+    from prefect.server.utilities.user_templates import render_user_template_sync
+
+    path = Path(__file__).resolve().parent.parent / "docs" / "automations" / "notify.yaml"
+    text = path.read_text().replace("BLOCK_ID", str(uuid.uuid4()))
+    automations = [AutomationCore.model_validate(a) for a in yaml.safe_load(text)["automations"]]
+    decision, validation = automations
+    assert decision.trigger.model_dump()["expect"] == {"proof.decision.made"}
+    assert decision.trigger.model_dump()["match"]["proof.attention"] == "true"
+    assert validation.trigger.model_dump()["expect"] == {"proof.validation.failed"}
+
+    event = Event(
+        event="proof.decision.made",
+        resource={
+            "prefect.resource.id": "proof.experiment.smart-compose",
+            "prefect.resource.name": "Smart compose",
+            "proof.attention": "true",
+        },
+        payload={
+            "recommendation": "investigate",
+            "reasons": ["Sample-ratio mismatch."],
+            "run_id": "r1",
+            "as_of": "2026-11-20",
+            "report": "file:///srv/reports/smart-compose/r1/report.html",
+        },
+    )
+    action = decision.actions[0].model_dump()
+    subject = render_user_template_sync(action["subject"], {"event": event})
+    body = render_user_template_sync(action["body"], {"event": event})
+    assert subject == "Proof: Smart compose — investigate"
+    assert "- Sample-ratio mismatch." in body
+    assert "Report: file:///srv/reports/smart-compose/r1/report.html" in body
+
+    failed = Event(
+        event="proof.validation.failed",
+        resource={"prefect.resource.id": "proof.experiment.smart-compose"},
+        payload={
+            "run_id": "r2",
+            "failed": [{"table": "events", "column": "ts", "expectation": "not_null",
+                        "unexpected_count": 3}],
+        },
+    )  # fmt: skip
+    body = render_user_template_sync(validation.actions[0].model_dump()["body"], {"event": failed})
+    assert "table events, column ts: not_null (3 rows)" in body
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_publish_limit_lets_one_holder_in_at_a_time() -> None:
+    """Two publishers of the same experiment never overlap; the limit is created once."""
+    import threading
+
+    from prefect.client.orchestration import get_client
+
+    from flows import locks
+
+    name = locks.publish_limit(f"lock-test-{time.time_ns()}")
+    spans: list[tuple[float, float]] = []
+
+    def hold() -> None:
+        with locks.exclusive(name, timeout_seconds=60):
+            start = time.monotonic()
+            time.sleep(0.5)
+            spans.append((start, time.monotonic()))
+
+    threads = [threading.Thread(target=hold) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=90)
+    assert len(spans) == 3
+    spans.sort()
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(name)
+    assert limit.limit == 1
+    assert limit.active_slots == 0
+
+
+# --------------------------------------------------------------------------- artifact text
+
+
+def _results() -> dict[str, Any]:
+    comparison = {
+        "metric": "task_completion_rate", "label": "Task completion | rate", "role": "primary",
+        "category": "outcome", "control": "control", "treatment": "ai",
+        "n_control": 1000, "n_treatment": 1010, "mean_control": 0.5, "mean_treatment": 0.55,
+        "lift": 0.1, "lift_ci": [0.02, 0.18], "p_value": 0.012, "p_value_adjusted": None,
+        "verdict": "better", "verdict_basis": "fixed_horizon",
+        "cuped": {"applied": False}, "sequential": {"lift_ci": None},
+    }  # fmt: skip
+    secondary = comparison | {"metric": "edit_rate", "label": "Edit rate", "role": "secondary"}
+    return {
+        "experiment_id": "smart-compose",
+        "run_id": "r1",
+        "analysis_date": "2026-11-20",
+        "experiment": {"name": "Smart compose", "metrics": {"primary": "task_completion_rate"}},
+        "data": {"units": {"control": 1000, "ai": 1010}},
+        "srm": {"p_value": 0.0004, "flagged": True},
+        "validation": {
+            "success": True,
+            "failed_expectations": [{"expectation": "expect_column_values_to_be_unique"}],
+        },
+        "comparisons": [comparison, secondary],
+        "decision": {"recommendation": "investigate", "reasons": ["Sample-ratio mismatch."]},
+    }
+
+
+def test_markdown_summary_shows_decision_primary_metric_srm_and_validation() -> None:
+    from analysis.summary import markdown_summary
+
+    text = markdown_summary(_results(), "file:///r/report.html")
+    assert "## Decision: **investigate**" in text
+    assert "- Sample-ratio mismatch." in text
+    rows = [line for line in text.splitlines() if line.startswith("| Task")]
+    assert len(rows) == 1  # the primary metric only
+    assert "Task completion \\| rate" in rows[0]  # a pipe in a label does not break the table
+    assert "+10.0%" in rows[0]
+    assert "[+2.0%, +18.0%]" in rows[0]
+    assert "0.012" in rows[0]
+    assert "Sample-ratio mismatch: **flagged** (p <0.001)" in text
+    assert "Validation: passed (1 expectation(s) failed, expect_column_values_to_be_unique)" in text
+    assert "- Units: control 1,000, ai 1,010" in text
+    assert text.rstrip().endswith("[Open the report](file:///r/report.html)")
+
+
+def test_comparison_rows_are_flat_json_values() -> None:
+    from analysis.summary import comparison_rows
+
+    rows = comparison_rows(_results())
+    assert [r["metric"] for r in rows] == ["task_completion_rate", "edit_rate"]
+    assert rows[0]["lift_ci_low"] == 0.02
+    assert rows[0]["lift_ci_high"] == 0.18
+    json.dumps(rows, allow_nan=False)  # a table artifact takes JSON, not a DataFrame
+    no_ci = _results()
+    no_ci["comparisons"][0]["lift_ci"] = None
+    assert comparison_rows(no_ci)[0]["lift_ci_low"] is None
+
+
+def test_nightly_markdown_lists_failures_too() -> None:
+    from analysis.summary import nightly_markdown
+
+    text = nightly_markdown(
+        [
+            {"experiment_id": "a", "decision": "ship", "report": "/r/a/1/report.html"},
+            {"experiment_id": "b", "error": "no parquet file matches x|y"},
+        ]
+    )
+    assert "| a | ship | /r/a/1/report.html |" in text
+    assert "| b | **failed**: no parquet file matches x\\|y | – |" in text
+    assert text.rstrip().endswith("1 analysed, 1 failed.")

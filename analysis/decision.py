@@ -149,8 +149,8 @@ def decide(
         if len(arms) > 1:
             reasons.insert(
                 0,
-                f"Ship {best.treatment}: it improves the primary metric most "
-                "without a guardrail breached.",
+                f"Ship {best.treatment}: the largest improvement of the primary metric "
+                "among the arms whose guardrails held.",
             )
         reasons += blocked + pending
         worse_trust = [

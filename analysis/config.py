@@ -188,6 +188,53 @@ class StatisticsOptions(_Strict):
     )
 
 
+class ValueRule(_Strict):
+    """The allowed ``value`` of one event: a range (``min``/``max``) or a set (``values``)."""
+
+    min: float | None = Field(default=None, description="Smallest allowed value (inclusive).")
+    max: float | None = Field(default=None, description="Largest allowed value (inclusive).")
+    values: list[float] | None = Field(
+        default=None, min_length=1, description="The only allowed values (e.g. [-1, 1])."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ValueRule:
+        has_range = self.min is not None or self.max is not None
+        if has_range == (self.values is not None):
+            raise ValueError("give either 'min'/'max' or 'values'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("'min' is above 'max'")
+        return self
+
+
+class ValidationOptions(_Strict):
+    """Bounds of the data checks (docs/validation.md); every key is optional."""
+
+    max_unassigned_event_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Warn when more than this share of the events of the experiment's period "
+        "belong to units that no assignment row names.",
+    )
+    max_unknown_variant_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Assignment rows whose variant is not configured are quarantined with a "
+        "warning; above this share of the rows the run stops (the config is likely wrong).",
+    )
+    task_completed_max_seconds: float = Field(
+        default=86_400,
+        gt=0,
+        description="Largest plausible task_completed value (seconds on a task).",
+    )
+    value_ranges: dict[Identifier, ValueRule] = Field(
+        default_factory=dict,
+        description="Allowed values per event name; replaces the default rule of that event.",
+    )
+
+
 class Experiment(_Strict):
     """One experiment (contract section 5)."""
 
@@ -211,6 +258,7 @@ class Experiment(_Strict):
     )
     pre_window_days: int = Field(default=14, ge=0)
     statistics: StatisticsOptions = Field(default_factory=StatisticsOptions)
+    validation: ValidationOptions = Field(default_factory=ValidationOptions)
 
     @model_validator(mode="after")
     def _consistent(self) -> Experiment:

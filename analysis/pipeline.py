@@ -9,7 +9,7 @@ Prefect.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from analysis.sources import Tables
 from analysis.stats.quantile import QuantileSample
 from analysis.stats.srm import srm_test
 from analysis.stats.winsorize import winsorize_caps_exprs, winsorize_expr
+from analysis.validation import ValidationReport
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,19 @@ class Measurement:
     funnel: Mapping[str, list[tuple[str, int]]] = field(default_factory=dict)
     time_on_task: Histogram | None = None
     trust: Mapping[str, list[int]] = field(default_factory=dict)
+    unit_validation: ValidationReport | None = None
+
+
+UnitCheck = Callable[[pl.LazyFrame], ValidationReport]
+"""Validates the per-unit metric table (the flow passes GX under its lock)."""
 
 
 def measure(
-    tables: Tables, experiment: Experiment, metrics: Sequence[Metric], as_of: dt.date
+    tables: Tables,
+    experiment: Experiment,
+    metrics: Sequence[Metric],
+    as_of: dt.date,
+    unit_check: UnitCheck | None = None,
 ) -> Measurement:
     window = metrics_mod.Window(as_of, experiment.window_days, experiment.pre_window_days)
     units = metrics_mod.clean_assignments(tables.assignments, window).collect().lazy()
@@ -58,6 +68,7 @@ def measure(
     tables = Tables(tables.assignments, events)
     cleaning = metrics_mod.cleaning_counts(units, tables.events, experiment)
     table = metrics_mod.unit_table(units, tables.events, metrics, window).collect().lazy()
+    unit_validation = unit_check(table) if unit_check is not None else None
     percentile = experiment.statistics.winsorize_percentile
     if percentile is not None:
         table = winsorize_table(table, metrics, percentile)
@@ -89,6 +100,7 @@ def measure(
         funnel=descriptives.funnel_counts(in_window, experiment.ai_variants()),
         time_on_task=descriptives.time_on_task_histogram(in_window, variants),
         trust=descriptives.trust_histogram(in_window, variants),
+        unit_validation=unit_validation,
     )
 
 
@@ -137,6 +149,7 @@ def summarise(
     run_id: str,
     as_of: dt.date,
     generated_at: dt.datetime,
+    quarantined_rows: int = 0,
 ) -> dict[str, Any]:
     shares = {name: v.share for name, v in experiment.variants.items()}
     by_name = {m.name: m for m in metrics}
@@ -153,7 +166,7 @@ def summarise(
         as_of=as_of,
         generated_at=generated_at,
         cleaning=measurement.cleaning,
-        quarantined_rows=0,
+        quarantined_rows=quarantined_rows,
         validation=dict(validation),
         srm=srm,
         comparisons=comparisons,

@@ -8,12 +8,20 @@ pushed into the database where there is one — and conformed to the contract's
 column names and types.  A missing column or a type that cannot be converted
 without guessing raises :class:`SourceSchemaError` naming the table, column,
 expected and found type.
+
+A table that does not exist, an empty CSV file and a database that cannot be
+reached each raise :class:`SourceError` naming the source and the table or the
+cause (never the URI's credentials). :func:`event_coverage` counts the events
+whose unit no assignment row names, for the validation's unassigned-share check.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import re
+import socket
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +34,13 @@ from analysis import schema, settings
 from analysis.config import DuckDBSource, FileSource, SqlSource
 
 _SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+#: Seconds to wait for a TCP connection to a SQL source before saying it is unreachable
+#: (the drivers would retry for about 30 s; the flow's load task retries instead).
+CONNECT_TIMEOUT = 3.0
+_DEFAULT_PORTS: Mapping[str, int] = {
+    "postgres": 5432, "postgresql": 5432, "redshift": 5439, "mysql": 3306, "mariadb": 3306,
+    "mssql": 1433, "oracle": 1521, "clickhouse": 9000, "bigquery": 443,
+}  # fmt: skip
 
 
 class SourceError(RuntimeError):
@@ -127,6 +142,11 @@ def _cast(
     if isinstance(expected, pl.Datetime):
         if isinstance(found, pl.Null):
             return expr.cast(expected)
+        if isinstance(found, pl.String):
+            raise fail(
+                " (text that is not a timestamp: write ISO 8601 with an offset, e.g."
+                " 2026-10-01T12:00:00Z; a CSV file without rows has no values to read it from)"
+            )
         if not isinstance(found, pl.Datetime):
             raise fail()
         if found.time_zone is None:
@@ -169,6 +189,7 @@ def _read_duckdb(name: str, src: DuckDBSource, experiment_id: str) -> Tables:
     try:
         con = duckdb.connect(str(path), read_only=True)
         con.execute("SET TimeZone='UTC'")
+        _require_duckdb_tables(con, name, src)
         q_assign, q_events = _events_query(name, src, experiment_id)
         # One cursor per lazy frame: a DuckDB connection serves one query at a
         # time, and a plan that reads both frames would find it busy.
@@ -184,6 +205,46 @@ def _read_duckdb(name: str, src: DuckDBSource, experiment_id: str) -> Tables:
         conform(events, name, "events", src.columns),
         [con, *cursors],
     )
+
+
+#: Columns the source queries filter or join on, per table: checked before querying.
+_QUERY_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "assignments": ("experiment_id", "unit_id"),
+    "events": ("unit_id",),
+}
+
+
+def _require_columns(source: str, role: str, found: list[str], columns: Mapping[str, str]) -> None:
+    """A column the query needs is missing: say so as the contract check would."""
+    for column in _QUERY_COLUMNS[role]:
+        mapped = columns.get(column, column)
+        if mapped not in found:
+            via = f" (mapped from {mapped!r})" if mapped != column else ""
+            raise SourceSchemaError(
+                source,
+                role,
+                column + via,
+                str(schema.TABLES[role][column]),
+                f"no such column; has: {', '.join(found)}",
+            )
+
+
+def _require_duckdb_tables(con: duckdb.DuckDBPyConnection, name: str, src: DuckDBSource) -> None:
+    """A missing table is named, with the tables the file does have; so is a key column."""
+    for role, table in (("assignments", src.assignments), ("events", src.events)):
+        try:
+            cursor = con.execute(f"SELECT * FROM {_sql_name(name, role, table)} LIMIT 0")
+            _require_columns(name, role, [d[0] for d in cursor.description or ()], src.columns)
+        except duckdb.CatalogException:
+            found = con.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1, 2"
+            ).fetchall()
+            has = ", ".join(t if s == "main" else f"{s}.{t}" for s, t in found) or "none"
+            raise SourceError(
+                f"source {name!r}: table {table!r} (the {role} table) does not exist "
+                f"in {src.path}; tables there: {has}"
+            ) from None
 
 
 def _scan(
@@ -205,13 +266,24 @@ def _scan(
     return pl.scan_csv(path, try_parse_dates=True, schema_overrides=overrides)
 
 
+def _conform_scan(
+    lf: pl.LazyFrame, path: str, source: str, table: str, columns: Mapping[str, str]
+) -> pl.LazyFrame:
+    try:
+        return conform(lf, source, table, columns)
+    except pl.exceptions.NoDataError:
+        raise SourceError(
+            f"source {source!r}: the {table} file {path} is empty (not even a header row)"
+        ) from None
+
+
 def _read_files(name: str, src: FileSource, experiment_id: str) -> Tables:
     raw_assign = _scan(src.assignments, src.kind, name, "assignments", src.columns)
     raw_events = _scan(src.events, src.kind, name, "events", src.columns)
-    assignments = conform(raw_assign, name, "assignments", src.columns).filter(
-        pl.col("experiment_id") == experiment_id
-    )
-    events = conform(raw_events, name, "events", src.columns).join(
+    assignments = _conform_scan(
+        raw_assign, src.assignments, name, "assignments", src.columns
+    ).filter(pl.col("experiment_id") == experiment_id)
+    events = _conform_scan(raw_events, src.events, name, "events", src.columns).join(
         assignments.select("unit_id").unique(), on="unit_id", how="semi"
     )
     return Tables(assignments, events)
@@ -224,11 +296,13 @@ def _read_sql(name: str, src: SqlSource, experiment_id: str) -> Tables:
             f"source {name!r}: environment variable {src.uri_env} is not set "
             "(it must hold the database URI)"
         )
+    check_reachable(name, uri)
     q_assign, q_events = _events_query(name, src, experiment_id)
     try:
         assignments = pl.read_database_uri(q_assign, uri, engine="connectorx")
         events = pl.read_database_uri(q_events, uri, engine="connectorx")
     except Exception as exc:  # the drivers raise many types; say which, never the URI
+        _require_sql_tables(name, src, uri)
         raise SourceError(
             f"source {name!r}: cannot read from the database "
             f"({type(exc).__name__}: {_redact(str(exc), uri)})"
@@ -237,6 +311,132 @@ def _read_sql(name: str, src: SqlSource, experiment_id: str) -> Tables:
         conform(assignments.lazy(), name, "assignments", src.columns),
         conform(events.lazy(), name, "events", src.columns),
     )
+
+
+def check_reachable(source: str, uri: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Fail fast, naming host and port, when a database's TCP port does not answer.
+
+    URIs without a host (SQLite files, Unix sockets) are not checked.
+    """
+    try:
+        parts = urllib.parse.urlsplit(uri)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise SourceError(f"source {source!r}: the database URI is not valid") from None
+    scheme = parts.scheme.split("+")[0].lower()
+    port = port or _DEFAULT_PORTS.get(scheme)
+    if not host or port is None:
+        return
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        cause = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise SourceError(
+            f"source {source!r}: cannot reach the database at {host}:{port} ({cause}); "
+            "is it running, and reachable from this machine?"
+        ) from None
+
+
+def _require_sql_tables(name: str, src: SqlSource, uri: str) -> None:
+    """After a failed read: name the table that is missing, if one is."""
+    for role, table in (("assignments", src.assignments), ("events", src.events)):
+        try:
+            empty = pl.read_database_uri(
+                f"SELECT * FROM {_sql_name(name, role, table)} WHERE 1 = 0",
+                uri,
+                engine="connectorx",
+            )
+        except Exception as exc:  # which table fails is all we want to know
+            raise SourceError(
+                f"source {name!r}: cannot read table {table!r} (the {role} table): "
+                f"{type(exc).__name__}: {_redact(str(exc), uri)}"
+            ) from None
+        _require_columns(name, role, empty.columns, src.columns)
+
+
+@dataclass(frozen=True, slots=True)
+class EventCoverage:
+    """Events of a period, and how many of them belong to units no assignment row names."""
+
+    events: int
+    unassigned: int
+    examples: tuple[str, ...] = ()
+
+    @property
+    def share(self) -> float:
+        return self.unassigned / self.events if self.events else 0.0
+
+
+def event_coverage(
+    name: str, source: AnySource, since: dt.datetime, until: dt.datetime
+) -> EventCoverage:
+    """Events with ``since <= ts < until``, and those whose unit is in no assignment row.
+
+    Any experiment's assignment counts: this measures whether events and
+    assignments join at all (ids in another format, a broken assignment
+    service), not which experiment a unit is in. The count runs in the
+    database for DuckDB and SQL sources.
+    """
+    if isinstance(source, FileSource):
+        return _file_coverage(name, source, since, until)
+    cols = source.columns
+    unit = '"' + cols.get("unit_id", "unit_id") + '"'
+    ts = '"' + cols.get("ts", "ts") + '"'
+    assignments = _sql_name(name, "assignments", source.assignments)
+    events = _sql_name(name, "events", source.events)
+    where = (
+        f"e.{ts} >= CAST('{since.isoformat()}' AS TIMESTAMP WITH TIME ZONE) "
+        f"AND e.{ts} < CAST('{until.isoformat()}' AS TIMESTAMP WITH TIME ZONE)"
+    )
+    joined = (
+        f"FROM {events} e LEFT JOIN (SELECT DISTINCT {unit} AS u FROM {assignments}) a "
+        f"ON e.{unit} = a.u WHERE {where}"
+    )
+    q_counts = (
+        "SELECT count(*) AS events, "
+        f"coalesce(sum(CASE WHEN a.u IS NULL THEN 1 ELSE 0 END), 0) AS unassigned {joined}"
+    )
+    q_examples = f"SELECT DISTINCT e.{unit} AS unit {joined} AND a.u IS NULL ORDER BY 1 LIMIT 5"
+    if isinstance(source, DuckDBSource):
+        try:
+            with duckdb.connect(str(source.path), read_only=True) as con:
+                con.execute("SET TimeZone='UTC'")
+                counts = con.execute(q_counts).fetchone() or (0, 0)
+                examples = [r[0] for r in con.execute(q_examples).fetchall()]
+        except duckdb.Error as exc:
+            raise SourceError(f"source {name!r}: {type(exc).__name__}: {exc}") from None
+        return EventCoverage(int(counts[0]), int(counts[1]), tuple(str(x) for x in examples))
+    uri = settings.env(source.uri_env)
+    if uri is None:
+        raise SourceError(f"source {name!r}: environment variable {source.uri_env} is not set")
+    check_reachable(name, uri)
+    try:
+        row = pl.read_database_uri(q_counts, uri, engine="connectorx").row(0)
+        found = pl.read_database_uri(q_examples, uri, engine="connectorx").to_series()
+    except Exception as exc:  # the drivers raise many types; say which, never the URI
+        raise SourceError(
+            f"source {name!r}: cannot count unassigned events "
+            f"({type(exc).__name__}: {_redact(str(exc), uri)})"
+        ) from None
+    return EventCoverage(int(row[0]), int(row[1] or 0), tuple(str(x) for x in found))
+
+
+def _file_coverage(
+    name: str, src: FileSource, since: dt.datetime, until: dt.datetime
+) -> EventCoverage:
+    assignments = _scan(src.assignments, src.kind, name, "assignments", src.columns)
+    events = _scan(src.events, src.kind, name, "events", src.columns)
+    units = conform(assignments, name, "assignments", src.columns).select("unit_id").unique()
+    in_period = (
+        conform(events, name, "events", src.columns)
+        .filter((pl.col("ts") >= since) & (pl.col("ts") < until))
+        .select("unit_id")
+    )
+    unassigned = in_period.join(units, on="unit_id", how="anti")
+    total = in_period.select(pl.len()).collect().item()
+    missing = unassigned.select(pl.len()).collect().item()
+    examples = unassigned.unique().sort("unit_id").head(5).collect().get_column("unit_id")
+    return EventCoverage(int(total), int(missing), tuple(str(x) for x in examples))
 
 
 def _redact(message: str, uri: str) -> str:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
+import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
     create_link_artifact,
@@ -26,30 +28,30 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.context import TaskRunContext
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BeforeValidator, Field
 
-from analysis import watch
 from analysis.config import Experiment, Metric, ProofConfig, load_config
 from analysis.pipeline import Measurement, measure, summarise
+from analysis.quarantine import collect_tables, write_quarantine
 from analysis.report.publish import ensure_plotly_asset, publish_run, write_index
 from analysis.report.render import render_run_files
 from analysis.results import to_json
-from analysis.sources import SourceError, Tables, read_experiment
+from analysis.sources import EventCoverage, SourceError, event_coverage, read_experiment
 from analysis.summary import ATTENTION, comparison_rows, markdown_summary, nightly_markdown
 from analysis.validation import (
-    DEFAULT_SUITE_DIR,
+    CheckedData,
     CriticalValidationError,
     ValidationReport,
-    validate_tables,
+    check_experiment,
+    validate_unit_metrics,
+    validation_cache_dir,
 )
 from flows import events, locks
 
 PLOTLY_SRC = "../../assets/plotly.min.js"
 NIGHTLY_PARALLEL = 2  # experiments analysed at once by `nightly` (deployments may change it)
-VALIDATION_CACHE_DAYS = 7
 
 # Great Expectations keeps its current context in a process-wide global, and
 # the validation adapter swaps warning filters: one validation at a time per
@@ -90,48 +92,68 @@ def artifact_key(experiment_id: str, what: str) -> str:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def load(config: ProofConfig, experiment: Experiment) -> Tables:
-    return read_experiment(experiment.source, config.sources[experiment.source], experiment.id)
+def load(
+    config: ProofConfig, experiment: Experiment, as_of: dt.date
+) -> tuple[dict[str, pl.DataFrame], EventCoverage | None]:
+    """Read the experiment's tables once, and count events of unassigned units at the source."""
+    source = config.sources[experiment.source]
+    raw = collect_tables(read_experiment(experiment.source, source, experiment.id))
+    since = dt.datetime.combine(experiment.start, dt.time(), dt.UTC) - dt.timedelta(
+        days=experiment.pre_window_days
+    )
+    until = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), dt.UTC)
+    try:
+        coverage = event_coverage(experiment.source, source, since, until)
+    except SourceError as exc:
+        get_run_logger().warning("cannot count unassigned events: %s", exc)
+        coverage = None
+    return raw, coverage
 
 
 @task(cache_policy=NO_CACHE)
-def data_version(config: ProofConfig, experiment: Experiment) -> str | None:
-    """The key of the validation cache; None (no caching) if the source can't say."""
-    try:
-        fingerprint = watch.source_fingerprint(config.sources[experiment.source])
-    except (SourceError, OSError) as exc:
-        get_run_logger().warning("no data fingerprint, validating anyway: %s", exc)
-        return None
-    suites = sorted(DEFAULT_SUITE_DIR.glob("*.json"))
-    return watch.data_version(experiment.id, config.sources[experiment.source], fingerprint, suites)
+def check(
+    raw: dict[str, pl.DataFrame],
+    coverage: EventCoverage | None,
+    experiment: Experiment,
+    as_of: dt.date,
+    out_dir: str,
+    run_id: str,
+    revalidate: bool,
+) -> CheckedData:
+    """Quarantine row-level failures, then validate (per day partition, cached).
 
-
-def _validation_key(_: TaskRunContext, parameters: dict[str, Any]) -> str | None:
-    version = parameters.get("version")
-    return None if version is None else f"proof-validation-{version}"
-
-
-@task(
-    cache_key_fn=_validation_key,
-    cache_expiration=dt.timedelta(days=VALIDATION_CACHE_DAYS),
-)
-def validate(
-    tables: Tables, experiment_id: str, run_id: str, version: str | None
-) -> ValidationReport:
-    """Run the suites (cached by ``version``); a critical failure emits an event and raises."""
+    A critical failure emits ``proof.validation.failed`` and stops the run
+    before any statistic; the last good report stays published.
+    """
     with _GX_LOCK:
-        report = validate_tables({"assignments": tables.assignments, "events": tables.events})
-    if not report.success:
-        events.validation_failed(experiment_id, run_id, report.summary())
-        raise CriticalValidationError(report.summary())
-    return report
+        checked = check_experiment(
+            raw,
+            experiment,
+            as_of,
+            coverage=coverage,
+            cache_dir=validation_cache_dir(Path(out_dir), experiment.id),
+            revalidate=revalidate,
+        )
+    if not checked.report.success:
+        events.validation_failed(experiment.id, run_id, checked.report.summary())
+        raise CriticalValidationError(checked.report.summary())
+    return checked
 
 
 @task(cache_policy=NO_CACHE)
 def compute(
-    tables: Tables, experiment: Experiment, metrics: list[Metric], as_of: dt.date
+    checked: CheckedData, experiment: Experiment, metrics: list[Metric], as_of: dt.date
 ) -> Measurement:
-    return measure(tables, experiment, metrics, as_of)
+    clean = checked.quarantine
+
+    def unit_check(table: pl.LazyFrame) -> ValidationReport:
+        with _GX_LOCK:
+            return validate_unit_metrics(
+                table, experiment, metrics, clean.analysed_units(as_of), as_of=as_of
+            )
+
+    measurement = measure(clean.tables(), experiment, metrics, as_of, unit_check)
+    return replace(measurement, cleaning=clean.cleaning(measurement.cleaning))
 
 
 @task(cache_policy=NO_CACHE)
@@ -139,23 +161,31 @@ def analyse(
     experiment: Experiment,
     metrics: list[Metric],
     measurement: Measurement,
-    validation: ValidationReport,
+    checked: CheckedData,
     run_id: str,
     as_of: dt.date,
 ) -> dict[str, Any]:
+    report = checked.report
+    if measurement.unit_validation is not None:
+        report = report.merge(measurement.unit_validation)
+    if not report.success:
+        events.validation_failed(experiment.id, run_id, report.summary())
+        raise CriticalValidationError(report.summary())
+    quarantined = sum(checked.quarantine.rows_quarantined.values())
     return summarise(
-        experiment, metrics, measurement, validation.summary(), run_id, as_of,
-        dt.datetime.now(dt.UTC),
+        experiment, metrics, measurement, report.summary(), run_id, as_of,
+        dt.datetime.now(dt.UTC), quarantined,
     )  # fmt: skip
 
 
 @task(cache_policy=NO_CACHE)
-def publish(results: dict[str, Any], out_dir: Path) -> Path:
+def publish(results: dict[str, Any], out_dir: Path, checked: CheckedData) -> Path:
     """Publish the run; one publisher per experiment, and one index writer, at a time."""
     ensure_plotly_asset(out_dir)
     files = {"results.json": to_json(results), **render_run_files(results, PLOTLY_SRC)}
     with locks.exclusive(locks.publish_limit(results["experiment_id"])):
         run_dir = publish_run(out_dir, results["experiment_id"], results["run_id"], files)
+        write_quarantine(run_dir, checked.quarantine)
     with locks.exclusive(locks.INDEX):
         write_index(out_dir)
     return run_dir
@@ -219,14 +249,11 @@ def analyze_experiment(
     rid = run_id or new_run_id(dt.datetime.now(dt.UTC))
     logger.info("analysing %s as of %s (run %s)", experiment.id, day, rid)
 
-    tables = load(config, experiment)
-    version = data_version(config, experiment)
-    validation = validate.with_options(refresh_cache=revalidate)(
-        tables, experiment.id, rid, version
-    )
-    measurement = compute(tables, experiment, metrics, day)
-    results = analyse(experiment, metrics, measurement, validation, rid, day)
-    run_dir = publish(results, Path(out_dir))
+    raw, coverage = load(config, experiment, day)
+    checked = check(raw, coverage, experiment, day, out_dir, rid, revalidate)
+    measurement = compute(checked, experiment, metrics, day)
+    results = analyse(experiment, metrics, measurement, checked, rid, day)
+    run_dir = publish(results, Path(out_dir), checked)
     report_url = (run_dir / "report.html").resolve().as_uri()
     record_artifacts(results, report_url)
     announce(results, report_url)

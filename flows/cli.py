@@ -158,6 +158,54 @@ def run(
     typer.echo(f"index: {(out / 'index.html').resolve()}")
 
 
+@app.command()
+def validate(
+    experiment: Annotated[str, typer.Option("--experiment", "-e", help="Experiment id.")],
+    as_of: AsOf = None,
+    config_dir: ConfigDir = Path("configs"),
+    out: OutDir = Path("reports"),
+    revalidate: Annotated[
+        bool,
+        typer.Option(help="Validate every day partition again, ignoring cached results."),
+    ] = False,
+) -> None:
+    """Validate an experiment's data alone and print a readable summary.
+
+    Runs the quarantine split and every expectation (cached per day partition
+    under OUT/.cache/validation). Exit code 2 when a critical expectation failed.
+    """
+    from analysis.config import ConfigError, load_config
+    from analysis.quarantine import collect_tables
+    from analysis.sources import SourceError, event_coverage, read_experiment
+    from analysis.validation import check_experiment, format_summary, validation_cache_dir
+
+    day = as_of.date() if as_of else _yesterday()
+    try:
+        config = load_config(config_dir)
+        exp = config.experiment(experiment)
+        source = config.sources[exp.source]
+        raw = collect_tables(read_experiment(exp.source, source, exp.id))
+        since = dt.datetime.combine(exp.start, dt.time(), dt.UTC) - dt.timedelta(
+            days=exp.pre_window_days
+        )
+        until = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+        coverage = event_coverage(exp.source, source, since, until)
+    except (ConfigError, SourceError) as exc:
+        _fail(str(exc))
+        return
+    checked = check_experiment(
+        raw,
+        exp,
+        day,
+        coverage=coverage,
+        cache_dir=validation_cache_dir(out, exp.id),
+        revalidate=revalidate,
+    )
+    typer.echo(format_summary(checked.report.summary(), f"{exp.id} as of {day}"))
+    if not checked.report.success:
+        raise typer.Exit(code=2)
+
+
 def _print_summaries(summaries: list[dict[str, str]]) -> None:
     for s in summaries:
         if "error" in s:

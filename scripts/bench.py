@@ -4,7 +4,8 @@ For each size (events), the script simulates smart-compose data into a DuckDB
 file, then runs, each in a fresh process so peak memory is per stage:
 
 * ``pipeline`` — Proof's own stages in one process, timed one by one: load
-  (source → contract-typed frames), validate (GX), metrics (per-unit table,
+  (source → contract-typed frames), validate (quarantine split and GX, cold:
+  no cached partitions), metrics (per-unit table,
   moments, timelines, segments), statistics (every comparison, results) and
   report (HTML); peak RSS is read per stage from the kernel's high-water mark,
   reset between stages (``/proc/self/clear_refs``);
@@ -57,10 +58,11 @@ def stage_pipeline(db: str) -> dict[str, Any]:
 
     from analysis.config import DuckDBSource, load_config
     from analysis.pipeline import measure, summarise
+    from analysis.quarantine import collect_tables
     from analysis.report.render import render_report
     from analysis.results import to_json
-    from analysis.sources import Tables, read_experiment
-    from analysis.validation import validate_tables
+    from analysis.sources import read_experiment
+    from analysis.validation import check_experiment
 
     config = load_config(ROOT / "configs")
     experiment = config.experiment("smart-compose")
@@ -75,21 +77,19 @@ def stage_pipeline(db: str) -> dict[str, Any]:
         out[name] = {"seconds": time.perf_counter() - start, "peak_mib": _peak_mib()}
         return value
 
-    def load() -> Tables:
-        tables = read_experiment("bench", source, experiment.id)
-        return Tables(tables.assignments.collect().lazy(), tables.events.collect().lazy())
+    def load() -> dict[str, pl.DataFrame]:
+        return collect_tables(read_experiment("bench", source, experiment.id))
 
-    tables = timed("load", load)
-    out["events"] = tables.events.select(pl.len()).collect().item()
-    validation = timed(
-        "validate",
-        lambda: validate_tables({"assignments": tables.assignments, "events": tables.events}),
+    raw = timed("load", load)
+    out["events"] = raw["events"].height
+    checked = timed("validate", lambda: check_experiment(raw, experiment, AS_OF))
+    measurement = timed(
+        "metrics", lambda: measure(checked.quarantine.tables(), experiment, metrics, AS_OF)
     )
-    measurement = timed("metrics", lambda: measure(tables, experiment, metrics, AS_OF))
     results = timed(
         "statistics",
         lambda: summarise(
-            experiment, metrics, measurement, validation.summary(), "bench", AS_OF,
+            experiment, metrics, measurement, checked.report.summary(), "bench", AS_OF,
             dt.datetime.now(dt.UTC),
         ),
     )  # fmt: skip
@@ -110,7 +110,7 @@ def stage_floor(db: str) -> dict[str, Any]:
     # units are read once (one row per unit): a lazy DuckDB frame scanned
     # twice in one plan would find its connection busy
     query = "SELECT unit_id, variant, assigned_at FROM assignments WHERE experiment_id = ?"
-    units = cursors[0].execute(query, ["smart-compose"]).pl().lazy()
+    units = pl.from_arrow(cursors[0].execute(query, ["smart-compose"]).to_arrow_table()).lazy()
     events = (
         cursors[1]
         .sql(

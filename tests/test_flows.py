@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -169,3 +170,55 @@ def test_help_explains_every_command() -> None:
         assert "--config-dir" in text
     assert "--as-of" in runner.invoke(app, ["run", "--help"]).output
     assert "--aa" in runner.invoke(app, ["simulate", "--help"]).output
+
+
+def test_bad_rows_are_quarantined_counted_and_reported(parquet_setup: Path, tmp_path: Path) -> None:
+    """Out-of-range values, future timestamps and unassigned units, through the real flow."""
+    events_dir = tmp_path / "data" / "files" / "events"
+    part = sorted(events_dir.glob("*.parquet"))[-1]
+    frame = pl.read_parquet(part)
+    template = frame.filter(pl.col("unit_id").str.starts_with("smart-compose")).head(1)
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    bad_values = template.with_columns(
+        pl.lit("trust_survey").alias("event"), pl.lit(9.0).alias("value")
+    )
+    injected = [
+        bad_values.with_columns(pl.lit(f"bad-value-{i}").alias("event_id")) for i in range(5)
+    ] + [
+        template.with_columns(
+            pl.lit(f"future-{i}").alias("event_id"),
+            pl.lit(future).cast(frame.schema["ts"]).alias("ts"),
+        )
+        for i in range(3)
+    ]
+    smart = pl.concat([pl.read_parquet(p) for p in events_dir.glob("*.parquet")]).filter(
+        pl.col("unit_id").str.starts_with("smart-compose")
+    )
+    ghosts = smart.head(smart.height // 5).with_columns(
+        ("ghost-" + pl.col("event_id")).alias("event_id"),
+        ("ghost-" + pl.col("unit_id")).alias("unit_id"),
+    )
+    pl.concat([frame, *injected, ghosts]).write_parquet(part)
+
+    out = tmp_path / "out"
+    ran = _run(
+        "--config-dir", str(parquet_setup), "--out", str(out), "--run-id", "q",
+        "--experiment", "smart-compose", "--as-of", AS_OF.isoformat(),
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    run_dir = out / "smart-compose" / "q"
+    results = json.loads((run_dir / "results.json").read_text())
+    reasons = results["validation"]["quarantine"]["events"]
+    assert reasons["value_out_of_range"] == 5
+    assert reasons["ts_in_future"] == 3
+    assert reasons.get("duplicate_event_id", 0) == results["data"]["duplicates_dropped"]
+    assert results["data"]["quarantined_rows"] == sum(
+        sum(by_reason.values()) for by_reason in results["validation"]["quarantine"].values()
+    )
+    warnings = {f["expectation"] for f in results["validation"]["failed_expectations"]}
+    assert "expect_unassigned_event_share_to_be_at_most" in warnings
+    # nothing is lost: the quarantine files hold every set-aside row, with its reason
+    kept = pl.read_parquet(run_dir / "quarantine" / "events.parquet")
+    assert kept.height == sum(reasons.values())
+    assert set(kept["reason"].unique()) == set(reasons)
+    assert (run_dir / "validation.html").exists()

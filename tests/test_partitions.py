@@ -1,0 +1,218 @@
+"""Per-day partitions: fingerprints, clamped bounds, the cache, and results equal to one big run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from analysis.partitions import (
+    BatchOutcome,
+    clamp,
+    merge_outcomes,
+    partition_fingerprints,
+    validate_partitions,
+)
+from analysis.suites import (
+    Expectation,
+    Suite,
+    failing_rows,
+    load_suite,
+    parse_condition,
+    run_params,
+)
+from analysis.validation import GxBatchValidator, validate_frame
+from tests import validation_factories as f
+
+
+class ReferenceValidator:
+    """A polars stand-in for GX (the suites' own row rules): fast, and counts its runs."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.rows = 0
+
+    def __call__(
+        self, frame: pl.DataFrame, expectations: Sequence[Expectation]
+    ) -> list[BatchOutcome]:
+        self.runs += 1
+        self.rows += frame.height
+        out = []
+        for e in expectations:
+            if e.type == "expect_column_values_to_be_unique":
+                bad = int(
+                    frame.select(pl.col("event_id").drop_nulls().is_duplicated().sum()).item()
+                )
+            elif e.type.startswith("expect_column_values_to_") and e.type.endswith(
+                ("null", "set", "between")
+            ):
+                bad = int(frame.select(failing_rows(e).sum()).item())
+            else:  # schema and table checks: GX observes a type, or the row count
+                rows = frame.height if e.type.startswith("expect_table_row_count") else None
+                out.append(BatchOutcome(e.key, True, observed=rows))
+                continue
+            looked_at = frame.height
+            if e.condition:  # like GX: only the rows the condition selects
+                column, value = parse_condition(e.condition)
+                looked_at = int(frame.select((pl.col(column) == value).sum()).item())
+            out.append(BatchOutcome(e.key, bad == 0, looked_at, bad))
+        return out
+
+
+def _suite(now: dt.datetime = f.NOW) -> Suite:
+    return load_suite("events", run_params(f.experiment(), f.AS_OF, now))
+
+
+def test_fingerprints_ignore_row_order_and_see_every_change() -> None:
+    events = f.events()
+    parts = partition_fingerprints(events)
+    assert [p.label for p in parts] == ["2026-10-01", "2026-10-02", "2026-10-03"]
+    assert sum(p.rows for p in parts) == events.height
+    assert partition_fingerprints(events.sample(fraction=1.0, shuffle=True, seed=3)) == parts
+    edited = f.set_rows(events, [100], value=7.0)  # a row of the second day
+    changed = [
+        a.label for a, b in zip(parts, partition_fingerprints(edited), strict=True) if a != b
+    ]
+    assert changed == ["2026-10-02"]
+    no_ts = partition_fingerprints(f.set_rows(events, [0], ts=None))
+    assert no_ts[0].label == "no-ts"
+    assert no_ts[0].rows == 1
+
+
+def test_bounds_no_row_of_the_day_can_break_are_dropped() -> None:
+    suite = _suite()
+    future = next(e for e in suite.expectations if e.reason == "ts_in_future")
+    early = next(e for e in suite.expectations if e.reason == "ts_before_window")
+    assert clamp(future, dt.date(2026, 10, 3)) is None  # every instant of the day <= now
+    assert clamp(future, dt.date(2026, 10, 4)) == future  # now is inside that day
+    assert clamp(early, dt.date(2026, 10, 3)) is None
+    assert clamp(early, dt.date(2026, 9, 17)) is None  # starts exactly at the bound
+    before = clamp(early, dt.date(2026, 9, 16))  # every row of the day is too early
+    assert before is not None
+    assert before.kwargs["min_value"] == dt.datetime(2026, 9, 17, tzinfo=dt.UTC)
+    later = next(
+        e for e in _suite(f.NOW + dt.timedelta(hours=5)).expectations if e.key == future.key
+    )
+    day_after = dt.date(2026, 10, 5)  # every row is in the future, for either now
+    assert clamp(future, day_after) == clamp(later, day_after)
+    assert clamp(early, None) is None  # no ts: a between check skips nulls
+    other = next(e for e in suite.expectations if e.reason == "null_ts")
+    assert clamp(other, dt.date(2026, 10, 3)) == other
+
+
+def test_unchanged_partitions_are_reused(tmp_path: Path) -> None:
+    v = ReferenceValidator()
+    events = f.events()
+    first = validate_partitions(events, _suite(), v, cache_dir=tmp_path)
+    assert (first.validated, first.reused, v.runs) == (3, 0, 1)  # one batch for three days
+    assert len(list(tmp_path.glob("*.json"))) == 3
+
+    v = ReferenceValidator()
+    second = validate_partitions(events, _suite(), v, cache_dir=tmp_path)
+    assert (second.validated, second.reused, v.runs) == (0, 3, 0)
+    assert second.outcomes == first.outcomes
+
+    v = ReferenceValidator()
+    edited = f.set_rows(events, [100], value=7.0)
+    third = validate_partitions(edited, _suite(), v, cache_dir=tmp_path)
+    assert (third.validated, third.reused, v.rows) == (1, 2, 72)
+    assert len(list(tmp_path.glob("2026-10-02-*.json"))) == 1  # the stale day was replaced
+
+    v = ReferenceValidator()
+    fresh = validate_partitions(edited, _suite(), v, cache_dir=tmp_path, revalidate=True)
+    assert (fresh.validated, fresh.reused) == (3, 0)
+
+
+def test_a_later_now_revalidates_only_the_day_it_falls_in(tmp_path: Path) -> None:
+    today = (
+        f.events()
+        .head(4)
+        .with_columns(
+            pl.col("ts").dt.offset_by("3d"),
+            pl.format("n{}", pl.int_range(pl.len())).alias("event_id"),
+        )
+    )
+    events = pl.concat([f.events(), today])
+    validate_partitions(events, _suite(), ReferenceValidator(), cache_dir=tmp_path)
+    v = ReferenceValidator()
+    later = validate_partitions(
+        events, _suite(f.NOW + dt.timedelta(hours=1)), v, cache_dir=tmp_path
+    )
+    assert (later.validated, later.reused, v.rows) == (1, 3, 4)
+
+
+def test_an_unreadable_cache_file_is_validated_again(tmp_path: Path) -> None:
+    validate_partitions(f.events(), _suite(), ReferenceValidator(), cache_dir=tmp_path)
+    for path in tmp_path.glob("*.json"):
+        path.write_text("{not json")
+    again = validate_partitions(f.events(), _suite(), ReferenceValidator(), cache_dir=tmp_path)
+    assert (again.validated, again.reused) == (3, 0)
+    body = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert set(body) >= {"partition", "rows", "fingerprint", "outcomes"}
+
+
+def _messy() -> pl.DataFrame:
+    events = f.events()
+    events = f.set_rows(events, [3], value=-1.0)  # task_completed, day 1
+    events = f.set_rows(events, [150], value=0.0)  # feedback, day 3
+    events = f.set_rows(events, [151], ts=None)
+    same_day = events[[10, 11]]  # repeated on their own day
+    other_day = events[[20]].with_columns(pl.col("ts").dt.offset_by("1d"))  # repeated a day later
+    return pl.concat([events, same_day, other_day])
+
+
+def test_a_partition_keeps_its_own_result_however_days_are_batched(tmp_path: Path) -> None:
+    events = _messy()
+    one = ReferenceValidator()
+    together = validate_partitions(events, _suite(), one, cache_dir=tmp_path / "a")
+    alone = validate_partitions(
+        events, _suite(), ReferenceValidator(), cache_dir=tmp_path / "b", max_batch_rows=80
+    )
+    assert together.outcomes == alone.outcomes
+    assert one.runs == 1 + 4  # one batch, then the failed expectations per partition
+    for path in (tmp_path / "a").glob("*.json"):
+        assert (
+            json.loads(path.read_text())["outcomes"]
+            == json.loads((tmp_path / "b" / path.name).read_text())["outcomes"]
+        )
+
+
+def test_partitioned_gx_counts_equal_one_gx_run_over_the_whole_table(tmp_path: Path) -> None:
+    """Cross-day duplicates included: the merged result is what GX says of the whole table."""
+    events = _messy()
+    full = _suite()
+    # The row checks only: schema checks cannot differ, and each GX run costs.
+    suite = Suite(full.table, full.row_level(), full.index_columns, full.digest)
+    parted = validate_partitions(
+        events, suite, GxBatchValidator("events", ["event_id"]), cache_dir=tmp_path
+    )
+    whole = validate_frame(suite, events)
+    assert parted.validated == 4
+    assert {k: (o.success, o.unexpected_count) for k, o in parted.outcomes.items()} == {
+        k: (o.success, o.unexpected_count) for k, o in whole.items()
+    }
+    dup = next(
+        parted.outcomes[e.key] for e in suite.expectations if e.reason == "duplicate_event_id"
+    )
+    assert dup.unexpected_count == 6  # 2 ids twice on their day, 1 id on two days
+
+
+def test_an_empty_table_still_gets_its_table_checks() -> None:
+    v = ReferenceValidator()
+    result = validate_partitions(f.events().head(0), _suite(), v)
+    assert (result.validated, result.reused, v.runs) == (0, 0, 1)
+    assert result.outcomes
+
+
+def test_outcomes_merge_counts_and_keep_the_first_examples() -> None:
+    a = BatchOutcome("k", True, 10, 0, (), 10)
+    b = BatchOutcome("k", False, 5, 2, ("x", "y"), 5)
+    merged = merge_outcomes([[a], [b]], ["k"])["k"]
+    assert merged == BatchOutcome("k", False, 15, 2, ("x", "y"), 15)
+    assert BatchOutcome.from_json(merged.to_json()) == merged
+    with pytest.raises(KeyError):
+        merge_outcomes([[a]], ["other"])["other"]

@@ -222,3 +222,40 @@ def test_bad_rows_are_quarantined_counted_and_reported(parquet_setup: Path, tmp_
     assert kept.height == sum(reasons.values())
     assert set(kept["reason"].unique()) == set(reasons)
     assert (run_dir / "validation.html").exists()
+
+
+def _break_assignments_column(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.drop("variant")
+
+
+def _naive_assignment_times(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(pl.col("assigned_at").dt.replace_time_zone(None))
+
+
+def _unknown_variant_everywhere(frame: pl.DataFrame) -> pl.DataFrame:
+    smart = pl.col("experiment_id") == "smart-compose"
+    return frame.with_columns(
+        pl.when(smart).then(pl.lit("mystery")).otherwise(pl.col("variant")).alias("variant")
+    )
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (_break_assignments_column, "column 'variant'"),
+        (_naive_assignment_times, "timezone-naive"),
+        (_unknown_variant_everywhere, "variant"),
+    ],
+)
+def test_broken_inputs_fail_clearly_through_the_flow(
+    parquet_setup: Path, tmp_path: Path, mutate: Any, message: str
+) -> None:
+    path = tmp_path / "data" / "files" / "assignments.parquet"
+    mutate(pl.read_parquet(path)).write_parquet(path)
+    out = tmp_path / "out"
+    ran = _run("--config-dir", str(parquet_setup), "--out", str(out), "-e", "smart-compose")
+    assert ran.exit_code == 2, ran.output
+    assert "error: smart-compose" in ran.output
+    assert message in ran.output
+    assert "Traceback" not in ran.output.split("error: smart-compose")[-1]
+    assert not (out / "smart-compose").exists()

@@ -41,12 +41,12 @@ EVENTS_PER_UNIT = 29.0  # smart-compose as simulated: about 29 events per unit u
 AS_OF = dt.date(2026, 11, 25)
 
 
-def _peak_reset() -> None:
+def peak_reset() -> None:
     with contextlib.suppress(OSError):  # not every kernel lets a process reset its peak
         Path("/proc/self/clear_refs").write_text("5")
 
 
-def _peak_mib() -> float:
+def peak_mib() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
@@ -71,10 +71,10 @@ def stage_pipeline(db: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     def timed(name: str, fn: Any) -> Any:
-        _peak_reset()
+        peak_reset()
         start = time.perf_counter()
         value = fn()
-        out[name] = {"seconds": time.perf_counter() - start, "peak_mib": _peak_mib()}
+        out[name] = {"seconds": time.perf_counter() - start, "peak_mib": peak_mib()}
         return value
 
     def load() -> dict[str, pl.DataFrame]:
@@ -101,7 +101,7 @@ def stage_floor(db: str) -> dict[str, Any]:
     import duckdb
     import polars as pl
 
-    _peak_reset()
+    peak_reset()
     start = time.perf_counter()
     con = duckdb.connect(db, read_only=True)
     cursors = [con.cursor(), con.cursor()]
@@ -146,7 +146,7 @@ def stage_floor(db: str) -> dict[str, Any]:
         .collect(engine="streaming")
     )
     assert moments.height == 2
-    return {"floor": {"seconds": time.perf_counter() - start, "peak_mib": _peak_mib()}}
+    return {"floor": {"seconds": time.perf_counter() - start, "peak_mib": peak_mib()}}
 
 
 def stage_pandas(db: str) -> dict[str, Any]:
@@ -154,7 +154,7 @@ def stage_pandas(db: str) -> dict[str, Any]:
     import numpy as np
     from scipy import stats
 
-    _peak_reset()
+    peak_reset()
     start = time.perf_counter()
     con = duckdb.connect(db, read_only=True)
     con.execute("SET TimeZone='UTC'")
@@ -171,7 +171,7 @@ def stage_pandas(db: str) -> dict[str, Any]:
     ai, control = table[table.variant == "ai"], table[table.variant == "control"]
     for metric in ("task_completed", "support_ticket"):
         stats.ttest_ind(ai[metric], control[metric], equal_var=False)
-    return {"pandas": {"seconds": time.perf_counter() - start, "peak_mib": _peak_mib()}}
+    return {"pandas": {"seconds": time.perf_counter() - start, "peak_mib": peak_mib()}}
 
 
 STAGES = {"pipeline": stage_pipeline, "floor": stage_floor, "pandas": stage_pandas}

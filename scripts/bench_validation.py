@@ -19,7 +19,6 @@ Prints a markdown table (docs/validation.md keeps the last one). Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import os
 import shutil
@@ -28,22 +27,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import peak_mib, peak_reset  # a sibling script: scripts/ is on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_PER_UNIT = 29.0
 AS_OF = dt.date(2026, 11, 25)
 NOW = dt.datetime(2026, 11, 26, 6, tzinfo=dt.UTC)
-
-
-def _peak_reset() -> None:
-    with contextlib.suppress(OSError):  # not every kernel lets a process reset its peak
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def _peak_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def bench(events: float) -> dict[str, Any]:
@@ -60,7 +49,7 @@ def bench(events: float) -> dict[str, Any]:
     tables = {"assignments": data.assignments, "events": data.events}
     out: dict[str, Any] = {"events": data.events.height, "units": units}
 
-    _peak_reset()  # from here on: the checks, not the simulation
+    peak_reset()  # from here on: the checks, not the simulation
     start = time.perf_counter()
     result = split(tables, experiment, AS_OF, now=NOW)
     out["split"] = time.perf_counter() - start
@@ -81,7 +70,7 @@ def bench(events: float) -> dict[str, Any]:
         )
         out["one new day"] = time.perf_counter() - start
         out["new_partitions"] = report.summary()["partitions"]
-        out["peak_mib"] = _peak_mib()
+        out["peak_mib"] = peak_mib()
         out["days"] = pl.Series(data.events.get_column("ts").dt.date()).n_unique()
     finally:
         shutil.rmtree(cache, ignore_errors=True)

@@ -239,12 +239,22 @@ def _unknown_variant_everywhere(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _assigned_at_as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(pl.col("assigned_at").dt.to_string())
+
+
+def _no_assignments_yet(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.filter(pl.col("experiment_id") != "smart-compose")
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
         (_break_assignments_column, "column 'variant'"),
         (_naive_assignment_times, "timezone-naive"),
+        (_assigned_at_as_text, "expected Datetime"),
         (_unknown_variant_everywhere, "variant"),
+        (_no_assignments_yet, "has no assignments yet"),
     ],
 )
 def test_broken_inputs_fail_clearly_through_the_flow(
@@ -258,4 +268,22 @@ def test_broken_inputs_fail_clearly_through_the_flow(
     assert "error: smart-compose" in ran.output
     assert message in ran.output
     assert "Traceback" not in ran.output.split("error: smart-compose")[-1]
+    assert not (out / "smart-compose").exists()
+
+
+def test_an_unreachable_database_fails_after_retries_without_credentials(
+    parquet_setup: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (parquet_setup / "sources.yaml").write_text(
+        "sources:\n  warehouse:\n    kind: sql\n    uri_env: PROOF_TEST_DOWN_URI\n"
+        "    assignments: analytics.assignments\n    events: analytics.events\n"
+    )
+    # port 1 on loopback: nothing listens there
+    monkeypatch.setenv("PROOF_TEST_DOWN_URI", "postgresql://proof:s3cret-pass@127.0.0.1:1/test")
+    out = tmp_path / "out"
+    ran = _run("--config-dir", str(parquet_setup), "--out", str(out), "-e", "smart-compose")
+    assert ran.exit_code == 2, ran.output
+    assert "source 'warehouse'" in ran.output
+    assert "127.0.0.1:1" in ran.output
+    assert "s3cret-pass" not in ran.output
     assert not (out / "smart-compose").exists()

@@ -33,7 +33,7 @@ bench: $(STAMP)  ## time every stage against a polars floor and a pandas baselin
 	$(BIN)/python scripts/bench.py --write $(BENCH_ARGS)
 
 clean:  ## remove the virtual environment, demo data and published reports
-	rm -rf $(VENV) data reports/*/ reports/index.html reports/assets
+	rm -rf $(VENV) data reports/*/ reports/index.html reports/assets reports/.state reports/.cache
 
 calibrate: $(STAMP)  ## simulate A/A and A/B experiments through the engine; check FPR, coverage, peeking
 	$(BIN)/python scripts/calibrate.py

@@ -21,9 +21,8 @@ from analysis.aggregates import Moments
 from analysis.comparisons import ArmData, arm_pairs, fixed_test, verdict_of
 from analysis.config import Experiment, Metric
 from analysis.stats.heterogeneity import HeterogeneityResult, cochran_q
-from analysis.stats.inference import TwoArmResult
+from analysis.stats.inference import TwoArmResult, lift_variance
 from analysis.stats.multiplicity import benjamini_hochberg
-from analysis.stats.sequential import lift_variance
 
 SegmentMoments = Mapping[str, Mapping[str, Mapping[str, Mapping[str, Moments]]]]
 """``{dimension: {metric: {segment value: {variant: Moments}}}}``."""

@@ -26,8 +26,8 @@ from analysis.aggregates import Moments, moment_exprs, moments_from_row
 from analysis.comparisons import arm_pairs
 from analysis.config import EventAggregate, Experiment, Metric
 from analysis.metrics import Window, in_window_events
-from analysis.stats.inference import TwoArmResult, delta_ratio_test, welch_test
-from analysis.stats.sequential import SequentialResult, lift_variance, sequential_interval
+from analysis.stats.inference import TwoArmResult, delta_ratio_test, lift_variance, welch_test
+from analysis.stats.sequential import SequentialResult, sequential_interval
 from analysis.stats.trend import TrendResult, lift_trend
 
 DAY = dt.timedelta(days=1)

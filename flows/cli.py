@@ -261,17 +261,9 @@ def serve(
     Needs a Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api after
     `proof server`). Runs until stopped (Ctrl-C); restarting it is safe.
     """
-    from prefect.settings import PREFECT_API_URL
-
     from analysis.config import ConfigError, load_config
 
-    api = PREFECT_API_URL.value()
-    if not api:
-        _fail(
-            "PREFECT_API_URL is not set: start a server with `proof server` and set "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api"
-        )
-    _check_server(str(api))
+    api = _server_api()
     try:
         config = load_config(config_dir)
         from flows.deployments import load_schedule
@@ -309,14 +301,9 @@ def deploy(
     Workers (`prefect worker start --pool NAME`) need this package installed and the
     config dir, data and reports dir at the same paths as here.
     """
-    from prefect.settings import PREFECT_API_URL
-
     from analysis.config import ConfigError, load_config
 
-    api = PREFECT_API_URL.value()
-    if not api:
-        _fail("PREFECT_API_URL is not set: it must name the Prefect server's API")
-    _check_server(str(api))
+    api = _server_api()
     from flows.deployments import deploy_to_work_pool
 
     try:
@@ -328,13 +315,22 @@ def deploy(
     typer.echo(f"registered with work pool {work_pool!r} at {api}: {', '.join(names)}")
 
 
-def _check_server(api: str) -> None:
+def _server_api() -> str:
+    """The API URL of the Prefect server PREFECT_API_URL names, once it answers."""
     import httpx
+    from prefect.settings import PREFECT_API_URL
 
+    api = str(PREFECT_API_URL.value() or "")
+    if not api:
+        _fail(
+            "PREFECT_API_URL is not set: start a server with `proof server` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
     try:
         httpx.get(f"{api.rstrip('/')}/health", timeout=10).raise_for_status()
     except httpx.HTTPError as exc:
         _fail(f"no Prefect server answers at {api} ({exc}); start one with `proof server`")
+    return api
 
 
 @app.command()

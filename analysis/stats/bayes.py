@@ -36,8 +36,7 @@ from typing import Literal
 
 from scipy import stats
 
-from analysis.stats.inference import TwoArmResult
-from analysis.stats.sequential import lift_variance
+from analysis.stats.inference import TwoArmResult, lift_variance
 
 Goal = Literal["increase", "decrease"]
 

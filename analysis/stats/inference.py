@@ -78,6 +78,15 @@ def ratio_estimate(m: Moments) -> ArmEstimate:
     return ArmEstimate(m.n, r, max(var, 0.0))
 
 
+def lift_variance(control: ArmEstimate, treatment: ArmEstimate) -> float:
+    """Delta-method variance of ``L = T / C - 1`` for independent arms.
+
+    ``Var(L) = Var(T) / C^2 + T^2 Var(C) / C^4``.
+    """
+    c, t = control.value, treatment.value
+    return treatment.variance / c**2 + t * t * control.variance / c**4
+
+
 def welch_df(control: ArmEstimate, treatment: ArmEstimate) -> float:
     """Welch–Satterthwaite degrees of freedom from the per-arm estimate variances."""
     vc, vt = control.variance, treatment.variance
@@ -125,8 +134,7 @@ def compare(
     if lift is None:
         note = "relative lift undefined: the control value is 0"
     else:
-        lift_var = treatment.variance / c**2 + t * t * control.variance / c**4
-        half = q * math.sqrt(lift_var)
+        half = q * math.sqrt(lift_variance(control, treatment))
         lift_ci = (lift - half, lift + half)
     return TwoArmResult(control, treatment, diff, diff_ci, lift, lift_ci, p_value, df, method, note)
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from analysis.stats.inference import ArmEstimate, TwoArmResult
+from analysis.stats.inference import TwoArmResult, lift_variance
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +85,6 @@ def sequential_p_value(estimate: float, variance: float, n: int, rho: float) -> 
     nr2 = n * rho * rho
     exponent = -nr2 * estimate * estimate / (2 * variance * (nr2 + 1))
     return min(1.0, math.sqrt(nr2 + 1) * math.exp(exponent))
-
-
-def lift_variance(control: ArmEstimate, treatment: ArmEstimate) -> float:
-    """Delta-method variance of ``T / C - 1`` (as in ``inference.compare``).
-
-    ``Var(L) = Var(T) / C^2 + T^2 Var(C) / C^4`` for independent arms.
-    """
-    c, t = control.value, treatment.value
-    return treatment.variance / c**2 + t * t * control.variance / c**4
 
 
 def sequential_interval(result: TwoArmResult, alpha: float, n_star: int) -> SequentialResult:

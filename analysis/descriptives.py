@@ -20,6 +20,8 @@ FUNNEL_STEPS = (
     ("task_completed", "tasks completed"),
 )
 TRUST_VALUES = tuple(range(1, 8))
+#: Every event whose rows the pictures read (the rest never leave the partials).
+EVENTS = (*(name for name, _ in FUNNEL_STEPS), "trust_survey")
 TIME_BINS = 30
 
 

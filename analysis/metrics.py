@@ -9,21 +9,22 @@ The walk, all lazy polars:
    unit, limited to the unit's window ``[assigned_at, assigned_at + window)``
    (capped at the end of the analysis date), and aggregated to one row per unit
    in a single pass that computes every aggregate any metric of the catalog
-   needs.
+   needs: per-day partials (:mod:`analysis.partials`), merged per unit.
 3. :func:`arm_moments` — per variant, the mergeable moments of each metric.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
 
 from analysis.aggregates import Moments, moment_exprs, moments_from_row
-from analysis.config import EventAggregate, Experiment, Metric
+from analysis.config import Experiment, Metric
 from analysis.joint import JointMoments, joint_moment_exprs, joint_moments_from_row
+from analysis.partials import PartialSpec, partials, unit_table_from_partials
 from analysis.stats.quantile import QuantileSample
 
 
@@ -75,72 +76,26 @@ def clean_assignments(assignments: pl.LazyFrame, window: Window) -> pl.LazyFrame
     )
 
 
-def aggregate_name(agg: EventAggregate) -> str:
-    suffix = "" if agg.value_equals is None else f"__eq{agg.value_equals:g}"
-    return f"{agg.event}__{agg.agg}{suffix}"
-
-
-def _aggregate_expr(agg: EventAggregate, period: pl.Expr) -> pl.Expr:
-    mask = (pl.col("event") == agg.event) & period
-    if agg.value_equals is not None:
-        mask = mask & (pl.col("value") == agg.value_equals)
-    if agg.agg == "count":
-        return mask.cast(pl.Int64).sum()
-    values = pl.col("value").filter(mask)
-    return values.sum() if agg.agg == "sum" else values.mean()
-
-
-def _aggregates(metrics: Iterable[Metric]) -> dict[str, EventAggregate]:
-    found: dict[str, EventAggregate] = {}
-    for metric in metrics:
-        if metric.kind == "quantile":
-            continue
-        for part in (metric.value, metric.numerator, metric.denominator):
-            if part is not None:
-                found[aggregate_name(part)] = part
-    return found
-
-
 def unit_table(
     units: pl.LazyFrame,
     events: pl.LazyFrame,
     metrics: Sequence[Metric],
     window: Window,
 ) -> pl.LazyFrame:
-    """Per-unit metric columns for the non-crossed-over units.
+    """Per-unit metric columns for the non-crossed-over units, from raw events.
 
     For a metric ``m``: ratio metrics get ``m__num`` and ``m__den``; mean and
     proportion metrics get ``m`` (null when the unit does not enter the metric,
     e.g. a unit that never answered a survey). Counts and sums of a unit
     without such events are 0. With ``window.pre_days > 0`` the same columns
     with the suffix ``__pre`` (``m__num__pre``, ``m__pre``) hold the pre-period
-    values (the CUPED covariate),
-    computed in the same pass.
+    values (the CUPED covariate), computed in the same pass. A run computes the
+    partials once and merges them (:mod:`analysis.partials`); this is the same
+    walk in one call.
     """
-    aggregates = _aggregates(metrics)
-    names = sorted({a.event for a in aggregates.values()})
-    events_of_units = in_window_events(units, events, window, names)
-    periods = {"": ~pl.col("pre")}
-    if window.pre_days > 0:
-        periods["__pre"] = pl.col("pre")
-    per_unit = events_of_units.group_by("unit_id").agg(
-        _aggregate_expr(agg, period).alias(name + suffix)
-        for suffix, period in periods.items()
-        for name, agg in aggregates.items()
-    )
-    filled = [
-        pl.col(name + suffix).fill_null(0) if agg.agg in ("count", "sum") else pl.col(name + suffix)
-        for suffix in periods
-        for name, agg in aggregates.items()
-    ]
-    table = (
-        units.filter(~pl.col("crossover"))
-        .drop("crossover")
-        .join(per_unit, on="unit_id", how="left")
-        .with_columns(filled)
-    )
-    columns = [e for suffix in periods for e in _metric_columns(metrics, suffix)]
-    return table.with_columns(columns).drop([n + s for s in periods for n in aggregates])
+    spec = PartialSpec.of(metrics, window.window_days, window.pre_days)
+    rows = partials(events.unique(subset="event_id", keep="any"), units, spec)
+    return unit_table_from_partials(units, rows, metrics, spec, window.as_of)
 
 
 def in_window_events(
@@ -148,20 +103,25 @@ def in_window_events(
     events: pl.LazyFrame,
     window: Window,
     event_names: Sequence[str] | None = None,
+    *,
+    deduplicate: bool = True,
 ) -> pl.LazyFrame:
-    """Deduplicated events of non-crossed-over units inside each unit's window.
+    """Events of non-crossed-over units inside each unit's window.
 
     The column ``pre`` marks events of the pre-period ``[assigned_at -
-    pre_days, assigned_at)``, included when ``window.pre_days > 0``.
+    pre_days, assigned_at)``, included when ``window.pre_days > 0``. Events
+    are deduplicated on ``event_id`` unless the caller already did
+    (``deduplicate=False``).
     """
     relevant = events if event_names is None else events.filter(pl.col("event").is_in(event_names))
+    if deduplicate:
+        relevant = relevant.unique(subset="event_id", keep="any")
     end = pl.lit(window.end)
     if window.window_days is not None:
         end = pl.min_horizontal(end, pl.col("assigned_at") + pl.duration(days=window.window_days))
     start = pl.col("assigned_at") - pl.duration(days=window.pre_days)
     return (
-        relevant.unique(subset="event_id", keep="any")
-        .join(
+        relevant.join(
             units.filter(~pl.col("crossover")).select("unit_id", "variant", "assigned_at"),
             on="unit_id",
             how="inner",
@@ -169,26 +129,6 @@ def in_window_events(
         .filter((pl.col("ts") >= start) & (pl.col("ts") < end))
         .with_columns((pl.col("ts") < pl.col("assigned_at")).alias("pre"))
     )
-
-
-def _metric_columns(metrics: Sequence[Metric], suffix: str = "") -> list[pl.Expr]:
-    def col(agg: EventAggregate) -> pl.Expr:
-        return pl.col(aggregate_name(agg) + suffix)
-
-    exprs: list[pl.Expr] = []
-    for m in metrics:
-        if m.kind == "ratio":
-            assert m.numerator is not None
-            assert m.denominator is not None
-            exprs.append(col(m.numerator).cast(pl.Float64).alias(f"{m.name}__num{suffix}"))
-            exprs.append(col(m.denominator).cast(pl.Float64).alias(f"{m.name}__den{suffix}"))
-        elif m.kind == "proportion":
-            assert m.value is not None
-            exprs.append((col(m.value) > 0).cast(pl.Float64).alias(m.name + suffix))
-        elif m.kind == "mean":
-            assert m.value is not None
-            exprs.append(col(m.value).cast(pl.Float64).alias(m.name + suffix))
-    return exprs
 
 
 def _moment_aggs(metrics: Sequence[Metric]) -> list[pl.Expr]:
@@ -274,16 +214,19 @@ def segment_moments(
     return result
 
 
+def quantile_events(metrics: Sequence[Metric]) -> list[str]:
+    """The events whose values quantile metrics need."""
+    return sorted({m.value.event for m in metrics if m.kind == "quantile" and m.value})
+
+
 def quantile_samples(
-    units: pl.LazyFrame,
-    events: pl.LazyFrame,
-    metrics: Sequence[Metric],
-    window: Window,
+    in_window: pl.LazyFrame, metrics: Sequence[Metric]
 ) -> dict[str, dict[str, QuantileSample]]:
     """``{metric: {variant: QuantileSample}}`` for every quantile metric.
 
-    Quantiles need the event values themselves, not per-unit sums: one column
-    of values and one of unit codes per arm, nothing else.
+    ``in_window``: the run's in-window events (:func:`in_window_events`,
+    without the pre-period). Quantiles need the event values themselves, not
+    per-unit sums: one column of values and one of unit codes per arm.
     """
     result: dict[str, dict[str, QuantileSample]] = {}
     for m in metrics:
@@ -291,9 +234,7 @@ def quantile_samples(
             continue
         assert m.value is not None
         frame = (
-            in_window_events(units, events, window, [m.value.event])
-            .filter((pl.col("event") == m.value.event) & ~pl.col("pre"))
-            .filter(pl.col("value").is_not_null())
+            in_window.filter((pl.col("event") == m.value.event) & pl.col("value").is_not_null())
             .select(
                 "variant",
                 pl.col("value").cast(pl.Float64),

@@ -25,6 +25,7 @@ from analysis.config import Experiment, Metric, Variant
 from analysis.decision import decide
 from analysis.descriptives import Histogram
 from analysis.joint import JointMoments
+from analysis.partials import PartialSpec, partials, unit_table_from_partials
 from analysis.results import build_results
 from analysis.segments import segment_comparisons
 from analysis.sources import Tables
@@ -52,6 +53,9 @@ class Measurement:
 UnitCheck = Callable[[pl.LazyFrame], ValidationReport]
 """Validates the per-unit metric table (the flow passes GX under its lock)."""
 
+PartialRows = Callable[[pl.LazyFrame, pl.LazyFrame, PartialSpec], pl.LazyFrame]
+"""Partial aggregates of (deduplicated events, units): computed, or reused from a cache."""
+
 
 def measure(
     tables: Tables,
@@ -59,22 +63,44 @@ def measure(
     metrics: Sequence[Metric],
     as_of: dt.date,
     unit_check: UnitCheck | None = None,
+    *,
+    partial_rows: PartialRows = partials,
+    unique_events: bool = False,
 ) -> Measurement:
+    """Per-arm sufficient statistics from one experiment's tables, in one pass over events.
+
+    The events are read once; the per-day partial aggregates (computed, or
+    reused by ``partial_rows``) give the unit table and both timelines; only
+    the funnel, the histograms and quantile metrics read event values, from
+    one collected frame of the few events they name. ``unique_events``: the
+    caller (the quarantine split) already removed duplicate event ids.
+    """
     window = metrics_mod.Window(as_of, experiment.window_days, experiment.pre_window_days)
     units = metrics_mod.clean_assignments(tables.assignments, window).collect().lazy()
-    # Read the experiment's events once: the steps below make several passes,
-    # and a lazy frame over a database would query it again for each.
+    # Read the experiment's events once: a lazy frame over a database would
+    # query it again for each of the passes below.
     events = tables.events.collect(engine="streaming").lazy()
-    tables = Tables(tables.assignments, events)
-    cleaning = metrics_mod.cleaning_counts(units, tables.events, experiment)
-    table = metrics_mod.unit_table(units, tables.events, metrics, window).collect().lazy()
+    cleaning = metrics_mod.cleaning_counts(units, events, experiment)
+    if not unique_events:
+        events = events.unique(subset="event_id", keep="any").collect().lazy()
+    spec = PartialSpec.of(metrics, window.window_days, window.pre_days)
+    rows = partial_rows(events, units, spec).collect(engine="streaming").lazy()
+    table = unit_table_from_partials(units, rows, metrics, spec, as_of).collect().lazy()
     unit_validation = unit_check(table) if unit_check is not None else None
     percentile = experiment.statistics.winsorize_percentile
     if percentile is not None:
         table = winsorize_table(table, metrics, percentile)
+    value_events = sorted({*descriptives.EVENTS, *metrics_mod.quantile_events(metrics)})
+    in_window = (
+        metrics_mod.in_window_events(units, events, window, value_events, deduplicate=False)
+        .filter(~pl.col("pre"))
+        .select("unit_id", "variant", "event", "value")
+        .collect(engine="streaming")
+        .lazy()
+    )
     data = ArmData(
         moments=metrics_mod.arm_moments(table, metrics),
-        samples=metrics_mod.quantile_samples(units, tables.events, metrics, window),
+        samples=metrics_mod.quantile_samples(in_window, metrics),
         joint=metrics_mod.arm_joint_moments(table, metrics),
     )
     dims = table.collect_schema().names()
@@ -83,13 +109,12 @@ def measure(
     }
     by_name = {m.name: m for m in metrics}
     primary = by_name[experiment.metrics.primary]
-    daily = timeline.daily_moments(units, tables.events, primary, window, experiment.start)
+    daily = timeline.daily_moments(units, rows, primary, as_of, experiment.start)
     weekly = {
-        m.name: timeline.weekly_moments(units, tables.events, m, window)
+        m.name: timeline.weekly_moments(units, rows, m, window)
         for m in metrics
         if timeline.supports_timeline(m) and (m is primary or m.category == "trust")
     }
-    in_window = metrics_mod.in_window_events(units, tables.events, window).filter(~pl.col("pre"))
     variants = list(experiment.variants)
     return Measurement(
         cleaning=cleaning,

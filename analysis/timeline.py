@@ -10,8 +10,10 @@
   observed. The lift per week shows novelty (an early lift that fades),
   learning (a lift that grows) and trust building or eroding.
 
-Both expand units × days (or weeks) for the metric's two per-unit parts only,
-then reuse the mergeable moments of :mod:`analysis.aggregates`.
+Both read the run's partial aggregates (:mod:`analysis.partials`), never the
+events. The daily series adds up each unit's changes on the days it has
+events, so its cost follows the events, not units × days; the weekly buckets
+expand units × weeks (a handful per unit) for the metric's two parts only.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ import polars as pl
 from analysis.aggregates import Moments, moment_exprs, moments_from_row
 from analysis.comparisons import arm_pairs
 from analysis.config import EventAggregate, Experiment, Metric
-from analysis.metrics import Window, in_window_events
+from analysis.metrics import Window
+from analysis.partials import WEEK_DAYS, increments
 from analysis.stats.inference import TwoArmResult, delta_ratio_test, lift_variance, welch_test
 from analysis.stats.sequential import SequentialResult, sequential_interval
 from analysis.stats.trend import TrendResult, lift_trend
 
 DAY = dt.timedelta(days=1)
-WEEK_DAYS = 7
 
 
 def _parts(metric: Metric) -> tuple[EventAggregate, EventAggregate | None] | None:
@@ -47,15 +49,6 @@ def _parts(metric: Metric) -> tuple[EventAggregate, EventAggregate | None] | Non
 
 def supports_timeline(metric: Metric) -> bool:
     return _parts(metric) is not None
-
-
-def _increment(agg: EventAggregate) -> pl.Expr:
-    mask = pl.col("event") == agg.event
-    if agg.value_equals is not None:
-        mask = mask & (pl.col("value") == agg.value_equals)
-    if agg.agg == "count":
-        return mask.cast(pl.Float64).sum()
-    return pl.col("value").filter(mask).sum().cast(pl.Float64)
 
 
 def _moments_by(frame: pl.LazyFrame, key: str, metric: Metric) -> dict[str, dict[object, Moments]]:
@@ -76,56 +69,109 @@ def _moments_by(frame: pl.LazyFrame, key: str, metric: Metric) -> dict[str, dict
     return result
 
 
+def _raw_sums(frame: pl.DataFrame, day: dt.date) -> tuple[float, ...]:
+    row = frame.filter(pl.col("day") == day)
+    if row.is_empty():
+        return (0.0,) * 5
+    return tuple(float(v) for v in row.select("sx", "sy", "sxx", "syy", "sxy").row(0))
+
+
 def daily_moments(
     units: pl.LazyFrame,
-    events: pl.LazyFrame,
+    rows: pl.LazyFrame,
     metric: Metric,
-    window: Window,
+    as_of: dt.date,
     start: dt.date,
 ) -> dict[str, dict[dt.date, Moments]]:
-    """``{variant: {day: Moments}}`` of the metric as analysed at the end of each day."""
+    """``{variant: {day: Moments}}`` of the metric as analysed at the end of each day.
+
+    ``rows`` are the run's partial aggregates (:func:`analysis.partials.partials`).
+    Nothing is expanded to units × days: a unit's cumulative value changes only
+    on the days it has events, so each such day contributes the change of the
+    unit's ``x``, ``y``, ``x²``, ``y²`` and ``xy``; the per-arm sums on day D
+    are the running totals of those changes, and ``n`` the units exposed by D.
+    The centred moments follow from the raw sums (exact for counts, which is
+    what timelines sum: integers below 2^53 are exact in float64).
+    """
     parts = _parts(metric)
     if parts is None:
         return {}
     x_part, y_part = parts
-    names = [x_part.event] + ([y_part.event] if y_part else [])
-    per_day = (
-        in_window_events(units, events, Window(window.as_of, window.window_days), names)
-        .filter(~pl.col("pre"))
-        .group_by("unit_id", pl.col("ts").dt.date().alias("day"))
-        .agg(
-            _increment(x_part).alias("dx"),
-            (_increment(y_part) if y_part else pl.lit(0.0)).alias("dy"),
-        )
+    exposed = units.filter(~pl.col("crossover")).select(
+        "unit_id",
+        "variant",
+        pl.max_horizontal(pl.col("assigned_at").dt.date(), pl.lit(start)).alias("first"),
     )
-    grid = (
-        units.filter(~pl.col("crossover"))
-        .select(
-            "unit_id",
-            "variant",
-            pl.date_ranges(
-                pl.max_horizontal(pl.col("assigned_at").dt.date(), pl.lit(start)),
-                pl.lit(window.as_of),
-            ).alias("day"),
-        )
-        .explode("day")
-        .filter(pl.col("day").is_not_null())
-    )
-    cumulative = (
-        grid.join(per_day, on=["unit_id", "day"], how="left")
-        .with_columns(pl.col("dx").fill_null(0.0), pl.col("dy").fill_null(0.0))
+    changes = (
+        increments(rows, x_part, y_part, as_of, "day")
+        .filter(pl.col("day") >= start)
+        .join(exposed.select("unit_id", "variant"), on="unit_id", how="inner")
         .sort("unit_id", "day")
         .with_columns(
-            pl.col("dx").cum_sum().over("unit_id").alias("x"),
-            pl.col("dy").cum_sum().over("unit_id").alias("y"),
+            pl.col("x").cum_sum().over("unit_id").alias("cx"),
+            pl.col("y").cum_sum().over("unit_id").alias("cy"),
+        )
+        .with_columns(
+            pl.col("cx").shift(1).over("unit_id").fill_null(0.0).alias("px"),
+            pl.col("cy").shift(1).over("unit_id").fill_null(0.0).alias("py"),
         )
     )
-    return _typed(_moments_by(cumulative, "day", metric))
+    if metric.kind == "proportion":
+        changes = changes.with_columns(
+            (pl.col("cx") > 0).cast(pl.Float64).alias("cx"),
+            (pl.col("px") > 0).cast(pl.Float64).alias("px"),
+        )
+    cx, cy, px, py = pl.col("cx"), pl.col("cy"), pl.col("px"), pl.col("py")
+    sums = (
+        changes.group_by("variant", "day")
+        .agg(
+            (cx - px).sum().alias("sx"),
+            (cy - py).sum().alias("sy"),
+            (cx * cx - px * px).sum().alias("sxx"),
+            (cy * cy - py * py).sum().alias("syy"),
+            (cx * cy - px * py).sum().alias("sxy"),
+        )
+        .collect(engine="streaming")
+    )
+    arrivals = (
+        exposed.filter(pl.col("first") <= as_of)
+        .group_by("variant", "first")
+        .agg(pl.len().cast(pl.Int64).alias("n"))
+        .collect()
+    )
+    ratio = metric.kind == "ratio"
+    result: dict[str, dict[dt.date, Moments]] = {}
+    for (variant,), arrived in arrivals.partition_by("variant", as_dict=True).items():
+        by_day = dict(zip(arrived["first"].to_list(), arrived["n"].to_list(), strict=True))
+        of_arm = sums.filter(pl.col("variant") == variant)
+        n, totals = 0, [0.0] * 5
+        series: dict[dt.date, Moments] = {}
+        day = min(by_day)
+        while day <= as_of:
+            n += by_day.get(day, 0)
+            totals = [t + d for t, d in zip(totals, _raw_sums(of_arm, day), strict=True)]
+            series[day] = _from_raw_sums(n, *totals, ratio=ratio)
+            day += DAY
+        result[str(variant)] = series
+    return result
+
+
+def _from_raw_sums(
+    n: int, sx: float, sy: float, sxx: float, syy: float, sxy: float, *, ratio: bool
+) -> Moments:
+    if n == 0:
+        return Moments.empty()
+    mean_x = sx / n
+    m2_x = max(sxx - sx * mean_x, 0.0)
+    if not ratio:
+        return Moments(n, mean_x, 1.0, m2_x)
+    mean_y = sy / n
+    return Moments(n, mean_x, mean_y, m2_x, max(syy - sy * mean_y, 0.0), sxy - sx * mean_y)
 
 
 def weekly_moments(
     units: pl.LazyFrame,
-    events: pl.LazyFrame,
+    rows: pl.LazyFrame,
     metric: Metric,
     window: Window,
 ) -> dict[str, dict[int, Moments]]:
@@ -134,17 +180,7 @@ def weekly_moments(
     if parts is None:
         return {}
     x_part, y_part = parts
-    names = [x_part.event] + ([y_part.event] if y_part else [])
-    week = ((pl.col("ts") - pl.col("assigned_at")).dt.total_days() // WEEK_DAYS).cast(pl.Int64)
-    per_week = (
-        in_window_events(units, events, Window(window.as_of, window.window_days), names)
-        .filter(~pl.col("pre"))
-        .group_by("unit_id", week.alias("week"))
-        .agg(
-            _increment(x_part).alias("x"),
-            (_increment(y_part) if y_part else pl.lit(0.0)).alias("y"),
-        )
-    )
+    per_week = increments(rows, x_part, y_part, window.as_of, "week")
     end = pl.lit(window.end)
     if window.window_days is not None:
         end = pl.min_horizontal(end, pl.col("assigned_at") + pl.duration(days=window.window_days))
@@ -161,10 +197,6 @@ def weekly_moments(
         pl.col("x").fill_null(0.0), pl.col("y").fill_null(0.0)
     )
     return _typed_int(_moments_by(weekly, "week", metric))
-
-
-def _typed(raw: Mapping[str, Mapping[object, Moments]]) -> dict[str, dict[dt.date, Moments]]:
-    return {v: {k: m for k, m in by.items() if isinstance(k, dt.date)} for v, by in raw.items()}
 
 
 def _typed_int(raw: Mapping[str, Mapping[object, Moments]]) -> dict[str, dict[int, Moments]]:

@@ -7,7 +7,10 @@ import pytest
 
 from analysis import descriptives, timeline
 from analysis.config import load_config
+from analysis.aggregates import Moments, moment_exprs, moments_from_row
+from analysis.config import Metric
 from analysis.metrics import Window, arm_moments, clean_assignments, in_window_events, unit_table
+from analysis.partials import PartialSpec, aggregate_name, partials
 from analysis.simulate import simulate
 from tests.conftest import AS_OF, CONFIGS
 
@@ -24,6 +27,74 @@ def frames() -> tuple[pl.LazyFrame, pl.LazyFrame, Window]:
     return units, data.events.lazy(), window
 
 
+def _rows(units: pl.LazyFrame, events: pl.LazyFrame, m: Metric, window: Window) -> pl.LazyFrame:
+    spec = PartialSpec.of([m], window.window_days, window.pre_days)
+    return partials(events.unique(subset="event_id"), units, spec)
+
+
+def _grid_daily(
+    units: pl.LazyFrame, events: pl.LazyFrame, m: Metric, window: Window
+) -> dict[str, dict[object, Moments]]:
+    """The brute-force reference: expand units × days, cumulate, take moments per day."""
+    assert m.kind == "ratio" and m.numerator and m.denominator
+    num, den = m.numerator, m.denominator
+
+    def part(agg: str) -> pl.Expr:
+        return (pl.col("event") == agg).cast(pl.Float64).sum()
+
+    per_day = (
+        in_window_events(units, events, window, [num.event, den.event])
+        .filter(~pl.col("pre"))
+        .group_by("unit_id", pl.col("ts").dt.date().alias("day"))
+        .agg(part(num.event).alias("dx"), part(den.event).alias("dy"))
+    )
+    start = pl.max_horizontal(pl.col("assigned_at").dt.date(), pl.lit(EXPERIMENT.start))
+    grid = (
+        units.filter(~pl.col("crossover"))
+        .select("unit_id", "variant", pl.date_ranges(start, pl.lit(window.as_of)).alias("day"))
+        .explode("day")
+    )
+    cumulative = (
+        grid.join(per_day, on=["unit_id", "day"], how="left")
+        .with_columns(pl.col("dx").fill_null(0.0), pl.col("dy").fill_null(0.0))
+        .sort("unit_id", "day")
+        .with_columns(
+            pl.col("dx").cum_sum().over("unit_id").alias("x"),
+            pl.col("dy").cum_sum().over("unit_id").alias("y"),
+        )
+    )
+    rows = cumulative.group_by("variant", "day").agg(moment_exprs(pl.col("x"), pl.col("y")))
+    result: dict[str, dict[object, Moments]] = {}
+    for row in rows.collect().to_dicts():
+        result.setdefault(row["variant"], {})[row["day"]] = moments_from_row(row)
+    return result
+
+
+@pytest.mark.parametrize("window_days", [None, 5])
+def test_every_day_equals_the_units_by_days_expansion(
+    frames: tuple[pl.LazyFrame, pl.LazyFrame, Window], window_days: int | None
+) -> None:
+    """Summing each unit's changes gives the moments of the brute-force expansion, every day."""
+    units, events, full = frames
+    window = Window(full.as_of, window_days, full.pre_days)
+    m = CONFIG.metrics["task_completion_rate"]
+    assert aggregate_name(m.numerator) != aggregate_name(m.denominator)  # type: ignore[arg-type]
+    daily = timeline.daily_moments(
+        units, _rows(units, events, m, window), m, window.as_of, EXPERIMENT.start
+    )
+    reference = _grid_daily(units, events, m, window)
+    assert set(daily) == set(reference)
+    for variant, by_day in reference.items():
+        assert set(daily[variant]) == set(by_day)
+        for day, want in by_day.items():
+            got = daily[variant][day]  # type: ignore[index]
+            assert got.n == want.n
+            for field in ("mean_x", "mean_y", "m2_x", "m2_y", "c_xy"):
+                assert getattr(got, field) == pytest.approx(
+                    getattr(want, field), rel=1e-9, abs=1e-9
+                ), (variant, day, field)
+
+
 @pytest.mark.parametrize("metric", ["task_completion_rate", "tasks_completed_per_user",
                                     "users_completing_a_task"])  # fmt: skip
 def test_last_day_equals_the_analysis(frames: tuple[pl.LazyFrame, pl.LazyFrame, Window],
@@ -31,7 +102,8 @@ def test_last_day_equals_the_analysis(frames: tuple[pl.LazyFrame, pl.LazyFrame, 
     """The cumulative moments on the analysis date are the run's own moments."""
     units, events, window = frames
     m = CONFIG.metrics[metric]
-    daily = timeline.daily_moments(units, events, m, window, EXPERIMENT.start)
+    rows = _rows(units, events, m, window)
+    daily = timeline.daily_moments(units, rows, m, window.as_of, EXPERIMENT.start)
     whole = arm_moments(unit_table(units, events, [m], window), [m])[metric]
     for variant, by_day in daily.items():
         last = by_day[AS_OF]
@@ -50,7 +122,7 @@ def test_weekly_buckets_hold_only_fully_observed_units(
 ) -> None:
     units, events, window = frames
     m = CONFIG.metrics["task_completion_rate"]
-    weekly = timeline.weekly_moments(units, events, m, window)
+    weekly = timeline.weekly_moments(units, _rows(units, events, m, window), m, window)
     exposure_days = (
         units.select(
             ((pl.lit(window.end) - pl.col("assigned_at")).dt.total_days() // 7).alias("weeks"),

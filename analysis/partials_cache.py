@@ -1,0 +1,245 @@
+"""Keep the per-day partial aggregates between runs, so a night pays only for what changed.
+
+The partials of :mod:`analysis.partials` are stored per day of events, as
+``<cache_dir>/<day>-<digest>.parquet`` beside a manifest ``<day>.json`` that
+names the file and the key of every *cohort* (units first exposed on the same
+UTC date) in it. The rows of day D and cohort A depend only on the events of
+D of A's units and on those units' first ``assigned_at``; the key hashes
+exactly that (a polars hash of every used column of every row, order-free),
+plus the partial spec (aggregates, window, pre-period), the cache format and
+the polars version.
+
+Cohorts, not days alone, because of the pre-period: units exposed tonight
+bring their events of the last ``pre_window_days`` days into the experiment.
+Keyed by day only, all of those days would be recomputed every night; keyed
+by (day, cohort), tonight's cohort is computed and yesterday's cohorts are
+read back.
+
+A run:
+
+1. fingerprints every (day, cohort) of the events (one polars pass, no
+   aggregation);
+2. keeps the rows of every (day, cohort) whose key matches its manifest;
+3. computes the partials of the rest in one query, over the events of their
+   days only, and rewrites those days' files (atomically: new file, then
+   manifest, then the old file is removed);
+4. forgets days that are gone from the data (a deleted day) up to the
+   analysis date.
+
+``refresh=True`` (``proof run --no-cache``) ignores every stored partial,
+recomputes all of them and writes them afresh. Results equal a full
+recompute: that is tested, with a new day, a day changed after the fact and
+a day deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from analysis.partials import PartialSpec, exposures, partials
+
+log = logging.getLogger(__name__)
+
+#: Bump when the manifest's layout changes.
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CacheUse:
+    """What a run took from the cache and what it computed, in (day, cohort) partitions."""
+
+    reused: int
+    computed: int
+    days_written: int
+    days_forgotten: int
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"partial aggregates: {self.reused} (day, cohort) partitions reused, "
+            f"{self.computed} computed, {self.days_written} day files written"
+            + (f", {self.days_forgotten} deleted days forgotten" if self.days_forgotten else "")
+        )
+
+
+def _hashes(*columns: str) -> list[pl.Expr]:
+    row = pl.struct(*columns)
+    return [
+        pl.len().cast(pl.Int64).alias("n"),
+        row.hash(seed=0).sum().alias("h0"),
+        row.hash(seed=1).sum().alias("h1"),
+    ]
+
+
+def partition_keys(
+    events: pl.LazyFrame, units: pl.LazyFrame, spec: PartialSpec, until: dt.date
+) -> pl.DataFrame:
+    """``(day, cohort, key)`` of every partition of the events up to ``until``."""
+    exposed = exposures(units)
+    start = pl.col("assigned_at") - pl.duration(days=spec.pre_days)
+    in_range = (pl.col("ts") >= start) & (pl.col("day") <= until)
+    if spec.window_days is not None:
+        in_range = in_range & (
+            pl.col("ts") < pl.col("assigned_at") + pl.duration(days=spec.window_days)
+        )
+    rows = (
+        events.filter(pl.col("event").is_in(spec.events))
+        .select("unit_id", "ts", "event", "value")
+        .join(exposed, on="unit_id", how="inner")
+        .with_columns(pl.col("ts").dt.date().alias("day"))
+        .filter(in_range)
+        .group_by("day", "cohort")
+        .agg(_hashes("unit_id", "ts", "event", "value"))
+    )
+    cohorts = exposed.group_by("cohort").agg(_hashes("unit_id", "assigned_at"))
+    found = rows.join(cohorts, on="cohort", how="left", suffix="_units").collect(engine="streaming")
+    prefix = f"{CACHE_FORMAT}|{spec.digest}|{pl.__version__}"
+    keys = [
+        hashlib.sha256(f"{prefix}|{'|'.join(str(v) for v in row)}".encode()).hexdigest()[:20]
+        for row in found.select(pl.exclude("day", "cohort")).iter_rows()
+    ]
+    return found.select("day", "cohort").with_columns(pl.Series("key", keys, dtype=pl.String))
+
+
+def _manifest_path(cache_dir: Path, day: dt.date) -> Path:
+    return cache_dir / f"{day.isoformat()}.json"
+
+
+def _read_manifest(cache_dir: Path, day: dt.date) -> dict[str, Any] | None:
+    path = _manifest_path(cache_dir, day)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != CACHE_FORMAT or not (cache_dir / data["file"]).exists():
+            return None
+        return dict(data)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring unreadable partials manifest %s: %s", path, exc)
+        return None
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _store_day(
+    cache_dir: Path,
+    day: dt.date,
+    rows: pl.DataFrame,
+    cohorts: Mapping[str, str],
+    previous: dict[str, Any] | None,
+) -> None:
+    digest = hashlib.sha256(json.dumps(cohorts, sort_keys=True).encode()).hexdigest()[:16]
+    name = f"{day.isoformat()}-{digest}.parquet"
+    _write_atomic(cache_dir / name, rows.write_parquet)
+    manifest = {"format": CACHE_FORMAT, "day": day.isoformat(), "file": name, "cohorts": cohorts}
+    text = json.dumps(manifest, indent=1, sort_keys=True)
+    _write_atomic(_manifest_path(cache_dir, day), lambda p: Path(p).write_text(text, "utf-8"))
+    if previous is not None and previous["file"] != name:
+        (cache_dir / previous["file"]).unlink(missing_ok=True)
+
+
+def _forget_missing_days(cache_dir: Path, present: set[dt.date], until: dt.date) -> int:
+    forgotten = 0
+    for path in cache_dir.glob("*.json"):
+        try:
+            day = dt.date.fromisoformat(path.stem)
+        except ValueError:
+            continue
+        if day <= until and day not in present:
+            manifest = _read_manifest(cache_dir, day)
+            if manifest is not None:
+                (cache_dir / manifest["file"]).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+            forgotten += 1
+    return forgotten
+
+
+def cached_partials(
+    events: pl.LazyFrame,
+    units: pl.LazyFrame,
+    spec: PartialSpec,
+    cache_dir: Path,
+    until: dt.date,
+    *,
+    refresh: bool = False,
+) -> tuple[pl.LazyFrame, CacheUse]:
+    """The partials of ``events`` up to ``until``, reusing every unchanged (day, cohort).
+
+    ``events`` must be deduplicated (the quarantine split's used rows are).
+    """
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    keys = partition_keys(events, units, spec, until)
+    wanted: dict[dt.date, dict[str, str]] = {}
+    for day, cohort, key in keys.iter_rows():
+        wanted.setdefault(day, {})[cohort.isoformat()] = key
+    manifests = {day: None if refresh else _read_manifest(cache_dir, day) for day in wanted}
+    reuse: dict[dt.date, set[str]] = {}
+    missing: list[tuple[dt.date, dt.date]] = []
+    for day, cohorts in wanted.items():
+        stored = (manifests[day] or {}).get("cohorts", {})
+        reuse[day] = {c for c, k in cohorts.items() if stored.get(c) == k}
+        missing += [(day, dt.date.fromisoformat(c)) for c in cohorts if c not in reuse[day]]
+    computed = _compute(events, units, spec, missing)
+    frames: list[pl.LazyFrame] = []
+    written = 0
+    for day, cohorts in sorted(wanted.items()):
+        manifest = manifests[day]
+        kept = reuse[day]
+        if manifest is not None and kept == set(cohorts):
+            frames.append(pl.scan_parquet(cache_dir / manifest["file"]))
+            continue
+        fresh = computed.filter(pl.col("day") == day)
+        if kept and manifest is not None:
+            old = pl.read_parquet(cache_dir / manifest["file"]).filter(
+                pl.col("cohort").is_in([dt.date.fromisoformat(c) for c in kept])
+            )
+            fresh = pl.concat([old, fresh.select(old.columns)])
+        _store_day(cache_dir, day, fresh, cohorts, manifest)
+        written += 1
+        frames.append(fresh.lazy())
+    forgotten = _forget_missing_days(cache_dir, set(wanted), until)
+    n_reused = sum(len(c) for c in reuse.values())
+    use = CacheUse(n_reused, len(missing), written, forgotten)
+    if not frames:
+        return _compute(events, units, spec, []).lazy(), use
+    return pl.concat(frames, how="vertical"), use
+
+
+def _compute(
+    events: pl.LazyFrame,
+    units: pl.LazyFrame,
+    spec: PartialSpec,
+    missing: list[tuple[dt.date, dt.date]],
+) -> pl.DataFrame:
+    """The partials of the missing (day, cohort) partitions, in one query."""
+    wanted = pl.DataFrame(
+        {"day": [d for d, _ in missing], "cohort": [c for _, c in missing]},
+        schema={"day": pl.Date, "cohort": pl.Date},
+    )
+    days = sorted({d for d, _ in missing})
+    of_days = events.filter(pl.col("ts").dt.date().is_in(days))
+    return (
+        partials(of_days, units, spec)
+        .join(wanted.lazy(), on=["day", "cohort"], how="semi")
+        .collect(engine="streaming")
+    )

@@ -73,6 +73,11 @@ class CacheUse:
         )
 
 
+def partials_cache_dir(out_dir: Path | str, experiment_id: str) -> Path:
+    """Where an experiment's partials are kept: ``<out>/.cache/partials/<id>``."""
+    return Path(out_dir) / ".cache" / "partials" / experiment_id
+
+
 def _hashes(*columns: str) -> list[pl.Expr]:
     row = pl.struct(*columns)
     return [

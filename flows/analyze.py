@@ -6,7 +6,9 @@ on the task that reads the source. No statistic is computed here.
 - ``analyze-experiment`` loads, validates, computes, analyses and publishes one
   experiment, then leaves artifacts (report link, summary, comparisons) and a
   ``proof.decision.made`` event. Validation results are cached by a data
-  fingerprint (``revalidate=True`` ignores the cache).
+  fingerprint (``revalidate=True`` ignores the cache); per-day partial
+  aggregates are kept per (day, cohort) (``no_cache=True`` ignores every
+  stored result and recomputes).
 - ``nightly`` runs ``analyze-experiment`` for every running experiment,
   ``NIGHTLY_PARALLEL`` at a time, and ends with a summary of all of them.
 """
@@ -33,6 +35,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BeforeValidator, Field
 
 from analysis.config import Experiment, Metric, ProofConfig, load_config
+from analysis.partials import PartialSpec
+from analysis.partials_cache import CacheUse, cached_partials, partials_cache_dir
 from analysis.pipeline import Measurement, measure, summarise
 from analysis.quarantine import collect_tables, write_quarantine
 from analysis.report.publish import ensure_plotly_asset, publish_run, write_index
@@ -142,9 +146,22 @@ def check(
 
 @task(cache_policy=NO_CACHE)
 def compute(
-    checked: CheckedData, experiment: Experiment, metrics: list[Metric], as_of: dt.date
+    checked: CheckedData,
+    experiment: Experiment,
+    metrics: list[Metric],
+    as_of: dt.date,
+    out_dir: str,
+    no_cache: bool,
 ) -> Measurement:
+    """Per-arm statistics; per-day partials of unchanged (day, cohort)s come from the cache."""
     clean = checked.quarantine
+    cache_dir = partials_cache_dir(Path(out_dir), experiment.id)
+    uses: list[CacheUse] = []
+
+    def partial_rows(events: pl.LazyFrame, units: pl.LazyFrame, spec: PartialSpec) -> pl.LazyFrame:
+        rows, use = cached_partials(events, units, spec, cache_dir, as_of, refresh=no_cache)
+        uses.append(use)
+        return rows
 
     def unit_check(table: pl.LazyFrame) -> ValidationReport:
         with _GX_LOCK:
@@ -152,7 +169,12 @@ def compute(
                 table, experiment, metrics, clean.analysed_units(as_of), as_of=as_of
             )
 
-    measurement = measure(clean.tables(), experiment, metrics, as_of, unit_check)
+    measurement = measure(
+        clean.tables(), experiment, metrics, as_of, unit_check,
+        partial_rows=partial_rows, unique_events=True,
+    )  # fmt: skip
+    for use in uses:
+        get_run_logger().info("%s: %s", experiment.id, use.summary)
     return replace(measurement, cleaning=clean.cleaning(measurement.cleaning))
 
 
@@ -228,6 +250,7 @@ def analyze_experiment(
     config_dir: str = "configs",
     out_dir: str = "reports",
     revalidate: bool = False,
+    no_cache: bool = False,
 ) -> dict[str, Any]:
     """Analyse one experiment as of a date and publish its report.
 
@@ -240,6 +263,8 @@ def analyze_experiment(
         out_dir: Where reports are published.
         revalidate: Run the data validation even if the data has not changed since
             the last validation.
+        no_cache: Ignore every stored result (per-day partial aggregates and
+            validation): recompute everything from the source and store it afresh.
     """
     logger = get_run_logger()
     config = load_config(config_dir)
@@ -250,8 +275,8 @@ def analyze_experiment(
     logger.info("analysing %s as of %s (run %s)", experiment.id, day, rid)
 
     raw, coverage = load(config, experiment, day)
-    checked = check(raw, coverage, experiment, day, out_dir, rid, revalidate)
-    measurement = compute(checked, experiment, metrics, day)
+    checked = check(raw, coverage, experiment, day, out_dir, rid, revalidate or no_cache)
+    measurement = compute(checked, experiment, metrics, day, out_dir, no_cache)
     results = analyse(experiment, metrics, measurement, checked, rid, day)
     run_dir = publish(results, Path(out_dir), checked)
     report_url = (run_dir / "report.html").resolve().as_uri()
@@ -268,10 +293,17 @@ def analyze_experiment(
 
 @task(cache_policy=NO_CACHE, task_run_name="analyze {experiment_id}")
 def analyze_one(
-    experiment_id: str, as_of: dt.date, run_id: str | None, config_dir: str, out_dir: str
+    experiment_id: str,
+    as_of: dt.date,
+    run_id: str | None,
+    config_dir: str,
+    out_dir: str,
+    no_cache: bool = False,
 ) -> dict[str, Any]:
     """One experiment of the nightly run, as a child flow run (a task, so it can be submitted)."""
-    return analyze_experiment(experiment_id, as_of, run_id, config_dir, out_dir)
+    return analyze_experiment(
+        experiment_id, as_of, run_id, config_dir, out_dir, revalidate=False, no_cache=no_cache
+    )
 
 
 def _outcome(experiment_id: str, future: PrefectFuture[dict[str, Any]]) -> dict[str, Any]:
@@ -288,6 +320,7 @@ def nightly(
     out_dir: str = "reports",
     run_id: str | None = None,
     max_parallel: Annotated[int, Field(ge=1, le=64)] = NIGHTLY_PARALLEL,
+    no_cache: bool = False,
 ) -> list[dict[str, Any]]:
     """Analyse every running experiment; one failure does not stop the others.
 
@@ -297,6 +330,8 @@ def nightly(
         out_dir: Where reports are published.
         run_id: The name of every run's report folder. Empty: the UTC time of each.
         max_parallel: How many experiments are analysed at the same time.
+        no_cache: Ignore stored partial aggregates and validation results, and
+            recompute everything.
     """
     logger = get_run_logger()
     config = load_config(config_dir)
@@ -308,7 +343,7 @@ def nightly(
             experiment_id: runner.submit(
                 analyze_one,
                 parameters={"experiment_id": experiment_id, "as_of": day, "run_id": run_id}
-                | {"config_dir": config_dir, "out_dir": out_dir},
+                | {"config_dir": config_dir, "out_dir": out_dir, "no_cache": no_cache},
             )
             for experiment_id in running
         }

@@ -130,8 +130,21 @@ def run(
         str | None,
         typer.Option("--run-id", help="Name of the run's folder. Default: the UTC time."),
     ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Ignore stored partial aggregates and validation results (OUT/.cache): "
+            "recompute everything from the source, and store the results afresh.",
+        ),
+    ] = False,
 ) -> None:
-    """Analyse one experiment (or all running ones) and publish the reports."""
+    """Analyse one experiment (or all running ones) and publish the reports.
+
+    A run reuses what earlier runs stored under OUT/.cache: the validation of
+    unchanged day partitions and the per-unit partial aggregates of unchanged
+    (day, cohort) partitions, so a night with one new day pays for that day.
+    """
     from analysis.config import ConfigError, load_config
 
     try:
@@ -145,13 +158,15 @@ def run(
     day = as_of.date() if as_of else None
     if experiment is not None:
         try:
-            summary = analyze_experiment(experiment, day, run_id, str(config_dir), str(out))
+            summary = analyze_experiment(
+                experiment, day, run_id, str(config_dir), str(out), no_cache=no_cache
+            )
         except Exception as exc:
             _fail(f"{experiment}: {exc}")
             return
         typer.echo(f"{summary['experiment_id']}: {summary['decision']} — {summary['report']}")
     else:
-        summaries = nightly(day, str(config_dir), str(out), run_id)
+        summaries = nightly(day, str(config_dir), str(out), run_id, no_cache=no_cache)
         _print_summaries(summaries)
         if any("error" in s for s in summaries):
             raise typer.Exit(code=1)

@@ -396,7 +396,7 @@ def test_deployment_and_trigger_wiring_snapshot(tmp_path: Path) -> None:
             "entrypoint": "flows.analyze.nightly",
             "schedules": [{"cron": "0 2 * * *", "timezone": "UTC"}],
             "triggers": [],
-            "parameters": ["as_of", "config_dir", "max_parallel", "out_dir", "run_id"],
+            "parameters": ["as_of", "config_dir", "max_parallel", "no_cache", "out_dir", "run_id"],
             "defaults": [*dirs[:1], "max_parallel", *dirs[1:]],
         },
         {
@@ -410,7 +410,9 @@ def test_deployment_and_trigger_wiring_snapshot(tmp_path: Path) -> None:
                     "parameters": {"experiment_id": EXPERIMENT_ID, "as_of": AS_OF_TEXT},
                 }
             ],
-            "parameters": sorted([*dirs, "as_of", "experiment_id", "revalidate", "run_id"]),
+            "parameters": sorted(
+                [*dirs, "as_of", "experiment_id", "no_cache", "revalidate", "run_id"]
+            ),
             "defaults": dirs,
         },
         {
@@ -479,7 +481,7 @@ def test_as_of_parameter_refuses_anything_else(given: str) -> None:
 
 def test_parameter_form_has_descriptions() -> None:
     schema = analyze_experiment.parameters.model_dump()
-    for name in ("experiment_id", "as_of", "run_id", "revalidate"):
+    for name in ("experiment_id", "as_of", "run_id", "revalidate", "no_cache"):
         assert schema["properties"][name].get("description"), name
     assert schema["required"] == ["experiment_id"]
 

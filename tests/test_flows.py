@@ -115,6 +115,56 @@ def test_run_one_experiment_from_parquet(parquet_setup: Path, tmp_path: Path) ->
     assert "smart-compose" in (out / "index.html").read_text()
 
 
+def _without_run_stamps(results: dict[str, Any]) -> dict[str, Any]:
+    """Results without what differs by design: the run's name and time, what was reused."""
+    validation = {k: v for k, v in results["validation"].items() if k != "partitions"}
+    kept = {k: v for k, v in results.items() if k not in ("run_id", "generated_at")}
+    return kept | {"validation": validation}
+
+
+def _assert_close(got: Any, want: Any, where: str = "") -> None:
+    """Equal JSON, floats to 1e-9 relative: partials merged in another order round differently."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict), where
+        assert got.keys() == want.keys(), where
+        for k in want:
+            _assert_close(got[k], want[k], f"{where}.{k}")
+    elif isinstance(want, list):
+        assert isinstance(got, list), where
+        assert len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _assert_close(g, w, f"{where}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-12), where
+    else:
+        assert got == want, where
+
+
+def test_a_cached_run_and_a_no_cache_run_publish_the_same_results(
+    parquet_setup: Path, tmp_path: Path
+) -> None:
+    """The second run reuses stored partials; `--no-cache` recomputes; the numbers agree."""
+    out = tmp_path / "out"
+    common = ("--config-dir", str(parquet_setup), "--out", str(out),
+              "--experiment", "smart-compose", "--as-of", AS_OF.isoformat())  # fmt: skip
+    runs = {rid: _run(*common, "--run-id", rid, *extra)
+            for rid, extra in (("c1", ()), ("c2", ()), ("c3", ("--no-cache",)))}  # fmt: skip
+    for rid, ran in runs.items():
+        assert ran.exit_code == 0, (rid, ran.output)
+    assert "0 (day, cohort) partitions reused" in runs["c1"].output
+    assert " 0 computed, 0 day files written" in runs["c2"].output
+    assert "0 (day, cohort) partitions reused" in runs["c3"].output
+    published = {
+        rid: _without_run_stamps(
+            json.loads((out / "smart-compose" / rid / "results.json").read_text())
+        )
+        for rid in runs
+    }
+    _assert_close(published["c2"], published["c1"])
+    _assert_close(published["c3"], published["c1"])
+    assert list((out / ".cache" / "partials" / "smart-compose").glob("*.parquet"))
+
+
 def test_nightly_isolates_a_failing_experiment(parquet_setup: Path, tmp_path: Path) -> None:
     broken = (parquet_setup / "experiments" / "smart-compose.yaml").read_text()
     broken = broken.replace("id: smart-compose", "id: broken").replace(

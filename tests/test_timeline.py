@@ -6,9 +6,8 @@ import polars as pl
 import pytest
 
 from analysis import descriptives, timeline
-from analysis.config import load_config
 from analysis.aggregates import Moments, moment_exprs, moments_from_row
-from analysis.config import Metric
+from analysis.config import Metric, load_config
 from analysis.metrics import Window, arm_moments, clean_assignments, in_window_events, unit_table
 from analysis.partials import PartialSpec, aggregate_name, partials
 from analysis.simulate import simulate
@@ -36,7 +35,9 @@ def _grid_daily(
     units: pl.LazyFrame, events: pl.LazyFrame, m: Metric, window: Window
 ) -> dict[str, dict[object, Moments]]:
     """The brute-force reference: expand units × days, cumulate, take moments per day."""
-    assert m.kind == "ratio" and m.numerator and m.denominator
+    assert m.kind == "ratio"
+    assert m.numerator
+    assert m.denominator
     num, den = m.numerator, m.denominator
 
     def part(agg: str) -> pl.Expr:

@@ -214,7 +214,7 @@ _QUERY_COLUMNS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def _require_columns(source: str, role: str, found: list[str], columns: Mapping[str, str]) -> None:
+def require_columns(source: str, role: str, found: list[str], columns: Mapping[str, str]) -> None:
     """A column the query needs is missing: say so as the contract check would."""
     for column in _QUERY_COLUMNS[role]:
         mapped = columns.get(column, column)
@@ -234,7 +234,7 @@ def _require_duckdb_tables(con: duckdb.DuckDBPyConnection, name: str, src: DuckD
     for role, table in (("assignments", src.assignments), ("events", src.events)):
         try:
             cursor = con.execute(f"SELECT * FROM {_sql_name(name, role, table)} LIMIT 0")
-            _require_columns(name, role, [d[0] for d in cursor.description or ()], src.columns)
+            require_columns(name, role, [d[0] for d in cursor.description or ()], src.columns)
         except duckdb.CatalogException:
             found = con.execute(
                 "SELECT table_schema, table_name FROM information_schema.tables "
@@ -305,7 +305,7 @@ def _read_sql(name: str, src: SqlSource, experiment_id: str) -> Tables:
         _require_sql_tables(name, src, uri)
         raise SourceError(
             f"source {name!r}: cannot read from the database "
-            f"({type(exc).__name__}: {_redact(str(exc), uri)})"
+            f"({type(exc).__name__}: {redact(str(exc), uri)})"
         ) from None
     return Tables(
         conform(assignments.lazy(), name, "assignments", src.columns),
@@ -349,9 +349,9 @@ def _require_sql_tables(name: str, src: SqlSource, uri: str) -> None:
         except Exception as exc:  # which table fails is all we want to know
             raise SourceError(
                 f"source {name!r}: cannot read table {table!r} (the {role} table): "
-                f"{type(exc).__name__}: {_redact(str(exc), uri)}"
+                f"{type(exc).__name__}: {redact(str(exc), uri)}"
             ) from None
-        _require_columns(name, role, empty.columns, src.columns)
+        require_columns(name, role, empty.columns, src.columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +416,7 @@ def event_coverage(
     except Exception as exc:  # the drivers raise many types; say which, never the URI
         raise SourceError(
             f"source {name!r}: cannot count unassigned events "
-            f"({type(exc).__name__}: {_redact(str(exc), uri)})"
+            f"({type(exc).__name__}: {redact(str(exc), uri)})"
         ) from None
     return EventCoverage(int(row[0]), int(row[1] or 0), tuple(str(x) for x in found))
 
@@ -439,7 +439,7 @@ def _file_coverage(
     return EventCoverage(int(total), int(missing), tuple(str(x) for x in examples))
 
 
-def _redact(message: str, uri: str) -> str:
+def redact(message: str, uri: str) -> str:
     """Remove the URI and any password-looking part from a driver message."""
     message = message.replace(uri, "<uri>")
     return re.sub(r"://[^@\s/]+@", "://***@", message)

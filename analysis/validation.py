@@ -276,7 +276,7 @@ class GxBatchValidator:
             batch = self._batch_definition().get_batch(batch_parameters={"dataframe": pdf})
             result = batch.validate(suite, result_format=result_format)
         self.batches += 1
-        return [_batch_outcome(r, index) for r in result.results if r.expectation_config]
+        return [batch_outcome(r, index) for r in result.results if r.expectation_config]
 
 
 def _columns_of(e: Expectation) -> list[str]:
@@ -287,7 +287,7 @@ def _columns_of(e: Expectation) -> list[str]:
     return columns
 
 
-def _batch_outcome(r: Any, index: Sequence[str]) -> BatchOutcome:
+def batch_outcome(r: Any, index: Sequence[str]) -> BatchOutcome:
     details: Mapping[str, Any] = r.result or {}
     observed = details.get("observed_value")
     return BatchOutcome(
@@ -345,7 +345,7 @@ def _exception_message(info: Any) -> str | None:
 # --------------------------------------------------------------------------- running suites
 
 
-def _outcome(e: Expectation, b: BatchOutcome) -> ExpectationOutcome:
+def expectation_outcome(e: Expectation, b: BatchOutcome) -> ExpectationOutcome:
     severity: str = e.severity
     share = e.critical_share
     if (
@@ -441,7 +441,7 @@ def _frames(
     return {name: _collect(frame) for name, frame in tables.items()}
 
 
-def _unassigned_share(
+def unassigned_share(
     e: Expectation, frames: Mapping[str, pl.DataFrame], coverage: EventCoverage | None
 ) -> BatchOutcome | None:
     """Share of events whose unit no assignment names: from the source, else from the tables."""
@@ -472,7 +472,10 @@ def _report(
     **counts: Any,
 ) -> ValidationReport:
     outcomes = tuple(
-        _outcome(e, found[e.key]) for s in suites for e in s.expectations if e.key in found
+        expectation_outcome(e, found[e.key])
+        for s in suites
+        for e in s.expectations
+        if e.key in found
     )
     return ValidationReport(outcomes, dict(rows), **counts)
 
@@ -528,7 +531,7 @@ def validate_experiment(
     )
     found |= parted.outcomes
     for e in events.proof():
-        if e.type == _UNASSIGNED_SHARE and (share := _unassigned_share(e, frames, coverage)):
+        if e.type == _UNASSIGNED_SHARE and (share := unassigned_share(e, frames, coverage)):
             found[e.key] = share
     return _report(
         [assignments, events],
@@ -610,7 +613,7 @@ def validate_tables(
     for suite in suites:
         found |= validate_frame(suite, frames[suite.table], max_batch_rows)
         for e in suite.proof():
-            if e.type == _UNASSIGNED_SHARE and (share := _unassigned_share(e, frames, None)):
+            if e.type == _UNASSIGNED_SHARE and (share := unassigned_share(e, frames, None)):
                 found[e.key] = share
     return _report(suites, found, {name: frame.height for name, frame in frames.items()})
 

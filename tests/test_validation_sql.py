@@ -1,0 +1,312 @@
+"""Validation and quarantine inside PostgreSQL give what the polars path gives.
+
+Simulated data of both demo experiments (so the experiment filter matters),
+with bad rows planted in smart-compose, is loaded into a throwaway schema
+under the source's own column names (``user_id``, ``occurred_at``). The SQL
+path (``analysis.validation_sql``) is compared with the polars path over the
+same rows read by ``analysis.sources.read_experiment``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from analysis.config import SqlSource, load_config
+from analysis.quarantine import QuarantineResult, collect_tables, split
+from analysis.simulate import simulate
+from analysis.sources import SourceError, read_experiment
+from analysis.suites import Expectation, load_suite, run_params
+from analysis.validation import ValidationReport, format_summary, validate_experiment
+from analysis.validation_sql import (
+    DIALECT,
+    SqlQuarantine,
+    check_experiment_sql,
+    failing_predicate,
+    passing_predicate,
+    sqlalchemy_url,
+    validate_sql,
+)
+
+psycopg = pytest.importorskip("psycopg")
+
+PG_URI = "postgresql://postgres@127.0.0.1:5432/test"
+ENV = "PROOF_TEST_VSQL_URI"
+CONFIG = load_config(Path(__file__).resolve().parent.parent / "configs")
+EXPERIMENT = CONFIG.experiment("smart-compose")
+AS_OF = dt.date(2026, 11, 20)
+NOW = dt.datetime(2026, 11, 21, 6, tzinfo=dt.UTC)
+#: contract name -> the source's own column name
+COLUMNS = {"unit_id": "user_id", "ts": "occurred_at"}
+
+
+def _planted() -> dict[str, pl.DataFrame]:
+    """Both experiments simulated, bad rows planted in smart-compose's."""
+    data = simulate(list(CONFIG.experiments.values()), 150, AS_OF, seed=11)
+    a, e = data.assignments, data.events
+    ours = a.filter(pl.col("experiment_id") == EXPERIMENT.id)
+    first, second, third = (ours.row(i, named=True) for i in range(3))
+    other = next(v for v in EXPERIMENT.variants if v != second["variant"])
+    later = dt.timedelta(hours=2)
+    bad_a = pl.DataFrame(
+        [
+            first | {"unit_id": None},  # null_unit_id (critical)
+            first | {"unit_id": "x-beta", "variant": "beta"},  # unknown_variant
+            first | {"unit_id": "x-early", "assigned_at": dt.datetime(2026, 9, 1, tzinfo=dt.UTC)},
+            second | {"variant": other, "assigned_at": second["assigned_at"] + later},  # crossover
+            third | {"assigned_at": third["assigned_at"] + later},  # duplicate_assignment
+        ],
+        schema=a.schema,
+    )
+    units = ours.get_column("unit_id").unique().sort()
+    mine = e.filter(pl.col("unit_id").is_in(units.implode())).sort("event_id")
+    row = mine.row(0, named=True)
+    bad_e = pl.DataFrame(
+        [
+            row | {"event_id": "x-future", "ts": NOW + dt.timedelta(days=3)},  # ts_in_future
+            row | {"event_id": "x-old", "ts": dt.datetime(2026, 8, 1, tzinfo=dt.UTC)},
+            row | {"event_id": "x-tc", "event": "task_completed", "value": -5.0},
+            row | {"event_id": "x-ts", "event": "trust_survey", "value": 9.0},
+            row | {"event_id": "x-fb", "event": "feedback", "value": 0.0},
+            row | {"event_id": None},  # null_event_id (critical)
+            row | {"event_id": "x-nots", "ts": None},  # null_ts
+            row | {"event_id": "x-beta-1", "unit_id": "x-beta"},  # unit_assignment_quarantined
+        ],
+        schema=e.schema,
+    )
+    copies = mine.slice(10, 4)  # duplicate_event_id: exact copies
+    retry = mine.slice(20, 1).with_columns(pl.col("ts") + dt.timedelta(seconds=5))
+    return {"assignments": pl.concat([a, bad_a]), "events": pl.concat([e, bad_e, copies, retry])}
+
+
+def _pg_type(column: str, dtype: pl.DataType) -> str:
+    if column == "user_id":
+        return "varchar(40)"  # a length: the type check must still accept it
+    if isinstance(dtype, pl.Datetime):
+        return "timestamptz"
+    return "double precision" if dtype.is_numeric() else "text"
+
+
+def _copy(con: psycopg.Connection, table: str, frame: pl.DataFrame) -> None:
+    """CREATE TABLE from the frame's columns, then COPY its rows in."""
+    columns = ", ".join(f'"{c}" {_pg_type(c, t)}' for c, t in frame.schema.items())
+    con.execute(f"CREATE TABLE {table} ({columns})")
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, null_value="\\N", datetime_format="%Y-%m-%dT%H:%M:%S%.6f%z")
+    with (
+        con.cursor() as cur,
+        cur.copy(f"COPY {table} FROM STDIN (FORMAT csv, HEADER, NULL '\\N')") as copy,
+    ):
+        copy.write(buffer.getvalue())
+
+
+@pytest.fixture(scope="module")
+def pg_schema() -> Iterator[str]:
+    name = f"proof_vsql_{uuid.uuid4().hex[:8]}"
+    data = _planted()
+    with psycopg.connect(PG_URI, autocommit=True) as con:
+        con.execute(f"CREATE SCHEMA {name}")
+    try:
+        with psycopg.connect(PG_URI, autocommit=True) as con:
+            _copy(con, f"{name}.assignments", data["assignments"].rename(COLUMNS, strict=False))
+            _copy(con, f"{name}.events", data["events"].rename(COLUMNS, strict=False))
+        yield name
+    finally:
+        with psycopg.connect(PG_URI, autocommit=True) as con:
+            con.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+@pytest.fixture(scope="module")
+def source(pg_schema: str) -> Iterator[SqlSource]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ENV, PG_URI)
+        yield SqlSource(
+            kind="sql",
+            uri_env=ENV,
+            assignments=f"{pg_schema}.assignments",
+            events=f"{pg_schema}.events",
+            columns=COLUMNS,
+        )
+
+
+@pytest.fixture(scope="module")
+def raw(source: SqlSource) -> dict[str, pl.DataFrame]:
+    """The same rows as the polars path reads them."""
+    return collect_tables(read_experiment("pg", source, EXPERIMENT.id))
+
+
+@pytest.fixture(scope="module")
+def polars_path(raw: dict[str, pl.DataFrame]) -> tuple[QuarantineResult, ValidationReport]:
+    held = split(raw, EXPERIMENT, AS_OF, now=NOW)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = validate_experiment(raw, EXPERIMENT, AS_OF, now=NOW, quarantine=held.counts)
+    return held, report
+
+
+@pytest.fixture(scope="module")
+def sql_path(source: SqlSource) -> tuple[SqlQuarantine, ValidationReport]:
+    return check_experiment_sql("pg", source, EXPERIMENT, AS_OF, now=NOW)
+
+
+def test_planted_rows_are_in_the_data(
+    polars_path: tuple[QuarantineResult, ValidationReport],
+) -> None:
+    held, _ = polars_path
+    for reason in (
+        "null_unit_id", "unknown_variant", "assigned_out_of_range", "crossover",
+        "duplicate_assignment",
+    ):  # fmt: skip
+        assert held.counts["assignments"].get(reason), reason
+    for reason in (
+        "null_event_id", "null_ts", "ts_in_future", "ts_before_window", "value_out_of_range",
+        "duplicate_event_id", "unit_assignment_quarantined", "unit_crossed_over",
+    ):  # fmt: skip
+        assert held.counts["events"].get(reason), reason
+
+
+def test_sql_validation_gives_the_polars_outcomes(
+    polars_path: tuple[QuarantineResult, ValidationReport],
+    sql_path: tuple[SqlQuarantine, ValidationReport],
+) -> None:
+    _, expected = polars_path
+    _, got = sql_path
+    assert [o.key for o in got.outcomes] == [o.key for o in expected.outcomes]
+    for want, have in zip(expected.outcomes, got.outcomes, strict=True):
+        assert have.error is None, (have.key, have.error)
+        assert (have.success, have.severity) == (want.success, want.severity), want.key
+        assert have.unexpected_count == want.unexpected_count, want.key
+        if want.unexpected_count is not None:
+            assert have.element_count == want.element_count, want.key
+        assert (have.table, have.expectation, have.column, have.condition, have.reason) == (
+            want.table, want.expectation, want.column, want.condition, want.reason,
+        ), want.key  # fmt: skip
+    assert not got.success  # null keys are critical, in both
+    assert got.rows == expected.rows
+    assert got.quarantine == expected.quarantine
+    failed = {o.key for o in got.outcomes if not o.success}
+    assert failed == {o.key for o in expected.outcomes if not o.success}
+    text = format_summary(got.summary(), EXPERIMENT.id)
+    assert "validation FAILED" in text
+    assert "quarantined from events" in text
+
+
+def test_sql_examples_name_the_row(sql_path: tuple[SqlQuarantine, ValidationReport]) -> None:
+    _, got = sql_path
+    nulls = next(o for o in got.outcomes if o.reason == "null_ts")
+    assert nulls.examples == ("event_id=x-nots, ts=null",)
+    future = next(o for o in got.outcomes if o.reason == "ts_in_future")
+    assert future.examples[0].startswith("event_id=x-future, ts=2026-11-24")
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(frame.columns, nulls_last=True)
+
+
+def test_sql_quarantine_gives_the_rows_and_reasons_of_split(
+    polars_path: tuple[QuarantineResult, ValidationReport],
+    sql_path: tuple[SqlQuarantine, ValidationReport],
+) -> None:
+    expected, _ = polars_path
+    got, _ = sql_path
+    assert got.counts == {t: dict(c) for t, c in expected.counts.items()}
+    assert got.rows_in == dict(expected.rows_in)
+    assert got.crossover_units == expected.crossover_units
+    for table in ("assignments", "events"):
+        assert_frame_equal(_sorted(got.rows[table]), _sorted(expected.quarantined[table]))
+
+
+def test_passing_predicate_pushes_the_row_rules_down(
+    source: SqlSource, polars_path: tuple[QuarantineResult, ValidationReport]
+) -> None:
+    held, _ = polars_path
+    params = run_params(EXPERIMENT, AS_OF, NOW)
+    suite = load_suite("events", params)
+    row_reasons = {str(e.reason) for e in suite.row_level()} - {"duplicate_event_id"}
+    expected = held.rows_in["events"] - sum(
+        n for r, n in held.counts["events"].items() if r in row_reasons
+    )
+    where = passing_predicate(suite, COLUMNS, table="e").sql(dialect=DIALECT)
+    assert '"e"."user_id"' in where  # contract names mapped to the source's own
+    assert '"e"."occurred_at"' in where
+    assert "unit_id" not in where
+    query = (
+        f"SELECT count(*) FROM {source.events} AS e WHERE e.user_id IN (SELECT user_id FROM"
+        f" {source.assignments} WHERE experiment_id = %s) AND {where}"
+    )
+    with psycopg.connect(PG_URI) as con:
+        row = con.execute(query, (EXPERIMENT.id,)).fetchone()
+    assert row is not None
+    assert row[0] == expected
+
+
+def test_literals_and_names_are_built_not_pasted() -> None:
+    rule = Expectation(
+        "events.x",
+        "events",
+        "expect_column_values_to_be_between",
+        {"column": 'va"lue', "min_value": 0, "row_condition": 'event=="it\'s; DROP TABLE x"'},
+        {"reason": "value_out_of_range", "row_level": True},
+    )
+    sql = failing_predicate(rule, {"event": "ev ent"}).sql(dialect=DIALECT)
+    assert "'it''s; DROP TABLE x'" in sql
+    assert '"va""lue"' in sql
+    assert '"ev ent"' in sql
+
+
+def test_sqlalchemy_url() -> None:
+    assert sqlalchemy_url("postgresql://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+    assert sqlalchemy_url("postgres://h/db") == "postgresql+psycopg://h/db"
+    assert sqlalchemy_url("postgresql+psycopg://h/db") == "postgresql+psycopg://h/db"
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        sqlalchemy_url("mysql://h/db")
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("postgresql://postgres:s3cret-pass@127.0.0.1:1/test", "cannot reach the database at"),
+        ("postgresql://postgres:s3cret-pass@127.0.0.1:5432/no_such_db", "cannot connect"),
+        ("mysql://root:s3cret-pass@127.0.0.1:5432/test", "supports PostgreSQL"),
+    ],
+)
+def test_a_bad_database_is_named_without_its_password(
+    uri: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROOF_TEST_VSQL_BAD", uri)
+    src = SqlSource(kind="sql", uri_env="PROOF_TEST_VSQL_BAD", assignments="a", events="e")
+    with pytest.raises(SourceError) as info:
+        validate_sql("analytics-pg", src, EXPERIMENT, AS_OF, now=NOW)
+    text = str(info.value)
+    assert "'analytics-pg'" in text
+    assert message in text
+    assert "s3cret-pass" not in text
+
+
+def test_a_missing_table_or_variable_is_named(
+    source: SqlSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = source.model_copy(update={"events": "no_such_schema.events"})
+    with pytest.raises(SourceError, match=r"'no_such_schema.events' \(the events table\)"):
+        validate_sql("pg", missing, EXPERIMENT, AS_OF, now=NOW)
+    monkeypatch.delenv(ENV)
+    with pytest.raises(SourceError, match=f"{ENV} is not set"):
+        validate_sql("pg", source, EXPERIMENT, AS_OF, now=NOW)
+
+
+def test_without_temporary_tables_the_outcomes_are_the_same(
+    source: SqlSource, sql_path: tuple[SqlQuarantine, ValidationReport]
+) -> None:
+    _, with_temp = sql_path
+    plain = validate_sql("pg", source, EXPERIMENT, AS_OF, now=NOW, temp_table=False)
+    assert [(o.key, o.success, o.unexpected_count) for o in plain.outcomes] == [
+        (o.key, o.success, o.unexpected_count) for o in with_temp.outcomes
+    ]

@@ -13,7 +13,13 @@ file, then runs, each in a fresh process so peak memory is per stage:
   need: deduplicated events joined to their units, windowed, per-unit counts of
   the primary metric's parts, per-arm moments;
 * ``pandas`` — the same numbers as an analyst would write them with pandas and
-  scipy.
+  scipy;
+* ``cold run`` — the whole ``proof run --no-cache`` process (Prefect, load,
+  quarantine, GX, metrics, statistics, report, publish) on the same data;
+* ``nightly run`` — the whole ``proof run`` process the morning after one new
+  day landed: the night before ran on the data up to the day before, so its
+  validation and partials are cached; the new day and the newly exposed
+  cohort are computed.
 
 It prints a table and, with ``--write``, replaces the table in
 docs/performance.md together with the machine it ran on. Rerun with
@@ -177,6 +183,70 @@ def stage_pandas(db: str) -> dict[str, Any]:
 STAGES = {"pipeline": stage_pipeline, "floor": stage_floor, "pandas": stage_pandas}
 
 
+def _yesterday_copy(db: Path) -> Path:
+    """The same warehouse as it stood the morning before: nothing from AS_OF on."""
+    import duckdb
+
+    target = db.with_name(db.stem + "-yesterday.duckdb")
+    cut = f"TIMESTAMPTZ '{AS_OF.isoformat()} 00:00:00+00'"
+    con = duckdb.connect(str(target))
+    con.execute("SET TimeZone='UTC'")
+    con.execute(f"ATTACH '{db}' AS today (READ_ONLY)")
+    con.execute(
+        f"CREATE TABLE assignments AS SELECT * FROM today.assignments WHERE assigned_at < {cut}"
+    )
+    con.execute(f"CREATE TABLE events AS SELECT * FROM today.events WHERE ts < {cut}")
+    con.close()
+    return target
+
+
+def _proof_run(config_dir: Path, out: Path, as_of: dt.date, *extra: str) -> dict[str, Any]:
+    """One whole ``proof run`` process: wall time and its peak RSS (GNU time's %M)."""
+    import shutil
+
+    command = [sys.executable, "-m", "flows.cli", "run", "-e", "smart-compose",
+               "--as-of", as_of.isoformat(), "--config-dir", str(config_dir), "--out", str(out),
+               *extra]  # fmt: skip
+    timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    if timer is not None:
+        command = [timer, "-f", "PEAK_KB %M", *command]
+    start = time.perf_counter()
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, cwd=ROOT,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        return {"error": (done.stdout + done.stderr).strip().splitlines()[-1]}
+    peaks = re.findall(r"PEAK_KB (\d+)", done.stderr)
+    return {"seconds": seconds, "peak_mib": int(peaks[-1]) / 1024 if peaks else float("nan")}
+
+
+def whole_runs(db: Path, tmp: Path) -> dict[str, Any]:
+    """``cold run`` (``--no-cache``) and ``nightly run`` (one new day) as whole processes."""
+    import shutil
+
+    config_dir = tmp / "configs"
+    shutil.rmtree(config_dir, ignore_errors=True)
+    shutil.copytree(ROOT / "configs", config_dir)
+    live = tmp / "live.duckdb"
+    (config_dir / "sources.yaml").write_text(
+        f"sources:\n  warehouse:\n    kind: duckdb\n    path: {live}\n"
+    )
+    out = tmp / "reports"
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copyfile(db, live)
+    cold = _proof_run(config_dir, out, AS_OF, "--no-cache")
+    yesterday = _yesterday_copy(db)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.move(yesterday, live)
+    warmup = _proof_run(config_dir, out, AS_OF - dt.timedelta(days=1))
+    shutil.copyfile(db, live)
+    nightly = _proof_run(config_dir, out, AS_OF) if "error" not in warmup else warmup
+    live.unlink(missing_ok=True)
+    return {"cold run": cold, "nightly run": nightly}
+
+
 def _run_stage(stage: str, db: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, __file__, "--stage", stage, "--db", db],
@@ -223,6 +293,9 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="*", type=float, default=[1e6, 1e7, 3e7])
     parser.add_argument("--big", action="store_true", help="add 1e8 events")
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
+    parser.add_argument(
+        "--no-runs", action="store_true", help="skip the whole-process cold and nightly runs"
+    )
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -240,6 +313,9 @@ def main() -> None:
             for stage in STAGES:
                 print(f"  {stage}…", flush=True)
                 stages.update(_run_stage(stage, str(db)))
+            if not args.no_runs:
+                print("  cold run, nightly run…", flush=True)
+                stages.update(whole_runs(db, Path(tmp)))
             events = int(stages.pop("events", size))
             rows.append({"events": events, "stages": stages})
             db.unlink()

@@ -215,6 +215,9 @@ class ValidationReport:
 # --------------------------------------------------------------------------- GX adapter
 
 
+_CONDITION_KWARGS = ("row_condition", "condition_parser")
+
+
 class GxBatchValidator:
     """One ephemeral GX context for one table; validates polars frames batch by batch.
 
@@ -247,6 +250,35 @@ class GxBatchValidator:
     def __call__(
         self, frame: pl.DataFrame, expectations: Sequence[Expectation]
     ) -> list[BatchOutcome]:
+        """GX over ``frame``; expectations with a ``row_condition`` over their rows only.
+
+        A condition is ``column == value``: polars selects those rows and GX
+        checks them without the condition. GX would otherwise run a pandas
+        query over the whole batch for every metric of every conditioned
+        expectation (a third of its time on events); the outcome is the same,
+        since GX's domain for a conditioned expectation is exactly those rows.
+        """
+        plain = [e for e in expectations if e.condition is None]
+        conditioned: dict[str, list[Expectation]] = {}
+        for e in expectations:
+            if e.condition is not None:
+                conditioned.setdefault(e.condition, []).append(e)
+        outcomes = self._validate(frame, plain)
+        for condition, group in conditioned.items():
+            column, value = parse_condition(condition)
+            rows = frame.filter(pl.col(column) == value) if column in frame.columns else frame
+            unconditioned = [
+                e.with_kwargs({k: v for k, v in e.kwargs.items() if k not in _CONDITION_KWARGS})
+                if column in frame.columns
+                else e
+                for e in group
+            ]
+            outcomes += self._validate(rows, unconditioned)
+        return outcomes
+
+    def _validate(
+        self, frame: pl.DataFrame, expectations: Sequence[Expectation]
+    ) -> list[BatchOutcome]:
         if not expectations:
             return []
         present = set(frame.columns)
@@ -267,14 +299,21 @@ class GxBatchValidator:
             from great_expectations.expectations.expectation_configuration import (
                 ExpectationConfiguration,
             )
+            from great_expectations.validator.v1_validator import Validator
 
             suite = ExpectationSuite(
                 name=f"proof_{self.table}",
                 expectations=[ExpectationConfiguration(**e.gx_config()) for e in expectations],
             )
             pdf = frame.select(columns).to_pandas()
-            batch = self._batch_definition().get_batch(batch_parameters={"dataframe": pdf})
-            result = batch.validate(suite, result_format=result_format)
+            # The validator GX's own ValidationDefinition uses: it loads the batch
+            # once (get_batch() then Batch.validate() would load, and hash, it twice).
+            validator = Validator(
+                self._batch_definition(),
+                result_format=result_format,
+                batch_parameters={"dataframe": pdf},
+            )
+            result = validator.validate_expectation_suite(suite)
         self.batches += 1
         return [batch_outcome(r, index) for r in result.results if r.expectation_config]
 

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -122,6 +129,29 @@ class SqlSource(_Strict):
     assignments: str
     events: str
     columns: dict[str, str] = Field(default_factory=dict)
+    pushdown: bool = Field(
+        default=False,
+        description=(
+            "Run validation, quarantine and the aggregation inside the database; "
+            "only sufficient statistics come back."
+        ),
+    )
+    dialect: str | None = Field(
+        default=None,
+        description="The sqlglot dialect of the database (default: guessed from the URI).",
+    )
+
+    @field_validator("dialect")
+    @classmethod
+    def _known_dialect(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from sqlglot.dialects.dialect import Dialects
+
+        known = sorted(d.value for d in Dialects if d.value)
+        if value not in known:
+            raise ValueError(f"unknown SQL dialect {value!r} (known: {', '.join(known)})")
+        return value
 
 
 Source = Annotated[DuckDBSource | FileSource | SqlSource, Field(discriminator="kind")]

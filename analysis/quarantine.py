@@ -101,12 +101,7 @@ class QuarantineResult:
         ``events`` = event rows read; ``duplicates_dropped`` = quarantined
         duplicate copies; ``crossovers_excluded`` = crossed-over units.
         """
-        return replace(
-            cleaning,
-            events=self.rows_in.get("events", 0),
-            duplicates_dropped=self.counts.get("events", {}).get(DUPLICATE_EVENT_ID, 0),
-            crossovers_excluded=self.crossover_units,
-        )
+        return raw_cleaning(cleaning, self.counts, self.rows_in, self.crossover_units)
 
     def summary(self) -> dict[str, Any]:
         """Counts for results.json (``data`` extensions) and logs."""
@@ -118,6 +113,25 @@ class QuarantineResult:
             "crossover_units": self.crossover_units,
             "unassigned_events": self.unassigned_events,
         }
+
+
+def raw_cleaning(
+    cleaning: Cleaning,
+    counts: Mapping[str, Mapping[str, int]],
+    rows_in: Mapping[str, int],
+    crossover_units: int,
+) -> Cleaning:
+    """``cleaning`` (measured on the used rows) with the counts of a quarantine's raw rows.
+
+    What :meth:`QuarantineResult.cleaning` reports, for any quarantine (e.g. the
+    one run inside the database, ``validation_sql.SqlQuarantine``).
+    """
+    return replace(
+        cleaning,
+        events=rows_in.get("events", 0),
+        duplicates_dropped=counts.get("events", {}).get(DUPLICATE_EVENT_ID, 0),
+        crossovers_excluded=crossover_units,
+    )
 
 
 def _collect(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
@@ -274,16 +288,20 @@ def split(
     )
 
 
-def write_quarantine(run_dir: Path | str, result: QuarantineResult) -> dict[str, Path]:
+def write_quarantine(
+    run_dir: Path | str, result: QuarantineResult | Mapping[str, pl.DataFrame]
+) -> dict[str, Path]:
     """Write ``<run_dir>/quarantine/<table>.parquet`` for every table, each atomically.
 
-    Every table gets a file, empty when nothing was quarantined, so that a
-    reader can tell "nothing set aside" from "not written".
+    ``result`` is a split, or the quarantined rows by table (e.g.
+    ``SqlQuarantine.rows``). Every table gets a file, empty when nothing was
+    quarantined, so that a reader can tell "nothing set aside" from "not written".
     """
     directory = Path(run_dir) / "quarantine"
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    for table, frame in result.quarantined.items():
+    frames = result.quarantined if isinstance(result, QuarantineResult) else result
+    for table, frame in frames.items():
         target = directory / f"{table}.parquet"
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
         os.close(fd)

@@ -90,6 +90,7 @@ __all__ = [
     "SqlQuarantine",
     "SqlTable",
     "check_experiment_sql",
+    "check_source",
     "experiment_queries",
     "failing_predicate",
     "labelled_query",
@@ -97,6 +98,7 @@ __all__ = [
     "quarantine_sql",
     "reflect",
     "sqlalchemy_url",
+    "used_rows",
     "validate_sql",
 ]
 
@@ -608,6 +610,43 @@ def labelled_query(
     return _labelled(reflect(source, src, engine), suites, experiment.id, as_of)[table]
 
 
+def used_rows(
+    source: str,
+    src: SqlSource,
+    experiment: Experiment,
+    as_of: dt.date,
+    *,
+    now: dt.datetime,
+    suite_dir: Path = DEFAULT_SUITE_DIR,
+) -> dict[str, exp.Select]:
+    """The rows :func:`analysis.quarantine.split` uses, per table, as queries.
+
+    :func:`labelled_query` ``WHERE "__proof_reason" IS NULL``, without the
+    reason column: the contract's column names (an assignments table's other
+    columns under their own names). ``now`` must be the ``now`` the
+    quarantine ran with (it bounds ``ts_in_future``).
+    """
+    uri = _uri(source, src)
+    params = run_params(experiment, as_of, now)
+    suites = {t: load_suite(t, params, suite_dir) for t in TABLES}
+    with _engine(source, uri) as engine:
+        tables = reflect(source, src, engine)
+    labelled = _labelled(tables, suites, experiment.id, as_of)
+    return {
+        table: exp.select(*[_c(c) for c in tables[table].columns])
+        .from_(labelled[table].subquery("l"))
+        .where(_c(_WORK).is_(exp.null()))
+        for table in TABLES
+    }
+
+
+def check_source(source: str, src: SqlSource) -> dict[str, SqlTable]:
+    """Connect and describe both tables: an unset variable, an unreachable database,
+    a missing table or a missing column is a :class:`SourceError` naming the source."""
+    with _engine(source, _uri(source, src)) as engine:
+        return reflect(source, src, engine)
+
+
 # --------------------------------------------------------------------------- quarantine
 
 
@@ -630,6 +669,11 @@ class SqlQuarantine:
     @property
     def rows_quarantined(self) -> dict[str, int]:
         return {t: frame.height for t, frame in self.rows.items()}
+
+    @property
+    def quarantined(self) -> Mapping[str, pl.DataFrame]:
+        """The quarantined rows per table, as ``QuarantineResult.quarantined``."""
+        return self.rows
 
 
 def _reason_column(columns: Sequence[str]) -> str:

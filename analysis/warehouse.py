@@ -291,6 +291,12 @@ class _Plan:
     quantile_events: list[str]
 
 
+def _dimension_columns(columns: Mapping[str, str]) -> dict[str, str]:
+    """The mapped columns that are not the contract's (segment dimensions)."""
+    contract = {*schema.ASSIGNMENTS, *schema.EVENTS}
+    return {k: v for k, v in columns.items() if k not in contract}
+
+
 def _agg_key(agg: EventAggregate) -> str:
     """One key per distinct aggregate (the same event, function and value filter)."""
     return f"{agg.event}|{agg.agg}|{agg.value_equals!r}"
@@ -315,13 +321,22 @@ def _plan(
     columns: Mapping[str, str],
     dimensions: Sequence[str],
     has_value: bool,
+    bases: Mapping[str, exp.Query] | None = None,
 ) -> _Plan:
-    src = _Columns(columns)
     window = Window(as_of, experiment.window_days, experiment.pre_window_days)
     end = _timestamp(window.end)
     experiment_id = _str(experiment.id)
-    assignments = _table(tables["assignments"])
-    events = _table(tables["events"])
+    base_ctes: list[tuple[str, exp.Query]] = []
+    if bases is None:
+        src = _Columns(columns)
+        assignments = _table(tables["assignments"])
+        events = _table(tables["events"])
+    else:
+        # Relations with the contract's column names: only dimensions keep a mapping.
+        src = _Columns(_dimension_columns(columns))
+        base_ctes = [(f"base_{t}", bases[t]) for t in ("assignments", "events")]
+        assignments, events = _ref("base_assignments"), _ref("base_events")
+        has_value = True
     dims = [f"d{i}" for i in range(len(dimensions))]
 
     # 1. Assignments: first row per unit, crossovers.
@@ -373,6 +388,7 @@ def _plan(
         .where(_first(_col("rn", "f")))
     )
     unit_ctes: list[tuple[str, exp.Query]] = [
+        *base_ctes,
         ("assigned", assigned),
         ("ranked", ranked),
         ("crossed", crossed),
@@ -688,6 +704,7 @@ def compile_queries(
     columns: Mapping[str, str] | None = None,
     dimensions: Sequence[str] | None = None,
     has_value: bool = True,
+    bases: Mapping[str, exp.Query] | None = None,
 ) -> dict[str, str]:
     """The SQL text of each query for a sqlglot dialect (``postgres``, ``trino``, ...).
 
@@ -698,6 +715,8 @@ def compile_queries(
             source's ``columns:``); dimensions may be mapped too.
         dimensions: the segment dimensions to slice by; default: the experiment's.
         has_value: whether the events table has a ``value`` column (else null).
+        bases: ``{"assignments": query, "events": query}``: relations to
+            aggregate over instead of ``tables`` (see :func:`measure_in_database`).
 
     Returns ``{"cleaning": sql, "moments": sql}`` and ``"quantiles"`` when a
     metric is a quantile.
@@ -710,6 +729,7 @@ def compile_queries(
         columns or {},
         list(experiment.segments if dimensions is None else dimensions),
         has_value,
+        bases,
     )
     return {name: query.sql(dialect=dialect) for name, query in plan.queries.items()}
 
@@ -835,6 +855,7 @@ def measure_in_database(
     *,
     dialect: str | None = None,
     execute: Execute | None = None,
+    bases: Mapping[str, exp.Query] | None = None,
 ) -> WarehouseMeasurement:
     """Cleaning counts, moments, joint moments, segments and quantile samples, in-database.
 
@@ -844,6 +865,13 @@ def measure_in_database(
     replaces the connection (e.g. a Spark session's ``spark.sql(q).toPandas``
     wrapped into polars) and ``dialect`` the inferred dialect. Errors name the
     source and table, never the URI.
+
+    ``bases`` (``{"assignments": query, "events": query}``) replaces the two
+    tables by relations, e.g. the rows the quarantine keeps
+    (:func:`analysis.validation_sql.used_rows`): each has the contract's
+    column names (an assignments relation keeps its other columns under the
+    source's names), and becomes a CTE of every query. The source's tables are
+    still checked (columns, types) and give the segment dimensions.
     """
     closers: list[Callable[[], None]] = []
     redact: Callable[[str], str] = str
@@ -865,6 +893,7 @@ def measure_in_database(
             source.columns,
             dims,
             has_value,
+            bases,
         )
         texts = {name: q.sql(dialect=dialect) for name, q in plan.queries.items()}
         frames: dict[str, pl.DataFrame] = {}

@@ -9,6 +9,10 @@ on the task that reads the source. No statistic is computed here.
   fingerprint (``revalidate=True`` ignores the cache); per-day partial
   aggregates are kept per (day, cohort) (``no_cache=True`` ignores every
   stored result and recomputes).
+- For a ``sql`` source with ``pushdown: true`` the rows are never read:
+  quarantine, validation and the aggregation run inside the database
+  (:mod:`analysis.pushdown`), and only the quarantined rows and sufficient
+  statistics come back.
 - ``nightly`` runs ``analyze-experiment`` for every running experiment,
   ``NIGHTLY_PARALLEL`` at a time, and ends with a summary of all of them.
 """
@@ -34,10 +38,12 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BeforeValidator, Field
 
-from analysis.config import Experiment, Metric, ProofConfig, load_config
+from analysis import pushdown
+from analysis.config import Experiment, Metric, ProofConfig, SqlSource, load_config
 from analysis.partials import PartialSpec
 from analysis.partials_cache import CacheUse, cached_partials, partials_cache_dir
 from analysis.pipeline import Measurement, measure, summarise
+from analysis.pushdown import DatabaseCheck
 from analysis.quarantine import collect_tables, write_quarantine
 from analysis.report.publish import ensure_plotly_asset, publish_run, write_index
 from analysis.report.render import render_run_files
@@ -52,6 +58,7 @@ from analysis.validation import (
     validate_unit_metrics,
     validation_cache_dir,
 )
+from analysis.warehouse import WarehouseMeasurement
 from flows import events, locks
 
 PLOTLY_SRC = "../../assets/plotly.min.js"
@@ -98,10 +105,17 @@ def artifact_key(experiment_id: str, what: str) -> str:
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def load(
     config: ProofConfig, experiment: Experiment, as_of: dt.date
-) -> tuple[dict[str, pl.DataFrame], EventCoverage | None]:
-    """Read the experiment's tables once, and count events of unassigned units at the source."""
+) -> tuple[dict[str, pl.DataFrame] | None, EventCoverage | None]:
+    """Read the experiment's tables once, and count events of unassigned units at the source.
+
+    A push-down source is not read: its tables and columns are only checked (None).
+    """
     source = config.sources[experiment.source]
-    raw = collect_tables(read_experiment(experiment.source, source, experiment.id))
+    raw: dict[str, pl.DataFrame] | None = None
+    if isinstance(source, SqlSource) and pushdown.enabled(source):
+        pushdown.probe(experiment.source, source)
+    else:
+        raw = collect_tables(read_experiment(experiment.source, source, experiment.id))
     since = dt.datetime.combine(experiment.start, dt.time(), dt.UTC) - dt.timedelta(
         days=experiment.pre_window_days
     )
@@ -145,6 +159,49 @@ def check(
 
 
 @task(cache_policy=NO_CACHE)
+def check_in_database(
+    config: ProofConfig,
+    experiment: Experiment,
+    as_of: dt.date,
+    coverage: EventCoverage | None,
+    run_id: str,
+) -> DatabaseCheck:
+    """Quarantine and validation as SQL inside the database (push-down sources).
+
+    A critical failure stops the run as in ``check``.
+    """
+    source = config.sources[experiment.source]
+    assert isinstance(source, SqlSource)
+    with _GX_LOCK:
+        checked = pushdown.check(experiment.source, source, experiment, as_of, coverage=coverage)
+    if not checked.report.success:
+        events.validation_failed(experiment.id, run_id, checked.report.summary())
+        raise CriticalValidationError(checked.report.summary())
+    return checked
+
+
+@task(cache_policy=NO_CACHE)
+def compute_in_database(
+    config: ProofConfig,
+    experiment: Experiment,
+    metrics: list[Metric],
+    as_of: dt.date,
+    checked: DatabaseCheck,
+) -> tuple[Measurement, WarehouseMeasurement]:
+    """Per-arm statistics of the kept rows, aggregated inside the database."""
+    source = config.sources[experiment.source]
+    assert isinstance(source, SqlSource)
+    measurement, found = pushdown.measure(
+        experiment.source, source, experiment, metrics, as_of, checked
+    )
+    get_run_logger().info(
+        "%s: aggregated inside the database (%s); rows returned: %s",
+        experiment.id, found.dialect, dict(found.rows),
+    )  # fmt: skip
+    return measurement, found
+
+
+@task(cache_policy=NO_CACHE)
 def compute(
     checked: CheckedData,
     experiment: Experiment,
@@ -183,7 +240,7 @@ def analyse(
     experiment: Experiment,
     metrics: list[Metric],
     measurement: Measurement,
-    checked: CheckedData,
+    checked: CheckedData | DatabaseCheck,
     run_id: str,
     as_of: dt.date,
 ) -> dict[str, Any]:
@@ -201,13 +258,13 @@ def analyse(
 
 
 @task(cache_policy=NO_CACHE)
-def publish(results: dict[str, Any], out_dir: Path, checked: CheckedData) -> Path:
+def publish(results: dict[str, Any], out_dir: Path, checked: CheckedData | DatabaseCheck) -> Path:
     """Publish the run; one publisher per experiment, and one index writer, at a time."""
     ensure_plotly_asset(out_dir)
     files = {"results.json": to_json(results), **render_run_files(results, PLOTLY_SRC)}
     with locks.exclusive(locks.publish_limit(results["experiment_id"])):
         run_dir = publish_run(out_dir, results["experiment_id"], results["run_id"], files)
-        write_quarantine(run_dir, checked.quarantine)
+        write_quarantine(run_dir, checked.quarantine.quarantined)
     with locks.exclusive(locks.INDEX):
         write_index(out_dir)
     return run_dir
@@ -275,9 +332,18 @@ def analyze_experiment(
     logger.info("analysing %s as of %s (run %s)", experiment.id, day, rid)
 
     raw, coverage = load(config, experiment, day)
-    checked = check(raw, coverage, experiment, day, out_dir, rid, revalidate or no_cache)
-    measurement = compute(checked, experiment, metrics, day, out_dir, no_cache)
+    checked: CheckedData | DatabaseCheck
+    found: WarehouseMeasurement | None = None
+    if raw is None:  # pushed down into the database
+        checked = check_in_database(config, experiment, day, coverage, rid)
+        measurement, found = compute_in_database(config, experiment, metrics, day, checked)
+    else:
+        checked = check(raw, coverage, experiment, day, out_dir, rid, revalidate or no_cache)
+        raw = None  # the source's rows: the split keeps the used ones, free the rest now
+        measurement = compute(checked, experiment, metrics, day, out_dir, no_cache)
     results = analyse(experiment, metrics, measurement, checked, rid, day)
+    if found is not None:
+        results = pushdown.annotate(results, found)
     run_dir = publish(results, Path(out_dir), checked)
     report_url = (run_dir / "report.html").resolve().as_uri()
     record_artifacts(results, report_url)

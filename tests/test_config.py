@@ -148,3 +148,22 @@ def test_unknown_experiment_lists_known(config_copy: Path) -> None:
     config = load_config(config_copy)
     with pytest.raises(ConfigError, match="auto-triage, smart-compose"):
         config.experiment("missing")
+
+
+def test_sql_source_pushdown_and_dialect(config_copy: Path) -> None:
+    plain = load_config(config_copy).sources["postgres"]
+    assert isinstance(plain, SqlSource)
+    assert (plain.pushdown, plain.dialect) == (False, None)
+    path = config_copy / "sources.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["sources"]["postgres"] |= {"pushdown": True, "dialect": "postgres"}
+    path.write_text(yaml.safe_dump(data))
+    source = load_config(config_copy).sources["postgres"]
+    assert isinstance(source, SqlSource)
+    assert (source.pushdown, source.dialect) == (True, "postgres")
+    data["sources"]["postgres"]["dialect"] = "postgress"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="unknown SQL dialect 'postgress'") as info:
+        load_config(config_copy)
+    assert info.value.key.startswith("sources.postgres")
+    assert info.value.key.endswith("dialect")

@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from analysis import pushdown
+from analysis.aggregates import Moments
 from analysis.config import SqlSource, load_config
+from analysis.pipeline import measure
+from analysis.pushdown import DatabaseCheck
 from analysis.quarantine import QuarantineResult, collect_tables, split
 from analysis.simulate import simulate
 from analysis.sources import SourceError, read_experiment
+from analysis.stats.quantile import quantile_estimate
 from analysis.suites import Expectation, load_suite, run_params
 from analysis.validation import ValidationReport, format_summary, validate_experiment
 from analysis.validation_sql import (
@@ -35,6 +42,7 @@ from analysis.validation_sql import (
     sqlalchemy_url,
     validate_sql,
 )
+from analysis.warehouse import measure_in_database
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -310,3 +318,77 @@ def test_without_temporary_tables_the_outcomes_are_the_same(
     assert [(o.key, o.success, o.unexpected_count) for o in plain.outcomes] == [
         (o.key, o.success, o.unexpected_count) for o in with_temp.outcomes
     ]
+
+
+# --------------------------------------------------------------------------- push-down
+
+
+def _close_moments(got: Moments, want: Moments, what: str) -> None:
+    assert got.n == want.n, f"{what}: n {got.n} != {want.n}"
+    for name in ("mean_x", "mean_y", "m2_x", "m2_y", "c_xy"):
+        a, b = getattr(got, name), getattr(want, name)
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), f"{what}.{name}: {a} != {b}"
+
+
+def test_the_kept_rows_aggregate_inside_the_database_as_the_polars_path(
+    source: SqlSource,
+    polars_path: tuple[QuarantineResult, ValidationReport],
+    sql_path: tuple[SqlQuarantine, ValidationReport],
+) -> None:
+    """The polars path measures the used rows of split; push-down those of used_rows()."""
+    held, _ = polars_path
+    metrics = CONFIG.metrics_of(EXPERIMENT)
+    want = measure(held.tables(), EXPERIMENT, metrics, AS_OF, unique_events=True)
+    checked = DatabaseCheck(*sql_path, now=NOW)
+    got, found = pushdown.measure("pg", source, EXPERIMENT, metrics, AS_OF, checked)
+    assert found.dialect == DIALECT
+    assert got.cleaning == held.cleaning(want.cleaning)
+    assert got.cleaning.duplicates_dropped > 0
+    assert got.cleaning.crossovers_excluded > 0
+    assert got.data.moments.keys() == want.data.moments.keys()
+    for metric, by_variant in want.data.moments.items():
+        assert got.data.moments[metric].keys() == by_variant.keys(), metric
+        for variant, m in by_variant.items():
+            _close_moments(got.data.moments[metric][variant], m, f"{metric}/{variant}")
+    assert want.data.joint
+    assert got.data.joint.keys() == want.data.joint.keys()
+    for metric, by_variant in want.data.joint.items():
+        for variant, joint in by_variant.items():
+            mine = got.data.joint[metric][variant]
+            assert mine.n == joint.n, metric
+            assert np.allclose(mine.means, joint.means, rtol=1e-9, atol=1e-9), metric
+            assert np.allclose(mine.comoments, joint.comoments, rtol=1e-9, atol=1e-9), metric
+    assert got.segments.keys() == want.segments.keys() == set(EXPERIMENT.segments)
+    for dim, by_metric in want.segments.items():
+        for metric, by_value in by_metric.items():
+            assert list(got.segments[dim][metric]) == list(by_value), (dim, metric)
+            for value, by_variant in by_value.items():
+                for variant, m in by_variant.items():
+                    _close_moments(got.segments[dim][metric][value][variant], m, f"{dim}={value}")
+    assert got.data.samples.keys() == want.data.samples.keys()
+    for metric, by_variant in want.data.samples.items():
+        quantile = next(m.quantile for m in metrics if m.name == metric)
+        assert quantile is not None
+        for variant, sample in by_variant.items():
+            mine = got.data.samples[metric][variant]
+            assert sorted(mine.values.tolist()) == sorted(sample.values.tolist())
+            assert quantile_estimate(mine, quantile, 0.05) == quantile_estimate(
+                sample, quantile, 0.05
+            )
+    # the planted rows are not in the aggregation: without the quarantine, the numbers differ
+    raw = measure_in_database("pg", source, EXPERIMENT, metrics, AS_OF)
+    assert raw.cleaning.units != got.cleaning.units or raw.data.moments != got.data.moments
+
+
+def test_pushdown_refuses_winsorisation_by_name(
+    source: SqlSource, sql_path: tuple[SqlQuarantine, ValidationReport]
+) -> None:
+    capped = EXPERIMENT.model_copy(
+        update={
+            "statistics": EXPERIMENT.statistics.model_copy(update={"winsorize_percentile": 0.99})
+        }
+    )
+    checked = DatabaseCheck(*sql_path, now=NOW)
+    metrics = CONFIG.metrics_of(EXPERIMENT)
+    with pytest.raises(SourceError, match=r"winsorize_percentile.*pushdown: false"):
+        pushdown.measure("pg", source, capped, metrics, AS_OF, checked)

@@ -196,6 +196,7 @@ def render_report(
     decision: Mapping[str, Any] = results.get("decision") or {}
     recommendation = decision.get("recommendation") or "no decision"
     segment_list = _segments(results)
+    pushdown: Mapping[str, Any] = results.get("pushdown") or {}
     heterogeneity, heterogeneity_other = sections.heterogeneity_rows(
         results, [s["metric"] for s in segment_list]
     )
@@ -264,6 +265,8 @@ def render_report(
         ],
         "confidence": _confidence(experiment.get("alpha")),
         "plotly_src": src,
+        "pushdown": pushdown,
+        "pushed_down_missing": list(pushdown.get("not_available") or []),
     }
     return _environment().get_template("report.html").render(context)
 

@@ -1,0 +1,216 @@
+"""A push-down run through the real flow publishes what the polars path publishes.
+
+Both demo experiments are simulated, bad rows (none critical) are planted in
+smart-compose's, and the rows are loaded into a throwaway PostgreSQL schema
+under the source's own column names. The same `sql` source is analysed twice
+through `proof run`: with `pushdown: true` (quarantine, GX and the aggregation
+inside the database) and with `pushdown: false` (the rows read into polars).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from analysis.config import load_config
+from analysis.pushdown import NOT_AVAILABLE
+from analysis.simulate import simulate
+from tests.conftest import AS_OF, CONFIGS, make_config_dir
+from tests.test_flows import _assert_close, _run
+
+psycopg = pytest.importorskip("psycopg")
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+PG_URI = "postgresql://postgres@127.0.0.1:5432/test"
+ENV = "PROOF_TEST_PUSHDOWN_URI"
+EXPERIMENT = "smart-compose"
+COLUMNS = {"unit_id": "user_id", "ts": "occurred_at"}
+#: What a push-down run does not compute, and the validation block (the
+#: polars path also checks the per-unit metric table; examples may differ).
+NOT_COMPARED = {"run_id", "generated_at", "validation", "pushdown", *NOT_AVAILABLE}
+
+
+def _planted() -> dict[str, pl.DataFrame]:
+    """Both experiments simulated; warnings-only bad rows planted in smart-compose's."""
+    config = load_config(CONFIGS)
+    data = simulate(list(config.experiments.values()), 2_000, AS_OF, seed=7)
+    a, e = data.assignments, data.events
+    ours = a.filter(pl.col("experiment_id") == EXPERIMENT)
+    first, second, third = (ours.row(i, named=True) for i in range(3))
+    other = "ai" if second["variant"] == "control" else "control"
+    later = dt.timedelta(hours=2)
+    bad_a = pl.DataFrame(
+        [
+            first | {"unit_id": "x-beta", "variant": "beta"},  # unknown_variant
+            first | {"unit_id": "x-early", "assigned_at": dt.datetime(2026, 9, 1, tzinfo=dt.UTC)},
+            second | {"variant": other, "assigned_at": second["assigned_at"] + later},  # crossover
+            third | {"assigned_at": third["assigned_at"] + later},  # duplicate_assignment
+        ],
+        schema=a.schema,
+    )
+    units = ours.get_column("unit_id").unique().sort()
+    mine = e.filter(pl.col("unit_id").is_in(units.implode())).sort("event_id")
+    row = mine.row(0, named=True)
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    bad_e = pl.DataFrame(
+        [
+            row | {"event_id": "x-future", "ts": future},  # ts_in_future
+            row | {"event_id": "x-old", "ts": dt.datetime(2026, 8, 1, tzinfo=dt.UTC)},
+            row | {"event_id": "x-tc", "event": "task_completed", "value": -5.0},
+            row | {"event_id": "x-ts", "event": "trust_survey", "value": 9.0},
+            row | {"event_id": "x-beta-1", "unit_id": "x-beta"},  # unit_assignment_quarantined
+        ],
+        schema=e.schema,
+    )
+    copies = mine.slice(10, 4)  # duplicate_event_id: exact copies
+    retry = mine.slice(20, 1).with_columns(pl.col("ts") + dt.timedelta(seconds=5))
+    return {"assignments": pl.concat([a, bad_a]), "events": pl.concat([e, bad_e, copies, retry])}
+
+
+def _pg_type(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Datetime):
+        return "timestamptz"
+    return "double precision" if dtype.is_numeric() else "text"
+
+
+def _copy(con: Any, table: str, frame: pl.DataFrame) -> None:
+    columns = ", ".join(f'"{c}" {_pg_type(t)}' for c, t in frame.schema.items())
+    con.execute(f"CREATE TABLE {table} ({columns})")
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, null_value="\\N", datetime_format="%Y-%m-%dT%H:%M:%S%.6f%z")
+    with (
+        con.cursor() as cur,
+        cur.copy(f"COPY {table} FROM STDIN (FORMAT csv, HEADER, NULL '\\N')") as copy,
+    ):
+        copy.write(buffer.getvalue())
+    con.execute(f"ANALYZE {table}")
+
+
+@pytest.fixture(scope="module")
+def pg_schema() -> Iterator[str]:
+    name = f"proof_push_{uuid.uuid4().hex[:8]}"
+    data = _planted()
+    with psycopg.connect(PG_URI, autocommit=True) as con:
+        con.execute(f"CREATE SCHEMA {name}")
+    try:
+        with psycopg.connect(PG_URI, autocommit=True) as con:
+            for table, frame in data.items():
+                _copy(con, f"{name}.{table}", frame.rename(COLUMNS, strict=False))
+        yield name
+    finally:
+        with psycopg.connect(PG_URI, autocommit=True) as con:
+            con.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def _config_dir(root: Path, schema: str, pushdown: bool) -> Path:
+    config_dir = make_config_dir(root, kind="parquet")
+    mapping = ", ".join(f"{k}: {v}" for k, v in COLUMNS.items())
+    extra = "    pushdown: true\n    dialect: postgres\n" if pushdown else ""
+    (config_dir / "sources.yaml").write_text(
+        "sources:\n  warehouse:\n    kind: sql\n"
+        f"    uri_env: {ENV}\n    assignments: {schema}.assignments\n"
+        f"    events: {schema}.events\n    columns: {{{mapping}}}\n{extra}"
+    )
+    return config_dir
+
+
+@pytest.fixture(scope="module")
+def runs(pg_schema: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """The run directory of each path: `pushdown` and `polars`."""
+    done: dict[str, Path] = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ENV, PG_URI)
+        for name, flag in (("pushdown", True), ("polars", False)):
+            root = tmp_path_factory.mktemp(name)
+            config_dir = _config_dir(root, pg_schema, flag)
+            out = root / "out"
+            ran = _run(
+                "--config-dir", str(config_dir), "--out", str(out), "--run-id", name,
+                "-e", EXPERIMENT, "--as-of", AS_OF.isoformat(),
+            )  # fmt: skip
+            assert ran.exit_code == 0, ran.output
+            if flag:
+                assert "aggregated inside the database (postgres)" in ran.output
+            done[name] = out / EXPERIMENT / name
+        yield done
+
+
+def _results(run_dir: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((run_dir / "results.json").read_text())
+    return loaded
+
+
+def test_pushdown_publishes_the_results_of_the_polars_path(runs: dict[str, Path]) -> None:
+    got, want = _results(runs["pushdown"]), _results(runs["polars"])
+    assert got["comparisons"]
+    assert got["segments"]
+    assert want["over_time"]  # the polars path has the sections push-down leaves out
+    _assert_close(
+        {k: v for k, v in got.items() if k not in NOT_COMPARED},
+        {k: v for k, v in want.items() if k not in NOT_COMPARED},
+    )
+    # each named part on its own, for a readable failure
+    for key in ("comparisons", "srm", "data", "decision", "segments", "pooled_ai", "pre_exposure"):
+        _assert_close(got[key], want[key], key)
+    assert got["data"]["duplicates_dropped"] >= 5  # the simulation has retries of its own
+    assert got["data"]["crossovers_excluded"] >= 1
+    # validation: the same quarantine and outcome; push-down does not check unit metrics
+    assert got["validation"]["quarantine"] == want["validation"]["quarantine"]
+    assert got["validation"]["success"] is want["validation"]["success"] is True
+    reasons = got["validation"]["quarantine"]
+    for reason in ("unknown_variant", "assigned_out_of_range", "crossover", "duplicate_assignment"):
+        assert reasons["assignments"][reason] >= 1, reason
+    for reason in (
+        "ts_in_future", "ts_before_window", "value_out_of_range", "duplicate_event_id",
+        "unit_assignment_quarantined", "unit_crossed_over",
+    ):  # fmt: skip
+        assert reasons["events"][reason] >= 1, reason
+
+    def failed(results: dict[str, Any]) -> set[tuple[str, str, str | None]]:
+        return {
+            (f["table"], f["expectation"], f.get("column"))
+            for f in results["validation"]["failed_expectations"]
+            if f["table"] != "unit_metrics"
+        }
+
+    assert failed(got) == failed(want)
+    assert got["pushdown"]["computed_in"] == "database"
+    assert got["pushdown"]["dialect"] == "postgres"
+    assert set(got["pushdown"]["not_available"]) == set(NOT_AVAILABLE)
+    assert "pushdown" not in want
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(frame.columns, nulls_last=True)
+
+
+def test_pushdown_writes_the_same_quarantine_files(runs: dict[str, Path]) -> None:
+    for table in ("assignments", "events"):
+        got = pl.read_parquet(runs["pushdown"] / "quarantine" / f"{table}.parquet")
+        want = pl.read_parquet(runs["polars"] / "quarantine" / f"{table}.parquet")
+        assert got.height > 0, table
+        assert_frame_equal(_sorted(got), _sorted(want))
+
+
+def test_pushdown_report_says_what_it_did_not_compute(runs: dict[str, Path]) -> None:
+    html = (runs["pushdown"] / "report.html").read_text()
+    assert len(html) > 10_000
+    assert "aggregated inside the database (postgres)" in html
+    missing = re.findall(r"([^>]*): not computed by push-down runs", html)
+    assert "The lift over time" in missing
+    assert "The AI funnel" in missing
+    assert "Per-unit metric checks" in html
+    assert (runs["pushdown"] / "validation.html").exists()
+    polars_html = (runs["polars"] / "report.html").read_text()
+    assert "push-down" not in polars_html

@@ -179,7 +179,8 @@ def _events_query(source: str, src: AnySource, experiment_id: str) -> tuple[str,
     return q_assign, q_events
 
 
-def _read_duckdb(name: str, src: DuckDBSource, experiment_id: str) -> Tables:
+def connect_duckdb(name: str, src: DuckDBSource) -> duckdb.DuckDBPyConnection:
+    """A read-only connection in UTC, or a SourceError that names the file."""
     path = Path(src.path)
     if not path.exists():
         raise SourceError(
@@ -189,6 +190,25 @@ def _read_duckdb(name: str, src: DuckDBSource, experiment_id: str) -> Tables:
     try:
         con = duckdb.connect(str(path), read_only=True)
         con.execute("SET TimeZone='UTC'")
+    except duckdb.Error as exc:
+        raise SourceError(f"source {name!r}: {type(exc).__name__}: {exc}") from None
+    return con
+
+
+def sql_uri(name: str, src: SqlSource) -> str:
+    """The database URI from the source's environment variable, or a SourceError naming it."""
+    uri = settings.env(src.uri_env)
+    if uri is None:
+        raise SourceError(
+            f"source {name!r}: environment variable {src.uri_env} is not set "
+            "(it must hold the database URI)"
+        )
+    return uri
+
+
+def _read_duckdb(name: str, src: DuckDBSource, experiment_id: str) -> Tables:
+    con = connect_duckdb(name, src)
+    try:
         _require_duckdb_tables(con, name, src)
         q_assign, q_events = _events_query(name, src, experiment_id)
         # One cursor per lazy frame: a DuckDB connection serves one query at a
@@ -290,12 +310,7 @@ def _read_files(name: str, src: FileSource, experiment_id: str) -> Tables:
 
 
 def _read_sql(name: str, src: SqlSource, experiment_id: str) -> Tables:
-    uri = settings.env(src.uri_env)
-    if uri is None:
-        raise SourceError(
-            f"source {name!r}: environment variable {src.uri_env} is not set "
-            "(it must hold the database URI)"
-        )
+    uri = sql_uri(name, src)
     check_reachable(name, uri)
     q_assign, q_events = _events_query(name, src, experiment_id)
     try:

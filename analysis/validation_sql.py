@@ -48,7 +48,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlglot import exp
 
-from analysis import schema, settings
+from analysis import schema
 from analysis.config import Experiment, SqlSource
 from analysis.partitions import MAX_EXAMPLES, BatchOutcome
 from analysis.quarantine import (
@@ -67,6 +67,7 @@ from analysis.sources import (
     check_reachable,
     conform,
     redact,
+    sql_uri,
 )
 from analysis.suites import (
     DEFAULT_SUITE_DIR,
@@ -201,12 +202,7 @@ def _split_name(source: str, role: str, name: str) -> tuple[str | None, str]:
 
 
 def _uri(source: str, src: SqlSource) -> str:
-    uri = settings.env(src.uri_env)
-    if uri is None:
-        raise SourceError(
-            f"source {source!r}: environment variable {src.uri_env} is not set "
-            "(it must hold the database URI)"
-        )
+    uri = sql_uri(source, src)
     try:
         sqlalchemy_url(uri)
     except ValueError as exc:

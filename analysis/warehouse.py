@@ -41,16 +41,14 @@ import math
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import polars as pl
 import sqlglot
 from sqlglot import exp
 
-from analysis import schema, settings
+from analysis import schema
 from analysis.aggregates import Moments
 from analysis.comparisons import ArmData
 from analysis.config import DuckDBSource, EventAggregate, Experiment, Metric, SqlSource
@@ -60,7 +58,9 @@ from analysis.sources import (
     SourceError,
     check_reachable,
     conform,
+    connect_duckdb,
     require_columns,
+    sql_uri,
 )
 from analysis.sources import redact as redact_uri
 from analysis.stats.quantile import QuantileSample
@@ -958,17 +958,7 @@ def _connect(
     closers: list[Callable[[], None]],
 ) -> tuple[Execute, str, Callable[[str], str]]:
     if isinstance(source, DuckDBSource):
-        path = Path(source.path)
-        if not path.exists():
-            raise SourceError(
-                f"source {source_name!r}: DuckDB file {path} not found "
-                "(run `proof simulate` to create demo data)"
-            )
-        try:
-            con = duckdb.connect(str(path), read_only=True)
-            con.execute("SET TimeZone = 'UTC'")
-        except duckdb.Error as exc:
-            raise SourceError(f"source {source_name!r}: {type(exc).__name__}: {exc}") from None
+        con = connect_duckdb(source_name, source)
         closers.append(con.close)
 
         def run_duckdb(query: str) -> pl.DataFrame:
@@ -976,12 +966,7 @@ def _connect(
             return frame
 
         return run_duckdb, dialect or "duckdb", str
-    uri = settings.env(source.uri_env)
-    if uri is None:
-        raise SourceError(
-            f"source {source_name!r}: environment variable {source.uri_env} is not set "
-            "(it must hold the database URI)"
-        )
+    uri = sql_uri(source_name, source)
     check_reachable(source_name, uri)
     scheme = urllib.parse.urlsplit(uri).scheme.split("+")[0].lower()
     adbc = scheme in _ADBC_SCHEMES

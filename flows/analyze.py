@@ -128,6 +128,13 @@ def load(
     return raw, coverage
 
 
+def _stop_if_failed(report: ValidationReport, experiment_id: str, run_id: str) -> None:
+    """A critical failure: emit ``proof.validation.failed`` and stop before any statistic."""
+    if not report.success:
+        events.validation_failed(experiment_id, run_id, report.summary())
+        raise CriticalValidationError(report.summary())
+
+
 @task(cache_policy=NO_CACHE)
 def check(
     raw: dict[str, pl.DataFrame],
@@ -152,9 +159,7 @@ def check(
             cache_dir=validation_cache_dir(Path(out_dir), experiment.id),
             revalidate=revalidate,
         )
-    if not checked.report.success:
-        events.validation_failed(experiment.id, run_id, checked.report.summary())
-        raise CriticalValidationError(checked.report.summary())
+    _stop_if_failed(checked.report, experiment.id, run_id)
     return checked
 
 
@@ -174,9 +179,7 @@ def check_in_database(
     assert isinstance(source, SqlSource)
     with _GX_LOCK:
         checked = pushdown.check(experiment.source, source, experiment, as_of, coverage=coverage)
-    if not checked.report.success:
-        events.validation_failed(experiment.id, run_id, checked.report.summary())
-        raise CriticalValidationError(checked.report.summary())
+    _stop_if_failed(checked.report, experiment.id, run_id)
     return checked
 
 
@@ -247,9 +250,7 @@ def analyse(
     report = checked.report
     if measurement.unit_validation is not None:
         report = report.merge(measurement.unit_validation)
-    if not report.success:
-        events.validation_failed(experiment.id, run_id, report.summary())
-        raise CriticalValidationError(report.summary())
+    _stop_if_failed(report, experiment.id, run_id)
     quarantined = sum(checked.quarantine.rows_quarantined.values())
     return summarise(
         experiment, metrics, measurement, report.summary(), run_id, as_of,

@@ -429,6 +429,23 @@ def _validate_group(
     return results
 
 
+def _rows_by_day(
+    events: pl.DataFrame, days: Sequence[dt.date | None], ts: str
+) -> dict[dt.date | None, pl.DataFrame]:
+    """The rows of each of ``days`` (None: rows without ``ts``), in one pass over ``events``."""
+    if not days:
+        return {}
+    day = pl.col(ts).dt.date()
+    dated = [d for d in days if d is not None]
+    wanted = day.is_in(dated) | (day.is_null() if None in days else pl.lit(False))
+    parts = (
+        events.filter(wanted)
+        .with_columns(_day(ts))
+        .partition_by("__day", as_dict=True, include_key=False, maintain_order=True)
+    )
+    return {d: parts.get((d,), events.clear()) for d in days}
+
+
 def validate_partitions(
     events: pl.DataFrame,
     suite: Suite,
@@ -454,8 +471,7 @@ def validate_partitions(
         empty = validate_batch(events, expectations)
         return PartitionedValidation(merge_outcomes([empty], order), 0, 0, (), 1)
     results: list[Sequence[BatchOutcome]] = []
-    pending: list[_Pending] = []
-    day = pl.col(ts).dt.date()
+    todo: list[tuple[Partition, dict[str, Expectation], Path | None]] = []
     for partition in partitions:
         clamped = {e.key: e for e in (clamp(x, partition.day, ts) for x in expectations) if e}
         path = None
@@ -466,8 +482,9 @@ def validate_partitions(
             if cached is not None:
                 results.append(cached)
                 continue
-        rows = events.filter(day.is_null() if partition.day is None else day == partition.day)
-        pending.append(_Pending(partition, rows, clamped, path))
+        todo.append((partition, clamped, path))
+    rows = _rows_by_day(events, [p.day for p, _, _ in todo], ts)
+    pending = [_Pending(p, rows[p.day], clamped, path) for p, clamped, path in todo]
     runs = 0
 
     def counted(frame: pl.DataFrame, run: Sequence[Expectation]) -> list[BatchOutcome]:

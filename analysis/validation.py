@@ -28,7 +28,8 @@ import datetime as dt
 import logging
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,33 @@ class ValidationReport:
 _CONDITION_KWARGS = ("row_condition", "condition_parser")
 
 
+@contextmanager
+def _without_gx_batch_fingerprint() -> Iterator[None]:
+    """GX without the md5 of every pandas batch it loads, for the duration of a validation.
+
+    GX's pandas engine hashes each batch (``hash_pandas_object`` over every
+    cell) only to store the digest in the batch's metadata, which Proof never
+    reads: it fingerprints partitions itself (:mod:`analysis.partitions`). On
+    10M events that hash was a third of the validation time. The outcomes do
+    not depend on it; if GX renames the function, nothing is replaced.
+    """
+    from great_expectations.execution_engine import pandas_execution_engine as engine
+
+    original = getattr(engine, "hash_pandas_dataframe", None)
+    if original is None:
+        yield
+        return
+    engine.hash_pandas_dataframe = _row_count_marker
+    try:
+        yield
+    finally:
+        engine.hash_pandas_dataframe = original
+
+
+def _row_count_marker(df: Any) -> str:
+    return f"rows={len(df)}"
+
+
 class GxBatchValidator:
     """One ephemeral GX context for one table; validates polars frames batch by batch.
 
@@ -259,33 +287,44 @@ class GxBatchValidator:
         since GX's domain for a conditioned expectation is exactly those rows.
         """
         plain = [e for e in expectations if e.condition is None]
-        conditioned: dict[str, list[Expectation]] = {}
+        by_column: dict[str, dict[str, list[Expectation]]] = {}
         for e in expectations:
             if e.condition is not None:
-                conditioned.setdefault(e.condition, []).append(e)
-        outcomes = self._validate(frame, plain)
-        for condition, group in conditioned.items():
-            column, value = parse_condition(condition)
-            rows = frame.filter(pl.col(column) == value) if column in frame.columns else frame
-            unconditioned = [
-                e.with_kwargs({k: v for k, v in e.kwargs.items() if k not in _CONDITION_KWARGS})
-                if column in frame.columns
-                else e
-                for e in group
-            ]
-            outcomes += self._validate(rows, unconditioned)
+                column, value = parse_condition(e.condition)
+                by_column.setdefault(column, {}).setdefault(value, []).append(e)
+        # The index column's own expectations (uniqueness of event_id...) need no
+        # row index: GX would build one per unexpected row, in Python.
+        own = [
+            e for e in plain if _columns_of(e) and set(_columns_of(e)) <= set(self.index_columns)
+        ]
+        outcomes = self._validate(frame, [e for e in plain if e not in own])
+        outcomes += self._validate(frame, own, with_index=False)
+        for column, by_value in by_column.items():
+            if column not in frame.columns:  # GX reports the missing column
+                outcomes += self._validate(frame, [e for g in by_value.values() for e in g])
+                continue
+            parts = frame.filter(pl.col(column).is_in(list(by_value))).partition_by(
+                column, as_dict=True, maintain_order=True
+            )
+            for value, group in by_value.items():
+                rows = parts.get((value,), frame.clear())
+                unconditioned = [
+                    e.with_kwargs({k: v for k, v in e.kwargs.items() if k not in _CONDITION_KWARGS})
+                    for e in group
+                ]
+                outcomes += self._validate(rows, unconditioned)
         return outcomes
 
     def _validate(
-        self, frame: pl.DataFrame, expectations: Sequence[Expectation]
+        self, frame: pl.DataFrame, expectations: Sequence[Expectation], *, with_index: bool = True
     ) -> list[BatchOutcome]:
         if not expectations:
             return []
         present = set(frame.columns)
-        wanted = [*self.index_columns, *(c for e in expectations for c in _columns_of(e))]
+        index = [c for c in self.index_columns if c in present] if with_index else []
+        wanted = [*index, *(c for e in expectations for c in _columns_of(e))]
         # At least one column: a frame without columns has no rows for pandas.
         columns = [c for c in dict.fromkeys(wanted) if c in present] or frame.columns[:1]
-        index = [c for c in self.index_columns if c in present]
         result_format: dict[str, Any] = {
             "result_format": "SUMMARY",
             "partial_unexpected_count": MAX_EXAMPLES,
@@ -313,9 +352,14 @@ class GxBatchValidator:
                 result_format=result_format,
                 batch_parameters={"dataframe": pdf},
             )
-            result = validator.validate_expectation_suite(suite)
+            with _without_gx_batch_fingerprint():
+                result = validator.validate_expectation_suite(suite)
         self.batches += 1
-        return [batch_outcome(r, index) for r in result.results if r.expectation_config]
+        return [
+            batch_outcome(r, index, None if with_index else self.index_columns)
+            for r in result.results
+            if r.expectation_config
+        ]
 
 
 def _columns_of(e: Expectation) -> list[str]:
@@ -326,7 +370,10 @@ def _columns_of(e: Expectation) -> list[str]:
     return columns
 
 
-def batch_outcome(r: Any, index: Sequence[str]) -> BatchOutcome:
+def batch_outcome(
+    r: Any, index: Sequence[str], labels: Sequence[str] | None = None
+) -> BatchOutcome:
+    """A GX result as a mergeable outcome; ``labels``: columns whose values read as ``col=v``."""
     details: Mapping[str, Any] = r.result or {}
     observed = details.get("observed_value")
     return BatchOutcome(
@@ -334,7 +381,7 @@ def batch_outcome(r: Any, index: Sequence[str]) -> BatchOutcome:
         success=bool(r.success),
         element_count=_int(details.get("element_count")),
         unexpected_count=_int(details.get("unexpected_count")),
-        examples=_examples(details, index),
+        examples=_examples(details, index, _label(r, labels)),
         observed=_int(observed) if isinstance(observed, int | float) else _json_scalar(observed),
         error=None if r.success else _exception_message(r.exception_info),
     )
@@ -356,7 +403,14 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _examples(details: Mapping[str, Any], index: Sequence[str]) -> tuple[str, ...]:
+def _label(r: Any, labels: Sequence[str] | None) -> str | None:
+    column = (r.expectation_config.kwargs or {}).get("column")
+    return str(column) if labels and column in labels else None
+
+
+def _examples(
+    details: Mapping[str, Any], index: Sequence[str], label: str | None = None
+) -> tuple[str, ...]:
     rows = details.get("partial_unexpected_index_list") or []
     examples = []
     for row in rows[:MAX_EXAMPLES]:
@@ -366,7 +420,8 @@ def _examples(details: Mapping[str, Any], index: Sequence[str]) -> tuple[str, ..
     if examples:
         return tuple(examples)
     values = details.get("partial_unexpected_list") or []
-    return tuple(_fmt(v) for v in values[:MAX_EXAMPLES])
+    prefix = "" if label is None else f"{label}="
+    return tuple(prefix + _fmt(v) for v in values[:MAX_EXAMPLES])
 
 
 def _exception_message(info: Any) -> str | None:

@@ -90,7 +90,10 @@ def stage_pipeline(db: str) -> dict[str, Any]:
     out["events"] = raw["events"].height
     checked = timed("validate", lambda: check_experiment(raw, experiment, AS_OF))
     measurement = timed(
-        "metrics", lambda: measure(checked.quarantine.tables(), experiment, metrics, AS_OF)
+        "metrics",
+        lambda: measure(
+            checked.quarantine.tables(), experiment, metrics, AS_OF, unique_events=True
+        ),
     )
     results = timed(
         "statistics",

@@ -251,8 +251,13 @@ def quantile_samples(
     return result
 
 
-def cleaning_counts(units: pl.LazyFrame, events: pl.LazyFrame, experiment: Experiment) -> Cleaning:
-    """Units per variant, crossovers and duplicate events of one experiment."""
+def cleaning_counts(
+    units: pl.LazyFrame, events: pl.LazyFrame, experiment: Experiment, *, unique: bool = False
+) -> Cleaning:
+    """Units per variant, crossovers and duplicate events of one experiment.
+
+    ``unique``: the events are known to be deduplicated (no ids are counted).
+    """
     unit_counts = (
         units.group_by("crossover", "variant").agg(pl.len().cast(pl.Int64).alias("n")).collect()
     )
@@ -263,9 +268,9 @@ def cleaning_counts(units: pl.LazyFrame, events: pl.LazyFrame, experiment: Exper
             crossovers += int(row["n"])
         else:
             by_variant[row["variant"]] = by_variant.get(row["variant"], 0) + int(row["n"])
+    distinct = pl.len() if unique else pl.col("event_id").n_unique()
     event_counts = events.select(
-        pl.len().cast(pl.Int64).alias("rows"),
-        pl.col("event_id").n_unique().cast(pl.Int64).alias("unique"),
+        pl.len().cast(pl.Int64).alias("rows"), distinct.cast(pl.Int64).alias("unique")
     ).collect(engine="streaming")
     rows, unique = event_counts.row(0)
     return Cleaning(

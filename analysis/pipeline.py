@@ -80,7 +80,7 @@ def measure(
     # Read the experiment's events once: a lazy frame over a database would
     # query it again for each of the passes below.
     events = tables.events.collect(engine="streaming").lazy()
-    cleaning = metrics_mod.cleaning_counts(units, events, experiment)
+    cleaning = metrics_mod.cleaning_counts(units, events, experiment, unique=unique_events)
     if not unique_events:
         events = events.unique(subset="event_id", keep="any").collect().lazy()
     spec = PartialSpec.of(metrics, window.window_days, window.pre_days)
@@ -110,11 +110,12 @@ def measure(
     by_name = {m.name: m for m in metrics}
     primary = by_name[experiment.metrics.primary]
     daily = timeline.daily_moments(units, rows, primary, as_of, experiment.start)
-    weekly = {
-        m.name: timeline.weekly_moments(units, rows, m, window)
-        for m in metrics
-        if timeline.supports_timeline(m) and (m is primary or m.category == "trust")
-    }
+    weekly = timeline.weekly_moments(
+        units,
+        rows,
+        [m for m in metrics if m is primary or m.category == "trust"],
+        window,
+    )
     variants = list(experiment.variants)
     return Measurement(
         cleaning=cleaning,

@@ -19,7 +19,7 @@ expand units × weeks (a handful per unit) for the metric's two parts only.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -28,7 +28,7 @@ from analysis.aggregates import Moments, moment_exprs, moments_from_row
 from analysis.comparisons import arm_pairs
 from analysis.config import EventAggregate, Experiment, Metric
 from analysis.metrics import Window
-from analysis.partials import WEEK_DAYS, increments
+from analysis.partials import WEEK_DAYS, aggregate_name, increments
 from analysis.stats.inference import TwoArmResult, delta_ratio_test, lift_variance, welch_test
 from analysis.stats.sequential import SequentialResult, sequential_interval
 from analysis.stats.trend import TrendResult, lift_trend
@@ -49,24 +49,6 @@ def _parts(metric: Metric) -> tuple[EventAggregate, EventAggregate | None] | Non
 
 def supports_timeline(metric: Metric) -> bool:
     return _parts(metric) is not None
-
-
-def _moments_by(frame: pl.LazyFrame, key: str, metric: Metric) -> dict[str, dict[object, Moments]]:
-    """``{variant: {key value: Moments}}`` of the columns ``x`` (and ``y``)."""
-    x = pl.col("x")
-    if metric.kind == "proportion":
-        x = (x > 0).cast(pl.Float64)
-    y = pl.col("y") if metric.kind == "ratio" else None
-    rows = (
-        frame.group_by("variant", key)
-        .agg(moment_exprs(x, y))
-        .collect(engine="streaming")
-        .to_dicts()
-    )
-    result: dict[str, dict[object, Moments]] = {}
-    for row in rows:
-        result.setdefault(row["variant"], {})[row[key]] = moments_from_row(row)
-    return result
 
 
 def _raw_sums(frame: pl.DataFrame, day: dt.date) -> tuple[float, ...]:
@@ -172,15 +154,25 @@ def _from_raw_sums(
 def weekly_moments(
     units: pl.LazyFrame,
     rows: pl.LazyFrame,
-    metric: Metric,
+    metrics: Sequence[Metric],
     window: Window,
-) -> dict[str, dict[int, Moments]]:
-    """``{variant: {week since exposure: Moments}}`` over units whose week is fully observed."""
-    parts = _parts(metric)
-    if parts is None:
+) -> dict[str, dict[str, dict[int, Moments]]]:
+    """``{metric: {variant: {week since exposure: Moments}}}``, all metrics in one pass.
+
+    A unit enters week w when its whole week is observed (inside its window
+    and before the end of the analysis date).
+    """
+    usable = {m.name: (m, parts) for m in metrics if (parts := _parts(m)) is not None}
+    if not usable:
         return {}
-    x_part, y_part = parts
-    per_week = increments(rows, x_part, y_part, window.as_of, "week")
+    columns = sorted(
+        {aggregate_name(p) for _, parts in usable.values() for p in parts if p is not None}
+    )
+    per_week = (
+        rows.filter((pl.col("day") <= window.as_of) & (pl.col("week") >= 0))
+        .group_by("unit_id", "week")
+        .agg(pl.col(c).cast(pl.Float64).sum() for c in columns)
+    )
     end = pl.lit(window.end)
     if window.window_days is not None:
         end = pl.min_horizontal(end, pl.col("assigned_at") + pl.duration(days=window.window_days))
@@ -194,13 +186,22 @@ def weekly_moments(
         .with_columns(pl.col("week").cast(pl.Int64))
     )
     weekly = grid.join(per_week, on=["unit_id", "week"], how="left").with_columns(
-        pl.col("x").fill_null(0.0), pl.col("y").fill_null(0.0)
+        pl.col(c).fill_null(0.0) for c in columns
     )
-    return _typed_int(_moments_by(weekly, "week", metric))
-
-
-def _typed_int(raw: Mapping[str, Mapping[object, Moments]]) -> dict[str, dict[int, Moments]]:
-    return {v: {int(k): m for k, m in by.items() if isinstance(k, int)} for v, by in raw.items()}
+    exprs = []
+    for name, (metric, (x_part, y_part)) in usable.items():
+        x = pl.col(aggregate_name(x_part))
+        if metric.kind == "proportion":
+            x = (x > 0).cast(pl.Float64)
+        y = pl.col(aggregate_name(y_part)) if metric.kind == "ratio" and y_part else None
+        exprs += moment_exprs(x, y, f"{name}|")
+    found = weekly.group_by("variant", "week").agg(exprs).collect(engine="streaming")
+    result: dict[str, dict[str, dict[int, Moments]]] = {name: {} for name in usable}
+    for row in found.iter_rows(named=True):
+        for name in usable:
+            by_week = result[name].setdefault(row["variant"], {})
+            by_week[int(row["week"])] = moments_from_row(row, f"{name}|")
+    return result
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,7 @@ def _views(
     units = clean_assignments(assignments, window).collect().lazy()
     table = unit_table_from_partials(units, rows, METRICS, SPEC, as_of).collect()
     daily = timeline.daily_moments(units, rows, PRIMARY, as_of, EXPERIMENT.start)
-    weekly = timeline.weekly_moments(units, rows, PRIMARY, window)
+    weekly = timeline.weekly_moments(units, rows, [PRIMARY], window)[PRIMARY.name]
     return table.sort("unit_id"), daily, weekly
 
 

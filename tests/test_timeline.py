@@ -123,7 +123,7 @@ def test_weekly_buckets_hold_only_fully_observed_units(
 ) -> None:
     units, events, window = frames
     m = CONFIG.metrics["task_completion_rate"]
-    weekly = timeline.weekly_moments(units, _rows(units, events, m, window), m, window)
+    weekly = timeline.weekly_moments(units, _rows(units, events, m, window), [m], window)[m.name]
     exposure_days = (
         units.select(
             ((pl.lit(window.end) - pl.col("assigned_at")).dt.total_days() // 7).alias("weeks"),

@@ -220,7 +220,8 @@ def _proof_run(config_dir: Path, out: Path, as_of: dt.date, *extra: str) -> dict
     )  # fmt: skip
     seconds = time.perf_counter() - start
     if done.returncode != 0:
-        return {"error": (done.stdout + done.stderr).strip().splitlines()[-1]}
+        lines = [x for x in (done.stdout + done.stderr).splitlines() if "PEAK_KB" not in x]
+        return {"error": f"exit {done.returncode}: {lines[-1] if lines else ''}"}
     peaks = re.findall(r"PEAK_KB (\d+)", done.stderr)
     return {"seconds": seconds, "peak_mib": int(peaks[-1]) / 1024 if peaks else float("nan")}
 
@@ -291,6 +292,57 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: Issue 7's acceptance targets, checked on the largest size measured (and across sizes).
+TARGETS = (
+    ("cold run <= 2 x floor", "cold run", "floor", "<=", 2.0),
+    ("cold run >= 5 x faster than pandas", "pandas", "cold run", ">=", 5.0),
+    ("nightly run <= 0.5 x floor", "nightly run", "floor", "<=", 0.5),
+)
+
+
+def _seconds(stages: dict[str, Any], stage: str) -> float | None:
+    m = stages.get(stage)
+    return float(m["seconds"]) if isinstance(m, dict) and "seconds" in m else None
+
+
+def _targets(rows: list[dict[str, Any]]) -> str:
+    """Each target: the measured figure and whether it holds (on the largest size)."""
+    lines = ["| target | measured | holds |", "| --- | ---: | --- |"]
+    largest = rows[-1]
+    stages = largest["stages"]
+    for label, top, bottom, op, bound in TARGETS:
+        a, b = _seconds(stages, top), _seconds(stages, bottom)
+        if a is None or b is None or b == 0:
+            lines.append(f"| {label} | not measured | — |")
+            continue
+        ratio = a / b
+        holds = ratio <= bound if op == "<=" else ratio >= bound
+        lines.append(f"| {label} | {ratio:.2f} x | {'yes' if holds else 'no'} |")
+    cold = [(r["events"], _seconds(r["stages"], "cold run")) for r in rows]
+    per_event = [s / n for n, s in cold if s]
+    if len(per_event) >= 2:
+        spread = max(per_event) / min(per_event) - 1
+        lines.append(
+            f"| cold run cost per event flat from smallest to largest (within 25 %) "
+            f"| {spread:.0%} apart | {'yes' if spread <= 0.25 else 'no'} |"
+        )
+    cold_peak, floor_peak = stages.get("cold run"), stages.get("floor")
+    if isinstance(cold_peak, dict) and isinstance(floor_peak, dict) and "peak_mib" in cold_peak:
+        ratio = cold_peak["peak_mib"] / floor_peak["peak_mib"]
+        lines.append(
+            f"| cold run peak memory <= floor's | {ratio:.2f} x | {'yes' if ratio <= 1 else 'no'} |"
+        )
+    big = [r for r in rows if r["events"] >= 9e7]
+    if big and isinstance(big[-1]["stages"].get("cold run"), dict):
+        peak = big[-1]["stages"]["cold run"].get("peak_mib", float("nan"))
+        lines.append(
+            f"| 100M events under 16 GB | {peak:,.0f} MiB | {'yes' if peak < 16384 else 'no'} |"
+        )
+    else:
+        lines.append("| 100M events under 16 GB | not measured (`--big`) | — |")
+    return f"At {largest['events']:,} events:\n\n" + "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", nargs="*", type=float, default=[1e6, 1e7, 3e7])
@@ -322,7 +374,7 @@ def main() -> None:
             events = int(stages.pop("events", size))
             rows.append({"events": events, "stages": stages})
             db.unlink()
-    table = _table(rows)
+    table = _table(rows) + "\n\n" + _targets(rows)
     print(table)
     if args.write:
         python = platform.python_version()

@@ -5,7 +5,7 @@ deployment           when                            what
 ==================== =============================== ===========================================
 nightly/proof        cron (schedule.yaml: 02:00 UTC) every running experiment, as of yesterday
 analyze-experiment/  "Run" in the UI, run_deployment, one experiment; parameters experiment_id,
-proof                event ``proof.data.landed``      as_of, run_id, revalidate
+proof                event ``proof.data.landed``      as_of, run_id, revalidate, no_cache
 watch-sources/proof  every 15 min (schedule.yaml)    emits ``proof.data.landed`` on new data
 ==================== =============================== ===========================================
 

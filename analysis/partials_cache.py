@@ -47,7 +47,9 @@ from typing import Any
 
 import polars as pl
 
+from analysis.metrics import Window, clean_assignments
 from analysis.partials import PartialSpec, exposures, partials
+from analysis.sources import Tables
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +230,24 @@ def cached_partials(
     if not frames:
         return _compute(events, units, spec, []).lazy(), use
     return pl.concat(frames, how="vertical"), use
+
+
+def cached_partials_of(
+    tables: Tables,
+    spec: PartialSpec,
+    cache_dir: Path,
+    as_of: dt.date,
+    *,
+    refresh: bool = False,
+) -> tuple[pl.LazyFrame, CacheUse]:
+    """:func:`cached_partials` of deduplicated ``tables``, units as the analysis sees them.
+
+    The flow passes the quarantine's ``partial_inputs()``: the used rows plus
+    the crossed-over units' rows, so that a crossover does not invalidate the
+    partitions of its unit (the merge leaves crossed-over units out anyway).
+    """
+    units = clean_assignments(tables.assignments, Window(as_of)).collect().lazy()
+    return cached_partials(tables.events, units, spec, cache_dir, as_of, refresh=refresh)
 
 
 def _compute(

@@ -88,6 +88,31 @@ class QuarantineResult:
         """The used rows, as the lazy tables ``analysis.pipeline.measure`` takes."""
         return Tables(self.assignments.lazy(), self.events.lazy())
 
+    def partial_inputs(self) -> Tables:
+        """The rows per-day partials are computed from: the used rows and the crossed-over units'.
+
+        Merging partials leaves crossed-over units out (they are not among the
+        used assignments). Keeping their rows in the partials means a unit that
+        crosses over tonight leaves the key of every (day, cohort) it had
+        events in unchanged, instead of forcing those partitions to be
+        recomputed (analysis.partials_cache). Duplicate copies among their
+        events are dropped like the split drops them.
+        """
+        crossed = self._rows("assignments", CROSSOVER)
+        crossed_events = self._rows("events", UNIT_CROSSED_OVER).unique(
+            subset="event_id", keep="first", maintain_order=True
+        )
+        return Tables(
+            pl.concat([self.assignments, crossed]).lazy(),
+            pl.concat([self.events, crossed_events]).lazy(),
+        )
+
+    def _rows(self, table: str, reason: str) -> pl.DataFrame:
+        """The quarantined rows of ``table`` set aside for ``reason``, in the input's columns."""
+        columns = (self.assignments if table == "assignments" else self.events).columns
+        column = _reason_column(columns)
+        return self.quarantined[table].filter(pl.col(column) == reason).drop(column)
+
     def analysed_units(self, as_of: dt.date) -> int:
         """Units the analysis includes: used, assigned by the end of ``as_of``."""
         end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), dt.UTC)

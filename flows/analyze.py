@@ -41,7 +41,7 @@ from pydantic import BeforeValidator, Field
 from analysis import pushdown
 from analysis.config import Experiment, Metric, ProofConfig, SqlSource, load_config
 from analysis.partials import PartialSpec
-from analysis.partials_cache import CacheUse, cached_partials, partials_cache_dir
+from analysis.partials_cache import CacheUse, cached_partials_of, partials_cache_dir
 from analysis.pipeline import Measurement, measure, summarise
 from analysis.pushdown import DatabaseCheck
 from analysis.quarantine import collect_tables, write_quarantine
@@ -216,10 +216,11 @@ def compute(
     """Per-arm statistics; per-day partials of unchanged (day, cohort)s come from the cache."""
     clean = checked.quarantine
     cache_dir = partials_cache_dir(Path(out_dir), experiment.id)
+    inputs = clean.partial_inputs()
     uses: list[CacheUse] = []
 
     def partial_rows(events: pl.LazyFrame, units: pl.LazyFrame, spec: PartialSpec) -> pl.LazyFrame:
-        rows, use = cached_partials(events, units, spec, cache_dir, as_of, refresh=no_cache)
+        rows, use = cached_partials_of(inputs, spec, cache_dir, as_of, refresh=no_cache)
         uses.append(use)
         return rows
 

@@ -15,7 +15,8 @@ from analysis.aggregates import Moments
 from analysis.config import load_config
 from analysis.metrics import Window, clean_assignments
 from analysis.partials import PartialSpec, partials, unit_table_from_partials
-from analysis.partials_cache import CacheUse, cached_partials
+from analysis.partials_cache import CacheUse, cached_partials, cached_partials_of
+from analysis.quarantine import split
 from analysis.simulate import simulate
 from tests.conftest import AS_OF, CONFIGS
 
@@ -217,3 +218,32 @@ def test_an_unreadable_manifest_is_recomputed(
     assert use is not None
     assert use.days_written == 1
     assert use.computed > 0
+
+
+def test_a_unit_crossing_over_tonight_invalidates_no_partition(
+    data: tuple[pl.DataFrame, pl.DataFrame], tmp_path: Path
+) -> None:
+    """The split's partial inputs keep crossed-over units: their partitions keep their keys."""
+    a, e = (frame.collect() for frame in _as_of(data, AS_OF))
+    old = a.filter(pl.col("assigned_at").dt.date() < AS_OF - 10 * DAY).row(0, named=True)
+    other = next(v for v in EXPERIMENT.variants if v != old["variant"])
+    later = dt.datetime.combine(AS_OF, dt.time(12), dt.UTC)
+    crossed = pl.concat(
+        [a, pl.DataFrame([old | {"variant": other, "assigned_at": later}], a.schema)]
+    )
+    now = dt.datetime.combine(AS_OF + DAY, dt.time(6), dt.UTC)
+    window = Window(AS_OF, EXPERIMENT.window_days, EXPERIMENT.pre_window_days)
+
+    def night(assignments: pl.DataFrame) -> tuple[Views, CacheUse, Views]:
+        q = split({"assignments": assignments, "events": e}, EXPERIMENT, AS_OF, now=now)
+        rows, use = cached_partials_of(q.partial_inputs(), SPEC, tmp_path, AS_OF)
+        used_units = clean_assignments(q.assignments.lazy(), window).collect().lazy()
+        full = partials(q.events.lazy(), used_units, SPEC).collect().lazy()
+        views = _views(q.assignments.lazy(), q.events.lazy(), rows, AS_OF)
+        return views, use, _views(q.assignments.lazy(), q.events.lazy(), full, AS_OF)
+
+    night(a)
+    tonight, use, full = night(crossed)
+    _assert_same(tonight, full)
+    assert use.computed == 0
+    assert old["unit_id"] not in tonight[0].get_column("unit_id").to_list()

@@ -10,7 +10,6 @@ inside the database) and with `pushdown: false` (the rows read into polars).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import re
 import uuid
@@ -26,6 +25,7 @@ from analysis.config import load_config
 from analysis.pushdown import NOT_AVAILABLE
 from analysis.simulate import simulate
 from tests.conftest import AS_OF, CONFIGS, make_config_dir
+from tests.pg_factories import copy_into, planted
 from tests.test_flows import _assert_close, _run
 
 psycopg = pytest.importorskip("psycopg")
@@ -45,56 +45,8 @@ def _planted() -> dict[str, pl.DataFrame]:
     """Both experiments simulated; warnings-only bad rows planted in smart-compose's."""
     config = load_config(CONFIGS)
     data = simulate(list(config.experiments.values()), 2_000, AS_OF, seed=7)
-    a, e = data.assignments, data.events
-    ours = a.filter(pl.col("experiment_id") == EXPERIMENT)
-    first, second, third = (ours.row(i, named=True) for i in range(3))
-    other = "ai" if second["variant"] == "control" else "control"
-    later = dt.timedelta(hours=2)
-    bad_a = pl.DataFrame(
-        [
-            first | {"unit_id": "x-beta", "variant": "beta"},  # unknown_variant
-            first | {"unit_id": "x-early", "assigned_at": dt.datetime(2026, 9, 1, tzinfo=dt.UTC)},
-            second | {"variant": other, "assigned_at": second["assigned_at"] + later},  # crossover
-            third | {"assigned_at": third["assigned_at"] + later},  # duplicate_assignment
-        ],
-        schema=a.schema,
-    )
-    units = ours.get_column("unit_id").unique().sort()
-    mine = e.filter(pl.col("unit_id").is_in(units.implode())).sort("event_id")
-    row = mine.row(0, named=True)
     future = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
-    bad_e = pl.DataFrame(
-        [
-            row | {"event_id": "x-future", "ts": future},  # ts_in_future
-            row | {"event_id": "x-old", "ts": dt.datetime(2026, 8, 1, tzinfo=dt.UTC)},
-            row | {"event_id": "x-tc", "event": "task_completed", "value": -5.0},
-            row | {"event_id": "x-ts", "event": "trust_survey", "value": 9.0},
-            row | {"event_id": "x-beta-1", "unit_id": "x-beta"},  # unit_assignment_quarantined
-        ],
-        schema=e.schema,
-    )
-    copies = mine.slice(10, 4)  # duplicate_event_id: exact copies
-    retry = mine.slice(20, 1).with_columns(pl.col("ts") + dt.timedelta(seconds=5))
-    return {"assignments": pl.concat([a, bad_a]), "events": pl.concat([e, bad_e, copies, retry])}
-
-
-def _pg_type(dtype: pl.DataType) -> str:
-    if isinstance(dtype, pl.Datetime):
-        return "timestamptz"
-    return "double precision" if dtype.is_numeric() else "text"
-
-
-def _copy(con: Any, table: str, frame: pl.DataFrame) -> None:
-    columns = ", ".join(f'"{c}" {_pg_type(t)}' for c, t in frame.schema.items())
-    con.execute(f"CREATE TABLE {table} ({columns})")
-    buffer = io.BytesIO()
-    frame.write_csv(buffer, null_value="\\N", datetime_format="%Y-%m-%dT%H:%M:%S%.6f%z")
-    with (
-        con.cursor() as cur,
-        cur.copy(f"COPY {table} FROM STDIN (FORMAT csv, HEADER, NULL '\\N')") as copy,
-    ):
-        copy.write(buffer.getvalue())
-    con.execute(f"ANALYZE {table}")
+    return planted(data, EXPERIMENT, future, critical=False)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +58,7 @@ def pg_schema() -> Iterator[str]:
     try:
         with psycopg.connect(PG_URI, autocommit=True) as con:
             for table, frame in data.items():
-                _copy(con, f"{name}.{table}", frame.rename(COLUMNS, strict=False))
+                copy_into(con, f"{name}.{table}", frame.rename(COLUMNS, strict=False))
         yield name
     finally:
         with psycopg.connect(PG_URI, autocommit=True) as con:

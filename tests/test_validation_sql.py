@@ -10,7 +10,6 @@ same rows read by ``analysis.sources.read_experiment``.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import math
 import uuid
 import warnings
@@ -43,6 +42,7 @@ from analysis.validation_sql import (
     validate_sql,
 )
 from analysis.warehouse import measure_in_database
+from tests.pg_factories import copy_into, pg_type, planted
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -57,63 +57,15 @@ COLUMNS = {"unit_id": "user_id", "ts": "occurred_at"}
 
 
 def _planted() -> dict[str, pl.DataFrame]:
-    """Both experiments simulated, bad rows planted in smart-compose's."""
+    """Both experiments simulated, bad rows (critical ones too) planted in smart-compose's."""
     data = simulate(list(CONFIG.experiments.values()), 150, AS_OF, seed=11)
-    a, e = data.assignments, data.events
-    ours = a.filter(pl.col("experiment_id") == EXPERIMENT.id)
-    first, second, third = (ours.row(i, named=True) for i in range(3))
-    other = next(v for v in EXPERIMENT.variants if v != second["variant"])
-    later = dt.timedelta(hours=2)
-    bad_a = pl.DataFrame(
-        [
-            first | {"unit_id": None},  # null_unit_id (critical)
-            first | {"unit_id": "x-beta", "variant": "beta"},  # unknown_variant
-            first | {"unit_id": "x-early", "assigned_at": dt.datetime(2026, 9, 1, tzinfo=dt.UTC)},
-            second | {"variant": other, "assigned_at": second["assigned_at"] + later},  # crossover
-            third | {"assigned_at": third["assigned_at"] + later},  # duplicate_assignment
-        ],
-        schema=a.schema,
-    )
-    units = ours.get_column("unit_id").unique().sort()
-    mine = e.filter(pl.col("unit_id").is_in(units.implode())).sort("event_id")
-    row = mine.row(0, named=True)
-    bad_e = pl.DataFrame(
-        [
-            row | {"event_id": "x-future", "ts": NOW + dt.timedelta(days=3)},  # ts_in_future
-            row | {"event_id": "x-old", "ts": dt.datetime(2026, 8, 1, tzinfo=dt.UTC)},
-            row | {"event_id": "x-tc", "event": "task_completed", "value": -5.0},
-            row | {"event_id": "x-ts", "event": "trust_survey", "value": 9.0},
-            row | {"event_id": "x-fb", "event": "feedback", "value": 0.0},
-            row | {"event_id": None},  # null_event_id (critical)
-            row | {"event_id": "x-nots", "ts": None},  # null_ts
-            row | {"event_id": "x-beta-1", "unit_id": "x-beta"},  # unit_assignment_quarantined
-        ],
-        schema=e.schema,
-    )
-    copies = mine.slice(10, 4)  # duplicate_event_id: exact copies
-    retry = mine.slice(20, 1).with_columns(pl.col("ts") + dt.timedelta(seconds=5))
-    return {"assignments": pl.concat([a, bad_a]), "events": pl.concat([e, bad_e, copies, retry])}
+    return planted(data, EXPERIMENT.id, NOW + dt.timedelta(days=3), critical=True)
 
 
 def _pg_type(column: str, dtype: pl.DataType) -> str:
     if column == "user_id":
         return "varchar(40)"  # a length: the type check must still accept it
-    if isinstance(dtype, pl.Datetime):
-        return "timestamptz"
-    return "double precision" if dtype.is_numeric() else "text"
-
-
-def _copy(con: psycopg.Connection, table: str, frame: pl.DataFrame) -> None:
-    """CREATE TABLE from the frame's columns, then COPY its rows in."""
-    columns = ", ".join(f'"{c}" {_pg_type(c, t)}' for c, t in frame.schema.items())
-    con.execute(f"CREATE TABLE {table} ({columns})")
-    buffer = io.BytesIO()
-    frame.write_csv(buffer, null_value="\\N", datetime_format="%Y-%m-%dT%H:%M:%S%.6f%z")
-    with (
-        con.cursor() as cur,
-        cur.copy(f"COPY {table} FROM STDIN (FORMAT csv, HEADER, NULL '\\N')") as copy,
-    ):
-        copy.write(buffer.getvalue())
+    return pg_type(column, dtype)
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +76,9 @@ def pg_schema() -> Iterator[str]:
         con.execute(f"CREATE SCHEMA {name}")
     try:
         with psycopg.connect(PG_URI, autocommit=True) as con:
-            _copy(con, f"{name}.assignments", data["assignments"].rename(COLUMNS, strict=False))
-            _copy(con, f"{name}.events", data["events"].rename(COLUMNS, strict=False))
+            for table in ("assignments", "events"):
+                frame = data[table].rename(COLUMNS, strict=False)
+                copy_into(con, f"{name}.{table}", frame, _pg_type)
         yield name
     finally:
         with psycopg.connect(PG_URI, autocommit=True) as con:

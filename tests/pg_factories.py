@@ -1,0 +1,86 @@
+"""Shared by the tests that run inside PostgreSQL: planted bad rows, and loading frames.
+
+The planted rows break one rule each (the comment names the quarantine reason);
+``critical=True`` adds the rows that fail a critical expectation (null ids,
+null timestamps), which stop a run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+
+from analysis.simulate import SimulatedData
+
+OLD = dt.datetime(2026, 8, 1, tzinfo=dt.UTC)
+EARLY = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
+
+
+def planted(
+    data: SimulatedData, experiment_id: str, future: dt.datetime, *, critical: bool
+) -> dict[str, pl.DataFrame]:
+    """The simulated tables with bad rows added to ``experiment_id``'s."""
+    a, e = data.assignments, data.events
+    ours = a.filter(pl.col("experiment_id") == experiment_id)
+    first, second, third = (ours.row(i, named=True) for i in range(3))
+    variants = ours.get_column("variant").unique().sort().to_list()
+    other = next(v for v in variants if v != second["variant"])
+    later = dt.timedelta(hours=2)
+    bad_a = [
+        first | {"unit_id": "x-beta", "variant": "beta"},  # unknown_variant
+        first | {"unit_id": "x-early", "assigned_at": EARLY},  # assigned_out_of_range
+        second | {"variant": other, "assigned_at": second["assigned_at"] + later},  # crossover
+        third | {"assigned_at": third["assigned_at"] + later},  # duplicate_assignment
+    ]
+    units = ours.get_column("unit_id").unique().sort()
+    mine = e.filter(pl.col("unit_id").is_in(units.implode())).sort("event_id")
+    row = mine.row(0, named=True)
+    bad_e = [
+        row | {"event_id": "x-future", "ts": future},  # ts_in_future
+        row | {"event_id": "x-old", "ts": OLD},  # ts_before_window
+        row | {"event_id": "x-tc", "event": "task_completed", "value": -5.0},  # value range
+        row | {"event_id": "x-ts", "event": "trust_survey", "value": 9.0},  # value range
+        row | {"event_id": "x-beta-1", "unit_id": "x-beta"},  # unit_assignment_quarantined
+    ]
+    if critical:
+        bad_a.insert(0, first | {"unit_id": None})  # null_unit_id
+        bad_e += [
+            row | {"event_id": "x-fb", "event": "feedback", "value": 0.0},  # not in set
+            row | {"event_id": None},  # null_event_id
+            row | {"event_id": "x-nots", "ts": None},  # null_ts
+        ]
+    copies = mine.slice(10, 4)  # duplicate_event_id: exact copies
+    retry = mine.slice(20, 1).with_columns(pl.col("ts") + dt.timedelta(seconds=5))
+    return {
+        "assignments": pl.concat([a, pl.DataFrame(bad_a, schema=a.schema)]),
+        "events": pl.concat([e, pl.DataFrame(bad_e, schema=e.schema), copies, retry]),
+    }
+
+
+def pg_type(column: str, dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Datetime):
+        return "timestamptz"
+    return "double precision" if dtype.is_numeric() else "text"
+
+
+def copy_into(
+    con: Any,
+    table: str,
+    frame: pl.DataFrame,
+    types: Callable[[str, pl.DataType], str] = pg_type,
+) -> None:
+    """CREATE TABLE from the frame's columns, COPY its rows in, and ANALYZE it."""
+    columns = ", ".join(f'"{c}" {types(c, t)}' for c, t in frame.schema.items())
+    con.execute(f"CREATE TABLE {table} ({columns})")
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, null_value="\\N", datetime_format="%Y-%m-%dT%H:%M:%S%.6f%z")
+    with (
+        con.cursor() as cur,
+        cur.copy(f"COPY {table} FROM STDIN (FORMAT csv, HEADER, NULL '\\N')") as copy,
+    ):
+        copy.write(buffer.getvalue())
+    con.execute(f"ANALYZE {table}")

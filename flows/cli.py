@@ -187,9 +187,11 @@ def validate(
     """Validate an experiment's data alone and print a readable summary.
 
     Runs the quarantine split and every expectation (cached per day partition
-    under OUT/.cache/validation). Exit code 2 when a critical expectation failed.
+    under OUT/.cache/validation; inside the database for a sql source with
+    pushdown: true). Exit code 2 when a critical expectation failed.
     """
-    from analysis.config import ConfigError, load_config
+    from analysis import pushdown
+    from analysis.config import ConfigError, SqlSource, load_config
     from analysis.quarantine import collect_tables
     from analysis.sources import SourceError, event_coverage, read_experiment
     from analysis.validation import check_experiment, format_summary, validation_cache_dir
@@ -199,25 +201,30 @@ def validate(
         config = load_config(config_dir)
         exp = config.experiment(experiment)
         source = config.sources[exp.source]
-        raw = collect_tables(read_experiment(exp.source, source, exp.id))
         since = dt.datetime.combine(exp.start, dt.time(), dt.UTC) - dt.timedelta(
             days=exp.pre_window_days
         )
         until = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
-        coverage = event_coverage(exp.source, source, since, until)
+        if isinstance(source, SqlSource) and pushdown.enabled(source):
+            # pushdown: true — quarantine and GX run inside the database, as in a run
+            coverage = event_coverage(exp.source, source, since, until)
+            report = pushdown.check(exp.source, source, exp, day, coverage=coverage).report
+        else:
+            raw = collect_tables(read_experiment(exp.source, source, exp.id))
+            coverage = event_coverage(exp.source, source, since, until)
+            report = check_experiment(
+                raw,
+                exp,
+                day,
+                coverage=coverage,
+                cache_dir=validation_cache_dir(out, exp.id),
+                revalidate=revalidate,
+            ).report
     except (ConfigError, SourceError) as exc:
         _fail(str(exc))
         return
-    checked = check_experiment(
-        raw,
-        exp,
-        day,
-        coverage=coverage,
-        cache_dir=validation_cache_dir(out, exp.id),
-        revalidate=revalidate,
-    )
-    typer.echo(format_summary(checked.report.summary(), f"{exp.id} as of {day}"))
-    if not checked.report.success:
+    typer.echo(format_summary(report.summary(), f"{exp.id} as of {day}"))
+    if not report.success:
         raise typer.Exit(code=2)
 
 

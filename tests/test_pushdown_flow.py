@@ -166,3 +166,33 @@ def test_pushdown_report_says_what_it_did_not_compute(runs: dict[str, Path]) -> 
     assert (runs["pushdown"] / "validation.html").exists()
     polars_html = (runs["polars"] / "report.html").read_text()
     assert "push-down" not in polars_html
+
+
+def test_proof_validate_runs_inside_the_database(
+    pg_schema: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`proof validate` on a push-down source: the quarantine counts of the database check."""
+    from typer.testing import CliRunner
+
+    from analysis import pushdown
+    from flows.cli import app
+
+    monkeypatch.setenv(ENV, PG_URI)
+    config_dir = _config_dir(tmp_path, pg_schema, pushdown=True)
+    calls: list[str] = []
+    real_check = pushdown.check
+
+    def spy(*args: Any, **kwargs: Any) -> pushdown.DatabaseCheck:
+        calls.append(args[0])
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(pushdown, "check", spy)
+    result = CliRunner().invoke(
+        app,
+        ["validate", "-e", EXPERIMENT, "--as-of", AS_OF.isoformat(),
+         "--config-dir", str(config_dir), "--out", str(tmp_path / "out")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert calls == ["warehouse"]
+    assert "unknown_variant" in result.output
+    assert not (tmp_path / "out" / ".cache").exists()  # nothing was read into polars

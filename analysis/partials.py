@@ -219,19 +219,17 @@ def unit_table_from_partials(
     return table.with_columns(columns).drop(sorted(helpers), strict=False)
 
 
-def increments(
+def daily_increments(
     rows: pl.LazyFrame,
     x_part: EventAggregate,
     y_part: EventAggregate | None,
     as_of: dt.date,
-    key: str,
 ) -> pl.LazyFrame:
-    """In-window ``x`` and ``y`` per ``(unit_id, key)`` (``key``: ``day`` or ``week``)."""
-    x_name = aggregate_name(x_part)
-    x = pl.col(x_name).cast(pl.Float64).sum().alias("x")
+    """In-window ``x`` and ``y`` per ``(unit_id, day)``, up to the end of ``as_of``."""
+    x = pl.col(aggregate_name(x_part)).cast(pl.Float64).sum().alias("x")
     y = pl.col(aggregate_name(y_part)).cast(pl.Float64).sum() if y_part else pl.lit(0.0)
     return (
         rows.filter((pl.col("day") <= as_of) & (pl.col("week") >= 0))
-        .group_by("unit_id", key)
+        .group_by("unit_id", "day")
         .agg(x, y.alias("y"))
     )

@@ -53,8 +53,8 @@ class Measurement:
 UnitCheck = Callable[[pl.LazyFrame], ValidationReport]
 """Validates the per-unit metric table (the flow passes GX under its lock)."""
 
-PartialRows = Callable[[pl.LazyFrame, pl.LazyFrame, PartialSpec], pl.LazyFrame]
-"""Partial aggregates of (deduplicated events, units): computed, or reused from a cache."""
+PartialRows = Callable[[PartialSpec], pl.LazyFrame]
+"""The run's partial aggregates for a spec, from somewhere else (the flow's cache)."""
 
 
 def measure(
@@ -64,7 +64,7 @@ def measure(
     as_of: dt.date,
     unit_check: UnitCheck | None = None,
     *,
-    partial_rows: PartialRows = partials,
+    partial_rows: PartialRows | None = None,
     unique_events: bool = False,
 ) -> Measurement:
     """Per-arm sufficient statistics from one experiment's tables, in one pass over events.
@@ -84,7 +84,8 @@ def measure(
     if not unique_events:
         events = events.unique(subset="event_id", keep="any").collect().lazy()
     spec = PartialSpec.of(metrics, window.window_days, window.pre_days)
-    rows = partial_rows(events, units, spec).collect(engine="streaming").lazy()
+    found = partials(events, units, spec) if partial_rows is None else partial_rows(spec)
+    rows = found.collect(engine="streaming").lazy()
     table = unit_table_from_partials(units, rows, metrics, spec, as_of).collect().lazy()
     unit_validation = unit_check(table) if unit_check is not None else None
     percentile = experiment.statistics.winsorize_percentile

@@ -28,7 +28,7 @@ from analysis.aggregates import Moments, moment_exprs, moments_from_row
 from analysis.comparisons import arm_pairs
 from analysis.config import EventAggregate, Experiment, Metric
 from analysis.metrics import Window
-from analysis.partials import WEEK_DAYS, aggregate_name, increments
+from analysis.partials import WEEK_DAYS, aggregate_name, daily_increments
 from analysis.stats.inference import TwoArmResult, delta_ratio_test, lift_variance, welch_test
 from analysis.stats.sequential import SequentialResult, sequential_interval
 from analysis.stats.trend import TrendResult, lift_trend
@@ -49,13 +49,6 @@ def _parts(metric: Metric) -> tuple[EventAggregate, EventAggregate | None] | Non
 
 def supports_timeline(metric: Metric) -> bool:
     return _parts(metric) is not None
-
-
-def _raw_sums(frame: pl.DataFrame, day: dt.date) -> tuple[float, ...]:
-    row = frame.filter(pl.col("day") == day)
-    if row.is_empty():
-        return (0.0,) * 5
-    return tuple(float(v) for v in row.select("sx", "sy", "sxx", "syy", "sxy").row(0))
 
 
 def daily_moments(
@@ -85,7 +78,7 @@ def daily_moments(
         pl.max_horizontal(pl.col("assigned_at").dt.date(), pl.lit(start)).alias("first"),
     )
     changes = (
-        increments(rows, x_part, y_part, as_of, "day")
+        daily_increments(rows, x_part, y_part, as_of)
         .filter(pl.col("day") >= start)
         .join(exposed.select("unit_id", "variant"), on="unit_id", how="inner")
         .sort("unit_id", "day")
@@ -125,13 +118,20 @@ def daily_moments(
     result: dict[str, dict[dt.date, Moments]] = {}
     for (variant,), arrived in arrivals.partition_by("variant", as_dict=True).items():
         by_day = dict(zip(arrived["first"].to_list(), arrived["n"].to_list(), strict=True))
-        of_arm = sums.filter(pl.col("variant") == variant)
+        changes_by_day = {
+            day: values
+            for day, *values in sums.filter(pl.col("variant") == variant)
+            .select("day", "sx", "sy", "sxx", "syy", "sxy")
+            .iter_rows()
+        }
+        none = [0.0] * 5
         n, totals = 0, [0.0] * 5
         series: dict[dt.date, Moments] = {}
         day = min(by_day)
         while day <= as_of:
             n += by_day.get(day, 0)
-            totals = [t + d for t, d in zip(totals, _raw_sums(of_arm, day), strict=True)]
+            change = changes_by_day.get(day, none)
+            totals = [t + float(d) for t, d in zip(totals, change, strict=True)]
             series[day] = _from_raw_sums(n, *totals, ratio=ratio)
             day += DAY
         result[str(variant)] = series

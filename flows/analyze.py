@@ -219,7 +219,7 @@ def compute(
     inputs = clean.partial_inputs()
     uses: list[CacheUse] = []
 
-    def partial_rows(events: pl.LazyFrame, units: pl.LazyFrame, spec: PartialSpec) -> pl.LazyFrame:
+    def partial_rows(spec: PartialSpec) -> pl.LazyFrame:
         rows, use = cached_partials_of(inputs, spec, cache_dir, as_of, refresh=no_cache)
         uses.append(use)
         return rows

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import polars as pl
 
 from analysis.simulate import SimulatedData
 
+#: The local PostgreSQL every machine of this kind runs (trust auth; .ci/run starts it).
+PG_URI = "postgresql://postgres@127.0.0.1:5432/test"
 OLD = dt.datetime(2026, 8, 1, tzinfo=dt.UTC)
 EARLY = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
 
@@ -84,3 +88,17 @@ def copy_into(
     ):
         copy.write(buffer.getvalue())
     con.execute(f"ANALYZE {table}")
+
+
+@contextmanager
+def throwaway_schema(prefix: str) -> Iterator[tuple[Any, str]]:
+    """A new schema with a unique name and an autocommit connection; dropped on exit."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_URI, autocommit=True) as con:
+        con.execute(f"CREATE SCHEMA {name}")
+        try:
+            yield con, name
+        finally:
+            con.execute(f"DROP SCHEMA {name} CASCADE")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,13 @@ from analysis.config import load_config
 from analysis.pushdown import NOT_AVAILABLE
 from analysis.simulate import simulate
 from tests.conftest import AS_OF, CONFIGS, make_config_dir
-from tests.pg_factories import copy_into, planted
+from tests.pg_factories import PG_URI, copy_into, planted, throwaway_schema
 from tests.test_flows import _assert_close, _run
 
 psycopg = pytest.importorskip("psycopg")
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
-PG_URI = "postgresql://postgres@127.0.0.1:5432/test"
 ENV = "PROOF_TEST_PUSHDOWN_URI"
 EXPERIMENT = "smart-compose"
 COLUMNS = {"unit_id": "user_id", "ts": "occurred_at"}
@@ -51,18 +49,11 @@ def _planted() -> dict[str, pl.DataFrame]:
 
 @pytest.fixture(scope="module")
 def pg_schema() -> Iterator[str]:
-    name = f"proof_push_{uuid.uuid4().hex[:8]}"
     data = _planted()
-    with psycopg.connect(PG_URI, autocommit=True) as con:
-        con.execute(f"CREATE SCHEMA {name}")
-    try:
-        with psycopg.connect(PG_URI, autocommit=True) as con:
-            for table, frame in data.items():
-                copy_into(con, f"{name}.{table}", frame.rename(COLUMNS, strict=False))
+    with throwaway_schema("proof_push") as (con, name):
+        for table, frame in data.items():
+            copy_into(con, f"{name}.{table}", frame.rename(COLUMNS, strict=False))
         yield name
-    finally:
-        with psycopg.connect(PG_URI, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 def _config_dir(root: Path, schema: str, pushdown: bool) -> Path:

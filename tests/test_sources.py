@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from polars.testing import assert_frame_equal
 from analysis import schema
 from analysis.config import DuckDBSource, FileSource, SqlSource
 from analysis.sources import SourceError, SourceSchemaError, Tables, read_experiment
+from tests.pg_factories import PG_URI, throwaway_schema
 
-PG_URI = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = dt.datetime(2026, 10, 1, 12, tzinfo=dt.UTC)
 
 
@@ -171,10 +170,7 @@ def test_missing_files_and_database(tmp_path: Path) -> None:
 
 @pytest.fixture
 def pg_schema() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    name = f"proof_test_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_URI, autocommit=True) as con:
-        con.execute(f"CREATE SCHEMA {name}")
+    with throwaway_schema("proof_test") as (con, name):
         con.execute(
             f"CREATE TABLE {name}.assignments (experiment_id text, user_id text, variant text,"
             " assigned_at timestamptz, platform text)"
@@ -191,11 +187,7 @@ def pg_schema() -> Iterator[str]:
             cur.executemany(
                 f"INSERT INTO {name}.events VALUES (%s, %s, %s, %s, %s, %s)", _events().rows()
             )
-    try:
         yield name
-    finally:
-        with psycopg.connect(PG_URI, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 def test_sql_source_postgres(pg_schema: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,11 +41,10 @@ from analysis.validation_sql import (
     validate_sql,
 )
 from analysis.warehouse import measure_in_database
-from tests.pg_factories import copy_into, pg_type, planted
+from tests.pg_factories import PG_URI, copy_into, pg_type, planted, throwaway_schema
 
 psycopg = pytest.importorskip("psycopg")
 
-PG_URI = "postgresql://postgres@127.0.0.1:5432/test"
 ENV = "PROOF_TEST_VSQL_URI"
 CONFIG = load_config(Path(__file__).resolve().parent.parent / "configs")
 EXPERIMENT = CONFIG.experiment("smart-compose")
@@ -70,19 +68,12 @@ def _pg_type(column: str, dtype: pl.DataType) -> str:
 
 @pytest.fixture(scope="module")
 def pg_schema() -> Iterator[str]:
-    name = f"proof_vsql_{uuid.uuid4().hex[:8]}"
     data = _planted()
-    with psycopg.connect(PG_URI, autocommit=True) as con:
-        con.execute(f"CREATE SCHEMA {name}")
-    try:
-        with psycopg.connect(PG_URI, autocommit=True) as con:
-            for table in ("assignments", "events"):
-                frame = data[table].rename(COLUMNS, strict=False)
-                copy_into(con, f"{name}.{table}", frame, _pg_type)
+    with throwaway_schema("proof_vsql") as (con, name):
+        for table in ("assignments", "events"):
+            frame = data[table].rename(COLUMNS, strict=False)
+            copy_into(con, f"{name}.{table}", frame, _pg_type)
         yield name
-    finally:
-        with psycopg.connect(PG_URI, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,8 +39,8 @@ from analysis.warehouse import (
     dialect_of,
     measure_in_database,
 )
+from tests.pg_factories import PG_URI, throwaway_schema
 
-PG_URI = "postgresql://postgres@127.0.0.1:5432/test"
 CONFIG = load_config(Path(__file__).resolve().parent.parent / "configs")
 AS_OF = dt.date(2026, 11, 20)
 UNITS = 500
@@ -338,10 +337,7 @@ def _copy(con: object, table: str, frame: pl.DataFrame) -> None:
 
 @pytest.fixture(scope="module")
 def pg_schema(data: SimulatedData) -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    name = f"proof_test_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_URI, autocommit=True) as con:
-        con.execute(f"CREATE SCHEMA {name}")
+    with throwaway_schema("proof_test") as (con, name):
         con.execute(
             f'CREATE TABLE {name}.assignments (experiment_id text, "user id" text, '
             '"arm\'s" text, assigned_at timestamptz, platform text, plan text)'
@@ -355,11 +351,7 @@ def pg_schema(data: SimulatedData) -> Iterator[str]:
         # a warehouse keeps statistics; freshly loaded tables have none until autovacuum runs
         con.execute(f"ANALYZE {name}.assignments")
         con.execute(f"ANALYZE {name}.events")
-    try:
         yield name
-    finally:
-        with psycopg.connect(PG_URI, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 def _pg_source(schema_name: str) -> SqlSource:

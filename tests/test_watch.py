@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import logging
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,10 @@ from analysis.watch import (
     source_fingerprint,
     sql_fingerprint,
 )
+from tests.pg_factories import PG_URI, throwaway_schema
 
 NOW = dt.datetime(2026, 11, 26, 9, 15, tzinfo=dt.UTC)
 TODAY = NOW.date()
-PG_URI = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def _touch(path: Path, body: bytes = b"x", mtime_ns: int | None = None) -> None:
@@ -155,19 +154,12 @@ def test_duckdb_fingerprint_maps_columns_and_fails_clearly(tmp_path: Path) -> No
 
 @pytest.fixture
 def pg_tables() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    name = f"proof_watch_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_URI, autocommit=True) as con:
-        con.execute(f"CREATE SCHEMA {name}")
+    with throwaway_schema("proof_watch") as (con, name):
         con.execute(f"CREATE TABLE {name}.assignments (user_id text, assigned_at timestamptz)")
         con.execute(f"CREATE TABLE {name}.events (user_id text, ts timestamptz)")
         con.execute(f"INSERT INTO {name}.assignments VALUES ('u1', '2026-11-01T00:00:00Z')")
         con.execute(f"INSERT INTO {name}.events VALUES ('u1', '2026-11-20T10:00:00Z')")
-    try:
         yield name
-    finally:
-        with psycopg.connect(PG_URI, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 def test_sql_fingerprint_uses_max_ts(pg_tables: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -111,6 +111,14 @@ class DuckDBSource(_Strict):
     assignments: str = "assignments"
     events: str = "events"
     columns: dict[str, str] = Field(default_factory=dict)
+    validate_in_database: bool = Field(
+        default=False,
+        description=(
+            "Run the quarantine and the GX suites as SQL inside DuckDB and read only "
+            "the rows the quarantine keeps (no pandas, no validation cache); false: "
+            "read every row and validate pandas copies per day partition, cached."
+        ),
+    )
 
 
 class FileSource(_Strict):

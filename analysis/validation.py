@@ -411,17 +411,20 @@ def _label(r: Any, labels: Sequence[str] | None) -> str | None:
 def _examples(
     details: Mapping[str, Any], index: Sequence[str], label: str | None = None
 ) -> tuple[str, ...]:
+    def named(row: Mapping[str, Any]) -> str:
+        keys = [*(k for k in index if k in row), *(k for k in row if k not in index)]
+        return ", ".join(f"{k}={_fmt(row[k])}" for k in keys)
+
     rows = details.get("partial_unexpected_index_list") or []
-    examples = []
-    for row in rows[:MAX_EXAMPLES]:
-        if isinstance(row, Mapping):
-            keys = [*(k for k in index if k in row), *(k for k in row if k not in index)]
-            examples.append(", ".join(f"{k}={_fmt(row[k])}" for k in keys))
+    examples = [named(row) for row in rows[:MAX_EXAMPLES] if isinstance(row, Mapping)]
     if examples:
         return tuple(examples)
     values = details.get("partial_unexpected_list") or []
     prefix = "" if label is None else f"{label}="
-    return tuple(prefix + _fmt(v) for v in values[:MAX_EXAMPLES])
+    # A compound rule's values are rows (GX's SQL engine gives no index list for it).
+    return tuple(
+        named(v) if isinstance(v, Mapping) else prefix + _fmt(v) for v in values[:MAX_EXAMPLES]
+    )
 
 
 def _exception_message(info: Any) -> str | None:

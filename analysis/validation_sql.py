@@ -42,14 +42,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 import sqlalchemy as sa
 from sqlglot import exp
 
 from analysis import schema
-from analysis.config import Experiment, SqlSource
+from analysis.config import DuckDBSource, Experiment, SqlSource
 from analysis.partitions import MAX_EXAMPLES, BatchOutcome
 from analysis.quarantine import (
     CROSSOVER,
@@ -59,6 +59,7 @@ from analysis.quarantine import (
     TABLES,
     UNIT_ASSIGNMENT_QUARANTINED,
     UNIT_CROSSED_OVER,
+    QuarantineResult,
 )
 from analysis.sources import (
     EventCoverage,
@@ -66,6 +67,7 @@ from analysis.sources import (
     SourceSchemaError,
     check_reachable,
     conform,
+    connect_duckdb,
     redact,
     sql_uri,
 )
@@ -87,13 +89,17 @@ from analysis.validation import (
 
 __all__ = [
     "DIALECT",
+    "DUCKDB_TYPES",
     "PG_TYPES",
+    "Database",
     "SqlQuarantine",
     "SqlTable",
     "check_experiment_sql",
     "check_source",
+    "database",
     "experiment_queries",
     "failing_predicate",
+    "kept_rows",
     "labelled_query",
     "passing_predicate",
     "quarantine_sql",
@@ -101,6 +107,7 @@ __all__ = [
     "sqlalchemy_url",
     "used_rows",
     "validate_sql",
+    "validates_in_database",
 ]
 
 log = logging.getLogger(__name__)
@@ -134,6 +141,15 @@ PG_TYPES: Mapping[str, tuple[str, ...]] = {
     "Timestamp": ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"),
     "float64": ("DOUBLE PRECISION", "REAL", "SMALLINT", "INTEGER", "BIGINT", "NUMERIC",
                 "DECIMAL"),
+}  # fmt: skip
+#: DuckDB types (as GX reports them, upper case) that Proof's reader converts
+#: to each contract type (``sources.conform``: integers to float, enums to text).
+DUCKDB_TYPES: Mapping[str, tuple[str, ...]] = {
+    "str": ("VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR", "ENUM"),
+    "Timestamp": ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "TIMESTAMP_TZ"),
+    "float64": ("DOUBLE", "FLOAT", "REAL", "TINYINT", "SMALLINT", "INTEGER", "BIGINT",
+                "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "DECIMAL",
+                "NUMERIC"),
 }  # fmt: skip
 #: The type a column absent from the source is read as (only optional columns may be).
 _NULL_TYPES: Mapping[str, str] = {"str": "TEXT", "Timestamp": "TIMESTAMPTZ", "float64": "DOUBLE"}
@@ -201,26 +217,78 @@ def _split_name(source: str, role: str, name: str) -> tuple[str | None, str]:
     return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
 
 
-def _uri(source: str, src: SqlSource) -> str:
+@dataclass(frozen=True)
+class Database:
+    """Where a source's rows live: PostgreSQL (a ``sql`` source) or a DuckDB file.
+
+    ``uri`` is what messages must never show (a URI with its password; the
+    DuckDB path is harmless but handled the same way); ``dialect`` is
+    sqlglot's; ``url`` and ``connect_args`` are SQLAlchemy's (psycopg 3, or
+    duckdb-engine reading the file read-only).
+    """
+
+    source: str
+    uri: str
+    dialect: str
+    url: str
+    connect_args: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def types(self) -> Mapping[str, tuple[str, ...]]:
+        return DUCKDB_TYPES if self.dialect == "duckdb" else PG_TYPES
+
+    def fetch(self, sql: str) -> pl.DataFrame:
+        """Run one query; the rows come back as a polars frame (never the URI in errors)."""
+        try:
+            if self.dialect != "duckdb":
+                return pl.read_database_uri(sql, _plain_uri(self.uri), engine="connectorx")
+            # Through duckdb-engine, so that the file is opened with the configuration
+            # GX's engine uses: DuckDB refuses two configurations of one file at once.
+            engine = sa.create_engine(
+                self.url, poolclass=sa.pool.NullPool, connect_args=dict(self.connect_args)
+            )
+            try:
+                with engine.connect() as con:
+                    raw: Any = con.connection.driver_connection
+                    raw.execute("SET TimeZone='UTC'")
+                    return cast(pl.DataFrame, raw.sql(sql).pl())
+            finally:
+                engine.dispose()
+        except Exception as exc:  # the drivers raise many types; say which, never the URI
+            raise SourceError(
+                f"source {self.source!r}: query failed inside the database ({_why(exc, self.uri)})"
+            ) from None
+
+
+def database(source: str, src: SqlSource | DuckDBSource) -> Database:
+    """The database of ``src``: an unset variable, a URI that is not PostgreSQL or a
+    missing DuckDB file is a :class:`SourceError` naming the source."""
+    if isinstance(src, DuckDBSource):
+        connect_duckdb(source, src).close()  # names a missing or unreadable file
+        path = str(Path(src.path).resolve())
+        return Database(source, path, "duckdb", f"duckdb:///{path}", {"read_only": True})
     uri = sql_uri(source, src)
     try:
-        sqlalchemy_url(uri)
+        url = sqlalchemy_url(uri)
     except ValueError as exc:
         raise SourceError(f"source {source!r}: {exc}") from None
-    return uri
+    return Database(source, uri, DIALECT, url)
 
 
 @contextmanager
-def _engine(source: str, uri: str) -> Iterator[sa.Engine]:
+def _engine(db: Database) -> Iterator[sa.Engine]:
     """A SQLAlchemy engine; fails fast, naming host and port, when nothing answers."""
-    check_reachable(source, uri)
+    if db.dialect != "duckdb":
+        check_reachable(db.source, db.uri)
     try:
-        engine = sa.create_engine(sqlalchemy_url(uri), poolclass=sa.pool.NullPool)
+        engine = sa.create_engine(
+            db.url, poolclass=sa.pool.NullPool, connect_args=dict(db.connect_args)
+        )
         with engine.connect() as con:
             con.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as exc:
         raise SourceError(
-            f"source {source!r}: cannot connect to the database ({_why(exc, uri)})"
+            f"source {db.source!r}: cannot connect to the database ({_why(exc, db.uri)})"
         ) from None
     try:
         yield engine
@@ -236,19 +304,41 @@ def _why(exc: BaseException, uri: str) -> str:
     return f"{type(inner).__name__}: {redact(first, uri)}"
 
 
-def reflect(source: str, src: SqlSource, engine: sa.Engine) -> dict[str, SqlTable]:
+def _catalog_types(engine: sa.Engine, table: str, schema_name: str | None) -> dict[str, str]:
+    """Column name -> catalog type (upper case) of one table.
+
+    DuckDB is asked through ``information_schema``: duckdb-engine's inspector
+    is PostgreSQL's, whose column query reads ``pg_collation``, which DuckDB
+    does not have.
+    """
+    if engine.dialect.name != "duckdb":
+        found = sa.inspect(engine).get_columns(table, schema=schema_name)
+        return {
+            str(c["name"]): str(c["type"].compile(dialect=engine.dialect)).upper() for c in found
+        }
+    query = sa.text(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = :table AND table_schema = COALESCE(:schema, current_schema()) "
+        "ORDER BY ordinal_position"
+    )
+    with engine.connect() as con:
+        rows = con.execute(query, {"table": table, "schema": schema_name}).all()
+    if not rows:
+        raise sa.exc.NoSuchTableError(table)
+    return {str(n): str(t).upper() for n, t in rows}
+
+
+def reflect(source: str, src: SqlSource | DuckDBSource, engine: sa.Engine) -> dict[str, SqlTable]:
     """Both tables of ``src`` as the catalog describes them; a missing one is an error.
 
     A missing table raises :class:`SourceError` naming it; a missing required
     column raises :class:`SourceSchemaError`, as the polars reader would.
     """
-    inspector = sa.inspect(engine)
-    dialect = engine.dialect
     described: dict[str, SqlTable] = {}
     for role, name in (("assignments", src.assignments), ("events", src.events)):
         db, table = _split_name(source, role, name)
         try:
-            found = inspector.get_columns(table, schema=db)
+            types = _catalog_types(engine, table, db)
         except sa.exc.NoSuchTableError:
             raise SourceError(
                 f"source {source!r}: table {name!r} (the {role} table) does not exist"
@@ -258,7 +348,6 @@ def reflect(source: str, src: SqlSource, engine: sa.Engine) -> dict[str, SqlTabl
                 f"source {source!r}: cannot read table {name!r} (the {role} table): "
                 f"{_why(exc, str(engine.url))}"
             ) from None
-        types = {str(c["name"]): str(c["type"].compile(dialect=dialect)).upper() for c in found}
         columns: dict[str, str | None] = {}
         for column, dtype in schema.TABLES[role].items():
             mapped = src.columns.get(column, column)
@@ -587,7 +676,7 @@ def _with(ctes: Sequence[tuple[str, exp.Expr]], body: exp.Select) -> exp.Select:
 
 def labelled_query(
     source: str,
-    src: SqlSource,
+    src: SqlSource | DuckDBSource,
     experiment: Experiment,
     as_of: dt.date,
     table: str,
@@ -608,7 +697,7 @@ def labelled_query(
 
 def used_rows(
     source: str,
-    src: SqlSource,
+    src: SqlSource | DuckDBSource,
     experiment: Experiment,
     as_of: dt.date,
     *,
@@ -622,10 +711,9 @@ def used_rows(
     columns under their own names). ``now`` must be the ``now`` the
     quarantine ran with (it bounds ``ts_in_future``).
     """
-    uri = _uri(source, src)
     params = run_params(experiment, as_of, now)
     suites = {t: load_suite(t, params, suite_dir) for t in TABLES}
-    with _engine(source, uri) as engine:
+    with _engine(database(source, src)) as engine:
         tables = reflect(source, src, engine)
     labelled = _labelled(tables, suites, experiment.id, as_of)
     return {
@@ -636,10 +724,10 @@ def used_rows(
     }
 
 
-def check_source(source: str, src: SqlSource) -> dict[str, SqlTable]:
+def check_source(source: str, src: SqlSource | DuckDBSource) -> dict[str, SqlTable]:
     """Connect and describe both tables: an unset variable, an unreachable database,
     a missing table or a missing column is a :class:`SourceError` naming the source."""
-    with _engine(source, _uri(source, src)) as engine:
+    with _engine(database(source, src)) as engine:
         return reflect(source, src, engine)
 
 
@@ -678,7 +766,7 @@ def _reason_column(columns: Sequence[str]) -> str:
 
 def quarantine_sql(
     source: str,
-    src: SqlSource,
+    src: SqlSource | DuckDBSource,
     experiment: Experiment,
     as_of: dt.date,
     *,
@@ -692,10 +780,10 @@ def quarantine_sql(
     ``quarantine/<table>.parquet`` as today.
     """
     now = now or dt.datetime.now(dt.UTC)
-    uri = _uri(source, src)
+    db = database(source, src)
     params = run_params(experiment, as_of, now)
     suites = {t: load_suite(t, params, suite_dir) for t in TABLES}
-    with _engine(source, uri) as engine:
+    with _engine(db) as engine:
         tables = reflect(source, src, engine)
         labelled = _labelled(tables, suites, experiment.id, as_of)
         rows: dict[str, pl.DataFrame] = {}
@@ -710,25 +798,16 @@ def quarantine_sql(
                 .where(exp.not_(_c(_WORK).is_(exp.null())))
                 .order_by(*[exp.Ordered(this=_c(c), nulls_first=False) for c in columns])
             )
-            texts[table] = out.sql(dialect=DIALECT)
-            frame = _fetch(source, uri, texts[table])
+            texts[table] = out.sql(dialect=db.dialect)
+            frame = db.fetch(texts[table])
             reason = frame.get_column(_WORK).alias(name)
             conformed = conform(frame.drop(_WORK).lazy(), source, table, {}).collect()
             rows[table] = conformed.with_columns(reason)
             per_reason = reason.value_counts(sort=False)
             counts[table] = {str(r): int(n) for r, n in sorted(per_reason.iter_rows())}
-        rows_in = _rows(source, uri, experiment_queries(tables, experiment.id))
-        crossed = _fetch(source, uri, labelled["crossed"].sql(dialect=DIALECT)).item()
+        rows_in = _rows(db, experiment_queries(tables, experiment.id))
+        crossed = db.fetch(labelled["crossed"].sql(dialect=db.dialect)).item()
     return SqlQuarantine(rows, counts, rows_in, int(crossed or 0), texts)
-
-
-def _fetch(source: str, uri: str, sql: str) -> pl.DataFrame:
-    try:
-        return pl.read_database_uri(sql, _plain_uri(uri), engine="connectorx")
-    except Exception as exc:  # the drivers raise many types; say which, never the URI
-        raise SourceError(
-            f"source {source!r}: query failed inside the database ({_why(exc, uri)})"
-        ) from None
 
 
 # --------------------------------------------------------------------------- GX on SQL
@@ -749,20 +828,29 @@ def _sql_expectation(e: Expectation) -> Expectation:
     return e.with_kwargs(kwargs)
 
 
-def _type_expectation(e: Expectation, table: SqlTable) -> Expectation | BatchOutcome:
-    """A contract type check as ``in_type_list`` over the base table's catalog type."""
+def _type_expectation(e: Expectation, table: SqlTable, db: Database) -> Expectation | BatchOutcome:
+    """A contract type check as ``in_type_list`` over the base table's catalog type.
+
+    On DuckDB the catalog type :func:`reflect` read is compared here: GX would
+    reflect the table through duckdb-engine's PostgreSQL inspector, which
+    DuckDB cannot answer (``pg_collation``).
+    """
+    types = db.types
+    catalog_through_gx = db.dialect != "duckdb"
     column = str(e.kwargs.get("column"))
     type_ = str(e.kwargs.get("type_"))
-    accepted = PG_TYPES.get(type_)
+    accepted = types.get(type_)
     if accepted is None:
         return BatchOutcome(
-            e.key, False, error=f"cannot run inside the database: no PostgreSQL types for {type_!r}"
+            e.key, False, error=f"cannot run inside the database: no database types for {type_!r}"
         )
     source = table.source_column(column)
     if source is None:  # an optional column the source does not have: read as NULL
         return BatchOutcome(e.key, True, observed="absent (read as NULL)")
     found = table.types.get(source, "")
     spelled = [found] if found.split("(")[0].strip() in accepted else []
+    if not catalog_through_gx:
+        return BatchOutcome(e.key, bool(spelled), observed=found)
     return Expectation(
         e.key,
         e.table,
@@ -772,8 +860,40 @@ def _type_expectation(e: Expectation, table: SqlTable) -> Expectation | BatchOut
     )
 
 
+@contextmanager
+def _buffered_results() -> Iterator[None]:
+    """GX's SQL engine reading every result before it gives its connection back.
+
+    ``SqlAlchemyExecutionEngine.execute_query`` returns the cursor after the
+    ``with`` block has returned the connection to the pool; PostgreSQL's
+    driver has the rows already, DuckDB's reads them lazily and finds the
+    result gone, so every metric came back empty and every check silently
+    passed or failed. Buffering (``Result.freeze``) inside the block fixes
+    it. Patched only while a DuckDB validation runs (the flows hold one GX
+    lock), and only if GX still has the method.
+    """
+    from great_expectations.execution_engine import sqlalchemy_execution_engine as engine
+
+    cls = engine.SqlAlchemyExecutionEngine
+    original = getattr(cls, "execute_query", None)
+    if original is None:
+        yield
+        return
+
+    def execute_query(self: Any, query: Any) -> Any:
+        with self.get_connection() as connection:
+            result = self._execute_query_with_recovery(connection, query)
+            return result.freeze()() if result.returns_rows else result
+
+    setattr(cls, "execute_query", execute_query)  # noqa: B010 (a method, on purpose)
+    try:
+        yield
+    finally:
+        setattr(cls, "execute_query", original)  # noqa: B010
+
+
 class _GxSql:
-    """One ephemeral GX context with two PostgreSQL data sources.
+    """One ephemeral GX context with two data sources on the database.
 
     ``rows`` materialises a query asset once into a temporary table
     (``create_temp_table``): GX otherwise runs the query again for every metric,
@@ -781,7 +901,7 @@ class _GxSql:
     tables' column types and never copies them.
     """
 
-    def __init__(self, source: str, uri: str, *, temp_table: bool = True) -> None:
+    def __init__(self, db: Database, *, temp_table: bool = True) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -791,13 +911,24 @@ class _GxSql:
         self.context.variables.progress_bars = ProgressBarsConfig(
             globally=False, metric_calculations=False
         )
-        url = sqlalchemy_url(uri)
         sources = self.context.data_sources
+        if db.dialect == "duckdb":
+            kwargs = {"connect_args": dict(db.connect_args)}  # create_engine's
+            add_sql: Any = sources.add_sql  # its stub omits ``kwargs``
+            self.rows = add_sql(
+                f"proof_{db.source}_rows", connection_string=db.url,
+                create_temp_table=temp_table, kwargs=kwargs,
+            )  # fmt: skip
+            self.catalog = add_sql(
+                f"proof_{db.source}_catalog", connection_string=db.url,
+                create_temp_table=False, kwargs=kwargs,
+            )  # fmt: skip
+            return
         self.rows = sources.add_postgres(
-            f"proof_{source}_rows", connection_string=url, create_temp_table=temp_table
+            f"proof_{db.source}_rows", connection_string=db.url, create_temp_table=temp_table
         )
         self.catalog = sources.add_postgres(
-            f"proof_{source}_catalog", connection_string=url, create_temp_table=False
+            f"proof_{db.source}_catalog", connection_string=db.url, create_temp_table=False
         )
 
     def close(self) -> None:
@@ -835,7 +966,7 @@ class _GxSql:
 
 
 def _run_suite(
-    gx: _GxSql, suite: Suite, table: SqlTable, query: exp.Select
+    gx: _GxSql, db: Database, suite: Suite, table: SqlTable, query: exp.Select
 ) -> dict[str, BatchOutcome]:
     found: dict[str, BatchOutcome] = {}
     on_query: list[Expectation] = []
@@ -843,7 +974,7 @@ def _run_suite(
     for e in suite.gx():
         try:
             if e.type == _TYPE_CHECK:
-                typed = _type_expectation(e, table)
+                typed = _type_expectation(e, table, db)
                 if isinstance(typed, BatchOutcome):
                     found[e.key] = typed
                 else:
@@ -860,7 +991,7 @@ def _run_suite(
             found[e.key] = BatchOutcome(
                 e.key, False, error=f"cannot run inside the database: {exc}"
             )
-    asset = gx.rows.add_query_asset(f"{table.role}_rows", query=query.sql(dialect=DIALECT))
+    asset = gx.rows.add_query_asset(f"{table.role}_rows", query=query.sql(dialect=db.dialect))
     index = [c for c in suite.index_columns if c in table.columns]
     for outcome in gx.validate(asset, on_query, index):
         found[outcome.key] = outcome
@@ -873,7 +1004,7 @@ def _run_suite(
     return found
 
 
-def _coverage(source: str, uri: str, queries: Mapping[str, exp.Select]) -> EventCoverage:
+def _coverage(db: Database, queries: Mapping[str, exp.Select]) -> EventCoverage:
     """Events of the experiment's rows whose unit no assignment row names (as the polars path)."""
     units = exp.select(_c("unit_id")).from_(queries["assignments"].subquery("a"))
     units = units.where(exp.not_(_c("unit_id").is_(exp.null())))
@@ -896,25 +1027,25 @@ def _coverage(source: str, uri: str, queries: Mapping[str, exp.Select]) -> Event
         .order_by(exp.Ordered(this=_str_order("unit_id", None)))
         .limit(MAX_EXAMPLES)
     )
-    row = _fetch(source, uri, counts.sql(dialect=DIALECT)).row(0)
-    found = _fetch(source, uri, examples.sql(dialect=DIALECT)).to_series()
+    row = db.fetch(counts.sql(dialect=db.dialect)).row(0)
+    found = db.fetch(examples.sql(dialect=db.dialect)).to_series()
     return EventCoverage(int(row[0]), int(row[1] or 0), tuple(str(u) for u in found))
 
 
-def _rows(source: str, uri: str, queries: Mapping[str, exp.Select]) -> dict[str, int]:
+def _rows(db: Database, queries: Mapping[str, exp.Select]) -> dict[str, int]:
     counts = exp.select(
         *[
             exp.alias_(exp.select(exp.Count(this=exp.Star())).from_(q.subquery("t")).subquery(), t)
             for t, q in queries.items()
         ]
     )
-    row = _fetch(source, uri, counts.sql(dialect=DIALECT)).row(0)
+    row = db.fetch(counts.sql(dialect=db.dialect)).row(0)
     return {t: int(n) for t, n in zip(queries, row, strict=True)}
 
 
 def validate_sql(
     source: str,
-    src: SqlSource,
+    src: SqlSource | DuckDBSource,
     experiment: Experiment,
     as_of: dt.date,
     *,
@@ -936,10 +1067,10 @@ def validate_sql(
     runs the experiment's query again for every metric (slower).
     """
     now = now or dt.datetime.now(dt.UTC)
-    uri = _uri(source, src)
+    db = database(source, src)
     params = run_params(experiment, as_of, now)
     suites = [load_suite(t, params, suite_dir) for t in TABLES]
-    with _engine(source, uri) as engine:
+    with _engine(db) as engine:
         tables = reflect(source, src, engine)
     queries = experiment_queries(tables, experiment.id)
     found: dict[str, BatchOutcome] = {}
@@ -947,21 +1078,24 @@ def validate_sql(
         with warnings.catch_warnings():
             # GX and its dependencies emit deprecation noise on import and use.
             warnings.simplefilter("ignore")
-            gx = _GxSql(source, uri, temp_table=temp_table)
-            try:
-                for suite in suites:
-                    found |= _run_suite(gx, suite, tables[suite.table], queries[suite.table])
-            finally:
-                gx.close()
+            with _buffered_results():
+                gx = _GxSql(db, temp_table=temp_table)
+                try:
+                    for suite in suites:
+                        found |= _run_suite(
+                            gx, db, suite, tables[suite.table], queries[suite.table]
+                        )
+                finally:
+                    gx.close()
     except SourceError:
         raise
     except Exception as exc:  # GX wraps driver errors in many types; never show the URI
         raise SourceError(
-            f"source {source!r}: validation inside the database failed ({_why(exc, uri)})"
+            f"source {source!r}: validation inside the database failed ({_why(exc, db.uri)})"
         ) from None
     for e in suites[1].proof():
         if e.type == _UNASSIGNED_SHARE:
-            share = unassigned_share(e, {}, coverage or _coverage(source, uri, queries))
+            share = unassigned_share(e, {}, coverage or _coverage(db, queries))
             if share is not None:
                 found[e.key] = share
     outcomes = tuple(
@@ -972,7 +1106,7 @@ def validate_sql(
     )
     return ValidationReport(
         outcomes,
-        _rows(source, uri, queries),
+        _rows(db, queries),
         {t: dict(c) for t, c in (quarantine or {}).items()},
         {"validated": 0, "reused": 0},
     )
@@ -980,7 +1114,7 @@ def validate_sql(
 
 def check_experiment_sql(
     source: str,
-    src: SqlSource,
+    src: SqlSource | DuckDBSource,
     experiment: Experiment,
     as_of: dt.date,
     *,
@@ -1004,3 +1138,49 @@ def check_experiment_sql(
         temp_table=temp_table,
     )
     return held, report
+
+
+def kept_rows(
+    source: str,
+    src: SqlSource | DuckDBSource,
+    experiment: Experiment,
+    as_of: dt.date,
+    held: SqlQuarantine,
+    *,
+    now: dt.datetime,
+    suite_dir: Path = DEFAULT_SUITE_DIR,
+) -> QuarantineResult:
+    """The split the polars path makes, from a quarantine that ran inside the database.
+
+    Only the rows the quarantine keeps are read (:func:`used_rows`, with the
+    quarantine's ``now``), conformed to the contract's types; the quarantined
+    rows, counts and rows in are ``held``'s. The result is what
+    :func:`analysis.quarantine.split` returns over the same rows (tested), so
+    the per-day partials and every metric run on it unchanged.
+    """
+    db = database(source, src)
+    queries = used_rows(source, src, experiment, as_of, now=now, suite_dir=suite_dir)
+    used = {
+        table: conform(db.fetch(query.sql(dialect=db.dialect)).lazy(), source, table, {}).collect()
+        for table, query in queries.items()
+    }
+    assigned = pl.concat(
+        [used["assignments"].get_column("unit_id"), held.rows["assignments"].get_column("unit_id")]
+    ).drop_nulls()
+    unassigned = used["events"].filter(~pl.col("unit_id").is_in(assigned.implode())).height
+    return QuarantineResult(
+        assignments=used["assignments"],
+        events=used["events"],
+        quarantined=held.rows,
+        counts=held.counts,
+        rows_in=held.rows_in,
+        crossover_units=held.crossover_units,
+        unassigned_events=unassigned,
+    )
+
+
+def validates_in_database(source: SqlSource | DuckDBSource | object) -> bool:
+    """Whether a run checks ``source``'s rows inside the database (push-down, or DuckDB)."""
+    if isinstance(source, DuckDBSource):
+        return source.validate_in_database
+    return isinstance(source, SqlSource) and source.pushdown

@@ -39,7 +39,14 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BeforeValidator, Field
 
 from analysis import pushdown
-from analysis.config import Experiment, Metric, ProofConfig, SqlSource, load_config
+from analysis.config import (
+    DuckDBSource,
+    Experiment,
+    Metric,
+    ProofConfig,
+    SqlSource,
+    load_config,
+)
 from analysis.partials import PartialSpec
 from analysis.partials_cache import CacheUse, cached_partials_of, partials_cache_dir
 from analysis.pipeline import Measurement, measure, summarise
@@ -57,6 +64,12 @@ from analysis.validation import (
     check_experiment,
     validate_unit_metrics,
     validation_cache_dir,
+)
+from analysis.validation_sql import (
+    check_experiment_sql,
+    check_source,
+    kept_rows,
+    validates_in_database,
 )
 from analysis.warehouse import WarehouseMeasurement
 from flows import events, locks
@@ -108,12 +121,13 @@ def load(
 ) -> tuple[dict[str, pl.DataFrame] | None, EventCoverage | None]:
     """Read the experiment's tables once, and count events of unassigned units at the source.
 
-    A push-down source is not read: its tables and columns are only checked (None).
+    A source checked inside the database (push-down, or DuckDB) is not read
+    here: its tables and columns are only checked (None).
     """
     source = config.sources[experiment.source]
     raw: dict[str, pl.DataFrame] | None = None
-    if isinstance(source, SqlSource) and pushdown.enabled(source):
-        pushdown.probe(experiment.source, source)
+    if isinstance(source, SqlSource | DuckDBSource) and validates_in_database(source):
+        check_source(experiment.source, source)  # tables and columns; no row is read
     else:
         raw = collect_tables(read_experiment(experiment.source, source, experiment.id))
     since = dt.datetime.combine(experiment.start, dt.time(), dt.UTC) - dt.timedelta(
@@ -161,6 +175,32 @@ def check(
         )
     _stop_if_failed(checked.report, experiment.id, run_id)
     return checked
+
+
+@task(cache_policy=NO_CACHE)
+def check_then_read(
+    config: ProofConfig,
+    experiment: Experiment,
+    as_of: dt.date,
+    coverage: EventCoverage | None,
+    run_id: str,
+) -> CheckedData:
+    """Quarantine and validation as SQL inside DuckDB, then read only the kept rows.
+
+    The same split and report as ``check`` (tested), without reading the
+    quarantined rows twice or handing pandas copies to GX. A critical failure
+    stops the run as in ``check``.
+    """
+    source = config.sources[experiment.source]
+    assert isinstance(source, DuckDBSource)
+    now = dt.datetime.now(dt.UTC)
+    with _GX_LOCK:
+        held, report = check_experiment_sql(
+            experiment.source, source, experiment, as_of, now=now, coverage=coverage
+        )
+    _stop_if_failed(report, experiment.id, run_id)
+    kept = kept_rows(experiment.source, source, experiment, as_of, held, now=now)
+    return CheckedData(kept, report)
 
 
 @task(cache_policy=NO_CACHE)
@@ -336,9 +376,13 @@ def analyze_experiment(
     raw, coverage = load(config, experiment, day)
     checked: CheckedData | DatabaseCheck
     found: WarehouseMeasurement | None = None
-    if raw is None:  # pushed down into the database
+    source = config.sources[experiment.source]
+    if raw is None and pushdown.enabled(source):  # pushed down into the database
         checked = check_in_database(config, experiment, day, coverage, rid)
         measurement, found = compute_in_database(config, experiment, metrics, day, checked)
+    elif raw is None:  # checked inside DuckDB; only the kept rows were read
+        checked = check_then_read(config, experiment, day, coverage, rid)
+        measurement = compute(checked, experiment, metrics, day, out_dir, no_cache)
     else:
         checked = check(raw, coverage, experiment, day, out_dir, rid, revalidate or no_cache)
         raw = None  # the source's rows: the split keeps the used ones, free the rest now

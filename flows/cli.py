@@ -188,13 +188,14 @@ def validate(
 
     Runs the quarantine split and every expectation (cached per day partition
     under OUT/.cache/validation; inside the database for a sql source with
-    pushdown: true). Exit code 2 when a critical expectation failed.
+    pushdown: true or a duckdb source with validate_in_database: true).
+    Exit code 2 when a critical expectation failed.
     """
-    from analysis import pushdown
-    from analysis.config import ConfigError, SqlSource, load_config
+    from analysis.config import ConfigError, DuckDBSource, SqlSource, load_config
     from analysis.quarantine import collect_tables
     from analysis.sources import SourceError, event_coverage, read_experiment
     from analysis.validation import check_experiment, format_summary, validation_cache_dir
+    from analysis.validation_sql import check_experiment_sql, validates_in_database
 
     day = as_of.date() if as_of else _yesterday()
     try:
@@ -205,10 +206,11 @@ def validate(
             days=exp.pre_window_days
         )
         until = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
-        if isinstance(source, SqlSource) and pushdown.enabled(source):
-            # pushdown: true — quarantine and GX run inside the database, as in a run
+        if isinstance(source, SqlSource | DuckDBSource) and validates_in_database(source):
+            # pushdown: true, validate_in_database: true — quarantine and GX run inside
+            # the database, as in a run
             coverage = event_coverage(exp.source, source, since, until)
-            report = pushdown.check(exp.source, source, exp, day, coverage=coverage).report
+            report = check_experiment_sql(exp.source, source, exp, day, coverage=coverage)[1]
         else:
             raw = collect_tables(read_experiment(exp.source, source, exp.id))
             coverage = event_coverage(exp.source, source, since, until)

@@ -165,19 +165,19 @@ def test_proof_validate_runs_inside_the_database(
     """`proof validate` on a push-down source: the quarantine counts of the database check."""
     from typer.testing import CliRunner
 
-    from analysis import pushdown
+    from analysis import validation_sql
     from flows.cli import app
 
     monkeypatch.setenv(ENV, PG_URI)
     config_dir = _config_dir(tmp_path, pg_schema, pushdown=True)
     calls: list[str] = []
-    real_check = pushdown.check
+    real_check = validation_sql.check_experiment_sql
 
-    def spy(*args: Any, **kwargs: Any) -> pushdown.DatabaseCheck:
+    def spy(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[0])
         return real_check(*args, **kwargs)
 
-    monkeypatch.setattr(pushdown, "check", spy)
+    monkeypatch.setattr(validation_sql, "check_experiment_sql", spy)
     result = CliRunner().invoke(
         app,
         ["validate", "-e", EXPERIMENT, "--as-of", AS_OF.isoformat(),

@@ -1,0 +1,198 @@
+"""Validation and quarantine inside DuckDB give what the polars path gives.
+
+The same planted data as the PostgreSQL twin (tests/test_validation_sql.py),
+written to a DuckDB file under the source's own column names. GX's SQL engine
+on DuckDB once returned empty metrics (so every check silently passed or
+failed); these tests prove it now catches every planted error with the exact
+counts of the polars path, and that the split read back from the database
+(``kept_rows``) equals ``quarantine.split``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from analysis.config import DuckDBSource, load_config
+from analysis.quarantine import QuarantineResult, collect_tables, split
+from analysis.simulate import simulate
+from analysis.sources import SourceError, read_experiment
+from analysis.validation import ValidationReport, format_summary, validate_experiment
+from analysis.validation_sql import SqlQuarantine, check_experiment_sql, kept_rows
+from tests.pg_factories import planted
+
+CONFIG = load_config(Path(__file__).resolve().parent.parent / "configs")
+EXPERIMENT = CONFIG.experiment("smart-compose")
+AS_OF = dt.date(2026, 11, 20)
+NOW = dt.datetime(2026, 11, 21, 6, tzinfo=dt.UTC)
+#: contract name -> the source's own column name
+COLUMNS = {"unit_id": "user_id", "ts": "occurred_at"}
+
+
+def _write_duckdb(path: Path, tables: dict[str, pl.DataFrame]) -> None:
+    con = duckdb.connect(str(path))
+    for name, frame in tables.items():
+        con.register("frame", frame)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+        con.unregister("frame")
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> DuckDBSource:
+    data = simulate(list(CONFIG.experiments.values()), 150, AS_OF, seed=11)
+    tables = planted(data, EXPERIMENT.id, NOW + dt.timedelta(days=3), critical=True)
+    path = tmp_path_factory.mktemp("vduck") / "source.duckdb"
+    _write_duckdb(path, {t: f.rename(COLUMNS, strict=False) for t, f in tables.items()})
+    return DuckDBSource(kind="duckdb", path=path, columns=COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def polars_path(source: DuckDBSource) -> tuple[QuarantineResult, ValidationReport]:
+    raw = collect_tables(read_experiment("duck", source, EXPERIMENT.id))
+    held = split(raw, EXPERIMENT, AS_OF, now=NOW)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = validate_experiment(raw, EXPERIMENT, AS_OF, now=NOW, quarantine=held.counts)
+    return held, report
+
+
+@pytest.fixture(scope="module")
+def duck_path(source: DuckDBSource) -> tuple[SqlQuarantine, ValidationReport]:
+    return check_experiment_sql("duck", source, EXPERIMENT, AS_OF, now=NOW)
+
+
+def test_gx_on_duckdb_finds_every_planted_error_as_the_polars_path(
+    polars_path: tuple[QuarantineResult, ValidationReport],
+    duck_path: tuple[SqlQuarantine, ValidationReport],
+) -> None:
+    _, expected = polars_path
+    _, got = duck_path
+    assert [o.key for o in got.outcomes] == [o.key for o in expected.outcomes]
+    for want, have in zip(expected.outcomes, got.outcomes, strict=True):
+        assert have.error is None, (have.key, have.error)
+        assert (have.success, have.severity) == (want.success, want.severity), want.key
+        assert have.unexpected_count == want.unexpected_count, want.key
+        if want.unexpected_count is not None:
+            assert have.element_count == want.element_count, want.key
+    failed = {o.reason for o in got.outcomes if not o.success}
+    # one planted row each: GX's counts are real, not an empty result read as a pass
+    assert {"null_ts", "null_event_id", "ts_in_future", "value_out_of_range"} <= failed
+    assert next(o for o in got.outcomes if o.reason == "null_ts").unexpected_count == 1
+    compound = next(
+        o for o in got.outcomes if o.expectation == "expect_compound_columns_to_be_unique"
+    )
+    assert compound.examples  # rows, named as the polars path names them
+    assert all(e.startswith("unit_id=") for e in compound.examples), compound.examples
+    assert not got.success
+    assert got.rows == expected.rows
+    assert "validation FAILED" in format_summary(got.summary(), EXPERIMENT.id)
+
+
+def test_type_checks_read_duckdb_catalog_types(
+    duck_path: tuple[SqlQuarantine, ValidationReport],
+) -> None:
+    _, got = duck_path
+    types = [o for o in got.outcomes if o.expectation == "expect_column_values_to_be_of_type"]
+    assert types
+    assert all(o.success for o in types)
+    observed = {o.column: o.observed for o in types}
+    assert observed["ts"] == "TIMESTAMP WITH TIME ZONE"
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(frame.columns, nulls_last=True)
+
+
+def test_kept_rows_are_the_split_of_the_polars_path(
+    source: DuckDBSource,
+    polars_path: tuple[QuarantineResult, ValidationReport],
+    duck_path: tuple[SqlQuarantine, ValidationReport],
+) -> None:
+    expected, _ = polars_path
+    held, _ = duck_path
+    got = kept_rows("duck", source, EXPERIMENT, AS_OF, held, now=NOW)
+    assert got.counts == {t: dict(c) for t, c in expected.counts.items()}
+    assert got.rows_in == dict(expected.rows_in)
+    assert got.rows_used == expected.rows_used
+    assert got.crossover_units == expected.crossover_units > 0
+    assert got.unassigned_events == expected.unassigned_events
+    assert_frame_equal(_sorted(got.assignments), _sorted(expected.assignments))
+    assert_frame_equal(_sorted(got.events), _sorted(expected.events))
+    for table in ("assignments", "events"):
+        assert_frame_equal(_sorted(got.quarantined[table]), _sorted(expected.quarantined[table]))
+    inputs, want = got.partial_inputs(), expected.partial_inputs()
+    assert_frame_equal(
+        _sorted(inputs.events.collect()), _sorted(want.events.collect()), check_row_order=False
+    )
+
+
+def test_a_missing_file_or_table_is_named(source: DuckDBSource, tmp_path: Path) -> None:
+    gone = source.model_copy(update={"path": tmp_path / "nothing.duckdb"})
+    with pytest.raises(SourceError, match=r"'duck'.*nothing\.duckdb not found"):
+        check_experiment_sql("duck", gone, EXPERIMENT, AS_OF, now=NOW)
+    missing = source.model_copy(update={"events": "no_such_events"})
+    with pytest.raises(SourceError, match=r"'no_such_events' \(the events table\) does not exist"):
+        check_experiment_sql("duck", missing, EXPERIMENT, AS_OF, now=NOW)
+
+
+# --------------------------------------------------------------------------- through the flow
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_run_validated_inside_duckdb_publishes_the_results_of_the_default_path(
+    tmp_path: Path,
+) -> None:
+    """`proof run` with `validate_in_database: true` and without: the same results and files.
+
+    Warnings-only bad rows are planted, so both runs go through to the report.
+    """
+    import json
+
+    from tests.conftest import make_config_dir
+    from tests.test_flows import _assert_close, _run, _without_run_stamps
+
+    config_dir = make_config_dir(tmp_path, kind="duckdb")
+    data = simulate(list(CONFIG.experiments.values()), 2_000, AS_OF, seed=7)
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    tables = planted(data, EXPERIMENT.id, future, critical=False)
+    (tmp_path / "data").mkdir()
+    _write_duckdb(tmp_path / "data" / "warehouse.duckdb", tables)
+    sources = config_dir / "sources.yaml"
+    default = sources.read_text()
+    published: dict[str, dict[str, object]] = {}
+    for name, flag in (("inside", "true"), ("default", "false")):
+        sources.write_text(default + f"    validate_in_database: {flag}\n")
+        out = tmp_path / f"out-{name}"
+        ran = _run(
+            "--config-dir", str(config_dir), "--out", str(out), "--run-id", name,
+            "-e", EXPERIMENT.id, "--as-of", AS_OF.isoformat(),
+        )  # fmt: skip
+        assert ran.exit_code == 0, ran.output
+        run_dir = out / EXPERIMENT.id / name
+        results = json.loads((run_dir / "results.json").read_text())
+        # examples of a failed rule may name other rows; the rules and counts must not differ
+        for failure in results["validation"]["failed_expectations"]:
+            failure.pop("examples", None)
+        for outcome in results["validation"]["expectations"]:
+            outcome.pop("examples", None)
+            if outcome["expectation"] == "expect_column_values_to_be_of_type":
+                outcome.pop("observed")  # the catalog's type, or pandas'
+        published[name] = _without_run_stamps(results)
+        for table in ("assignments", "events"):
+            published[name][f"quarantine/{table}"] = _sorted(
+                pl.read_parquet(run_dir / "quarantine" / f"{table}.parquet")
+            ).to_dicts()
+    got, want = published["inside"], published["default"]
+    quarantine = got["validation"]["quarantine"]  # type: ignore[index]
+    assert quarantine["events"]["duplicate_event_id"] >= 1
+    assert quarantine["assignments"]["crossover"] >= 1
+    assert got["over_time"]  # the whole polars analysis ran on the kept rows
+    assert got["funnel"]
+    _assert_close(got, want)

@@ -151,9 +151,15 @@ def partials(events: pl.LazyFrame, units: pl.LazyFrame, spec: PartialSpec) -> pl
 # --------------------------------------------------------------------------- merging
 
 
-def _period_sums(spec: PartialSpec, suffix: str, period: pl.Expr) -> list[pl.Expr]:
+def _period_columns(spec: PartialSpec, suffix: str, period: pl.Expr) -> list[pl.Expr]:
+    """Each partial column where the row is in ``period``, else null (summed per unit after).
+
+    Masking before the group-by keeps the sums on polars' fast path: a
+    ``filter`` inside ``agg`` runs per group (35 s instead of 2 s for 8.6M
+    partial rows of 1.1M units here).
+    """
     return [
-        pl.col(column).filter(period).sum().alias(column + suffix)
+        pl.when(period).then(pl.col(column)).alias(column + suffix)
         for name in spec.aggregates
         for column in spec.columns(name)
     ]
@@ -201,13 +207,17 @@ def unit_table_from_partials(
     periods = {"": pl.col("week") >= 0}
     if spec.pre_days > 0:
         periods["__pre"] = pl.col("week") == PRE_WEEK
+    partial_columns = [c + s for s in periods for n in spec.aggregates for c in spec.columns(n)]
     per_unit = (
         rows.filter(pl.col("day") <= as_of)
+        .select(
+            "unit_id", *(e for suffix, period in periods.items()
+                         for e in _period_columns(spec, suffix, period))
+        )
         .group_by("unit_id")
-        .agg(e for suffix, period in periods.items() for e in _period_sums(spec, suffix, period))
-    )
+        .agg(pl.col(partial_columns).sum())
+    )  # fmt: skip
     values = [_aggregate_value(spec, n, s) for s in periods for n in spec.aggregates]
-    partial_columns = [c + s for s in periods for n in spec.aggregates for c in spec.columns(n)]
     table = (
         units.filter(~pl.col("crossover"))
         .drop("crossover")

@@ -43,6 +43,7 @@ from typing import Any
 import polars as pl
 
 from analysis.config import Experiment
+from analysis.keys import maybe_repeated
 from analysis.metrics import Cleaning
 from analysis.sources import Tables
 from analysis.suites import DEFAULT_SUITE_DIR, Suite, failing_rows, load_suite, run_params
@@ -191,7 +192,8 @@ def _first_reason(exprs: list[pl.Expr]) -> pl.Expr:
 
 def _extra_copies(frame: pl.DataFrame, key: str, order: list[str]) -> pl.Series:
     """Row ids of the copies beyond the first of each repeated ``key`` among ``frame``."""
-    repeated = frame.filter(pl.col(key).is_duplicated())
+    # The rank below is over the exact key: rows kept by a hash collision alone rank 0.
+    repeated = frame.filter(maybe_repeated(frame.get_column(key)))
     if repeated.is_empty():
         return repeated.get_column(_ROW)
     ranked = repeated.sort([key, *order], nulls_last=True)

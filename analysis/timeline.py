@@ -77,18 +77,21 @@ def daily_moments(
         "variant",
         pl.max_horizontal(pl.col("assigned_at").dt.date(), pl.lit(start)).alias("first"),
     )
+    # Running totals per unit over an integer key (windows over 1M text ids are slow);
+    # the total before a day is the total after it less the day's change.
+    keyed = exposed.select("unit_id", "variant").with_row_index("unit")
     changes = (
         daily_increments(rows, x_part, y_part, as_of)
         .filter(pl.col("day") >= start)
-        .join(exposed.select("unit_id", "variant"), on="unit_id", how="inner")
-        .sort("unit_id", "day")
+        .join(keyed, on="unit_id", how="inner")
+        .sort("unit", "day")
         .with_columns(
-            pl.col("x").cum_sum().over("unit_id").alias("cx"),
-            pl.col("y").cum_sum().over("unit_id").alias("cy"),
+            pl.col("x").cum_sum().over("unit").alias("cx"),
+            pl.col("y").cum_sum().over("unit").alias("cy"),
         )
         .with_columns(
-            pl.col("cx").shift(1).over("unit_id").fill_null(0.0).alias("px"),
-            pl.col("cy").shift(1).over("unit_id").fill_null(0.0).alias("py"),
+            (pl.col("cx") - pl.col("x")).alias("px"),
+            (pl.col("cy") - pl.col("y")).alias("py"),
         )
     )
     if metric.kind == "proportion":

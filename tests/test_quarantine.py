@@ -263,3 +263,34 @@ def test_an_input_column_named_reason_is_kept() -> None:
     }
     assert result.assignments.get_column("reason").to_list() == ["promo"] * (f.UNITS - 1)
     assert result.counts["assignments"] == {"unknown_variant": 1}
+
+
+@given(st.lists(st.one_of(st.none(), st.text(max_size=3)), max_size=60))
+@settings(max_examples=200, deadline=None)
+def test_maybe_repeated_marks_every_repeated_value(values: list[str | None]) -> None:
+    """The fast mask (sorted hashes) holds every row is_duplicated marks; without a
+    hash collision (none among short texts) it is exactly is_duplicated."""
+    from analysis.keys import maybe_repeated
+
+    series = pl.Series("k", values, dtype=pl.String)
+    assert maybe_repeated(series).to_list() == series.is_duplicated().to_list()
+
+
+def test_a_hash_collision_is_not_taken_for_a_duplicate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows kept by a colliding hash alone are not quarantined: the rank is over the key."""
+    import analysis.keys
+    import analysis.quarantine
+
+    def collide(values: pl.Series) -> pl.Series:  # as if every hash collided
+        return pl.Series(values.name, [True] * values.len())
+
+    monkeypatch.setattr(analysis.quarantine, "maybe_repeated", collide)
+    assert analysis.keys.maybe_repeated is not collide
+    tables = f.tables()
+    plain = split(tables, f.experiment(), f.AS_OF, now=f.NOW)
+    assert plain.counts["events"].get("duplicate_event_id", 0) == 0
+    assert plain.counts["assignments"].get("duplicate_assignment", 0) == 0
+    copy = tables["events"].head(1)
+    doubled = {**tables, "events": pl.concat([tables["events"], copy])}
+    held = split(doubled, f.experiment(), f.AS_OF, now=f.NOW)
+    assert held.counts["events"]["duplicate_event_id"] == 1

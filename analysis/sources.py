@@ -417,7 +417,8 @@ def event_coverage(
             with duckdb.connect(str(source.path), read_only=True) as con:
                 con.execute("SET TimeZone='UTC'")
                 counts = con.execute(q_counts).fetchone() or (0, 0)
-                examples = [r[0] for r in con.execute(q_examples).fetchall()]
+                # a second pass over the events only when there is something to show
+                examples = [r[0] for r in con.execute(q_examples).fetchall()] if counts[1] else []
         except duckdb.Error as exc:
             raise SourceError(f"source {name!r}: {type(exc).__name__}: {exc}") from None
         return EventCoverage(int(counts[0]), int(counts[1]), tuple(str(x) for x in examples))
@@ -427,7 +428,11 @@ def event_coverage(
     check_reachable(name, uri)
     try:
         row = pl.read_database_uri(q_counts, uri, engine="connectorx").row(0)
-        found = pl.read_database_uri(q_examples, uri, engine="connectorx").to_series()
+        found = (
+            pl.read_database_uri(q_examples, uri, engine="connectorx").to_series()
+            if row[1]
+            else pl.Series([], dtype=pl.String)
+        )
     except Exception as exc:  # the drivers raise many types; say which, never the URI
         raise SourceError(
             f"source {name!r}: cannot count unassigned events "

@@ -14,8 +14,11 @@ file, then runs, each in a fresh process so peak memory is per stage:
   the primary metric's parts, per-arm moments;
 * ``pandas`` — the same numbers as an analyst would write them with pandas and
   scipy;
-* ``cold run`` — the whole ``proof run --no-cache`` process (Prefect, load,
-  quarantine, GX, metrics, statistics, report, publish) on the same data;
+* ``cold run`` — the whole ``proof run --no-cache`` process (Python, imports,
+  the flow's Prefect run, load, quarantine, GX, metrics, statistics, report,
+  publish) on the same data, against one running ``prefect server`` started
+  for the runs, as scheduled and UI runs have one (a run without
+  ``PREFECT_API_URL`` starts a temporary server of its own, about 15 s more);
 * ``nightly run`` — the whole ``proof run`` process the morning after one new
   day landed: the night before ran on the data up to the day before, so its
   validation and partials are cached; the new day and the newly exposed
@@ -39,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +207,42 @@ def _yesterday_copy(db: Path) -> Path:
     return target
 
 
+@contextlib.contextmanager
+def _prefect_server(home: Path) -> Iterator[str]:
+    """A ``prefect server`` on a free local port, as scheduled runs have one; its API URL.
+
+    Without it every ``proof run`` process starts a temporary server of its own
+    (about 15 s here), which a nightly deployment served by ``proof serve`` never pays.
+    """
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+         "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{api}/health", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the Prefect server did not start") from None
+                time.sleep(1)
+        yield api
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
 def _proof_run(config_dir: Path, out: Path, as_of: dt.date, *extra: str) -> dict[str, Any]:
     """One whole ``proof run`` process: wall time and its peak RSS (GNU time's %M)."""
     import shutil
@@ -240,13 +280,18 @@ def whole_runs(db: Path, tmp: Path) -> dict[str, Any]:
     out = tmp / "reports"
     shutil.rmtree(out, ignore_errors=True)
     shutil.copyfile(db, live)
-    cold = _proof_run(config_dir, out, AS_OF, "--no-cache")
-    yesterday = _yesterday_copy(db)
-    shutil.rmtree(out, ignore_errors=True)
-    shutil.move(yesterday, live)
-    warmup = _proof_run(config_dir, out, AS_OF - dt.timedelta(days=1))
-    shutil.copyfile(db, live)
-    nightly = _proof_run(config_dir, out, AS_OF) if "error" not in warmup else warmup
+    with _prefect_server(tmp / "prefect") as api:
+        os.environ["PREFECT_API_URL"] = api
+        try:
+            cold = _proof_run(config_dir, out, AS_OF, "--no-cache")
+            yesterday = _yesterday_copy(db)
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.move(yesterday, live)
+            warmup = _proof_run(config_dir, out, AS_OF - dt.timedelta(days=1))
+            shutil.copyfile(db, live)
+            nightly = _proof_run(config_dir, out, AS_OF) if "error" not in warmup else warmup
+        finally:
+            del os.environ["PREFECT_API_URL"]
     live.unlink(missing_ok=True)
     return {"cold run": cold, "nightly run": nightly}
 

@@ -1,4 +1,5 @@
-"""Shared by the tests that run inside PostgreSQL: planted bad rows, and loading frames.
+"""Shared by the tests that run inside a database: planted bad rows, loading frames,
+and the polars path they are compared with.
 
 The planted rows break one rule each (the comment names the quarantine reason);
 ``critical=True`` adds the rows that fail a critical expectation (null ids,
@@ -16,7 +17,10 @@ from typing import Any
 
 import polars as pl
 
+from analysis.config import Experiment
+from analysis.quarantine import QuarantineResult, split
 from analysis.simulate import SimulatedData
+from analysis.validation import ValidationReport, validate_experiment
 
 #: The local PostgreSQL every machine of this kind runs (trust auth; .ci/run starts it).
 PG_URI = "postgresql://postgres@127.0.0.1:5432/test"
@@ -102,3 +106,32 @@ def throwaway_schema(prefix: str) -> Iterator[tuple[Any, str]]:
             yield con, name
         finally:
             con.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def polars_check(
+    raw: dict[str, pl.DataFrame], experiment: Experiment, as_of: dt.date, now: dt.datetime
+) -> tuple[QuarantineResult, ValidationReport]:
+    """What the polars path finds in ``raw``: the split, then GX over pandas with its counts."""
+    import warnings
+
+    held = split(raw, experiment, as_of, now=now)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = validate_experiment(raw, experiment, as_of, now=now, quarantine=held.counts)
+    return held, report
+
+
+def assert_same_outcomes(want: ValidationReport, got: ValidationReport) -> None:
+    """Every expectation, in order: the same verdict, severity and counts, and no error."""
+    assert [o.key for o in got.outcomes] == [o.key for o in want.outcomes]
+    for expected, have in zip(want.outcomes, got.outcomes, strict=True):
+        assert have.error is None, (have.key, have.error)
+        assert (have.success, have.severity) == (expected.success, expected.severity), have.key
+        assert have.unexpected_count == expected.unexpected_count, have.key
+        if expected.unexpected_count is not None:
+            assert have.element_count == expected.element_count, have.key
+        assert (have.table, have.expectation, have.column, have.condition, have.reason) == (
+            expected.table, expected.expectation, expected.column, expected.condition,
+            expected.reason,
+        ), have.key  # fmt: skip
+    assert got.rows == want.rows

@@ -39,7 +39,7 @@ import datetime as dt
 import logging
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -1078,7 +1078,7 @@ def validate_sql(
         with warnings.catch_warnings():
             # GX and its dependencies emit deprecation noise on import and use.
             warnings.simplefilter("ignore")
-            with _buffered_results():
+            with _buffered_results() if db.dialect == "duckdb" else nullcontext():
                 gx = _GxSql(db, temp_table=temp_table)
                 try:
                     for suite in suites:

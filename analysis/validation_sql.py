@@ -1179,7 +1179,7 @@ def kept_rows(
     )
 
 
-def validates_in_database(source: SqlSource | DuckDBSource | object) -> bool:
+def validates_in_database(source: object) -> bool:
     """Whether a run checks ``source``'s rows inside the database (push-down, or DuckDB)."""
     if isinstance(source, DuckDBSource):
         return source.validate_in_database

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import os
+import sys
 import time
 import uuid
 import warnings
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the PostgreSQL loader is the tests' (tests/pg_factories.py)
 EVENTS_PER_UNIT = 29.0
 AS_OF = dt.date(2026, 11, 25)
 NOW = dt.datetime(2026, 11, 26, 6, tzinfo=dt.UTC)
@@ -37,31 +38,14 @@ ENV = "PROOF_BENCH_PG_URI"
 
 
 def _load(uri: str, schema: str, tables: dict[str, Any]) -> None:
-    import polars as pl
     import psycopg
+
+    from tests.pg_factories import copy_into
 
     with psycopg.connect(uri, autocommit=True) as con:
         con.execute(f"CREATE SCHEMA {schema}")
         for name, frame in tables.items():
-            types = {
-                c: "timestamptz"
-                if isinstance(t, pl.Datetime)
-                else ("double precision" if t.is_numeric() else "text")
-                for c, t in frame.schema.items()
-            }
-            con.execute(
-                f"CREATE TABLE {schema}.{name} ("
-                + ", ".join(f'"{c}" {t}' for c, t in types.items())
-                + ")"
-            )
-            buffer = io.BytesIO()
-            frame.write_csv(buffer, null_value="\\N", datetime_format="%Y-%m-%dT%H:%M:%S%.6f%z")
-            with (
-                con.cursor() as cur,
-                cur.copy(f"COPY {schema}.{name} FROM STDIN (FORMAT csv, HEADER, NULL '\\N')") as cp,
-            ):
-                cp.write(buffer.getvalue())
-            con.execute(f"ANALYZE {schema}.{name}")
+            copy_into(con, f"{schema}.{name}", frame)
 
 
 def bench(uri: str, events: float) -> dict[str, Any]:

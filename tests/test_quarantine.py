@@ -278,14 +278,12 @@ def test_maybe_repeated_marks_every_repeated_value(values: list[str | None]) -> 
 
 def test_a_hash_collision_is_not_taken_for_a_duplicate(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows kept by a colliding hash alone are not quarantined: the rank is over the key."""
-    import analysis.keys
     import analysis.quarantine
 
     def collide(values: pl.Series) -> pl.Series:  # as if every hash collided
         return pl.Series(values.name, [True] * values.len())
 
     monkeypatch.setattr(analysis.quarantine, "maybe_repeated", collide)
-    assert analysis.keys.maybe_repeated is not collide
     tables = f.tables()
     plain = split(tables, f.experiment(), f.AS_OF, now=f.NOW)
     assert plain.counts["events"].get("duplicate_event_id", 0) == 0

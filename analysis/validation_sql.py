@@ -70,6 +70,7 @@ from analysis.sources import (
     connect_duckdb,
     redact,
     sql_uri,
+    without_nested_loops,
 )
 from analysis.suites import (
     DEFAULT_SUITE_DIR,
@@ -241,7 +242,8 @@ class Database:
         """Run one query; the rows come back as a polars frame (never the URI in errors)."""
         try:
             if self.dialect != "duckdb":
-                return pl.read_database_uri(sql, _plain_uri(self.uri), engine="connectorx")
+                uri = without_nested_loops(_plain_uri(self.uri))
+                return pl.read_database_uri(sql, uri, engine="connectorx")
             # Through duckdb-engine, so that the file is opened with the configuration
             # GX's engine uses: DuckDB refuses two configurations of one file at once.
             engine = sa.create_engine(

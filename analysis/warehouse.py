@@ -61,6 +61,7 @@ from analysis.sources import (
     connect_duckdb,
     require_columns,
     sql_uri,
+    without_nested_loops,
 )
 from analysis.sources import redact as redact_uri
 from analysis.stats.quantile import QuantileSample
@@ -970,6 +971,8 @@ def _connect(
     check_reachable(source_name, uri)
     scheme = urllib.parse.urlsplit(uri).scheme.split("+")[0].lower()
     adbc = scheme in _ADBC_SCHEMES
+    if DIALECTS.get(scheme) == "postgres":
+        uri = without_nested_loops(uri)
 
     def run_uri(query: str) -> pl.DataFrame:
         if adbc:

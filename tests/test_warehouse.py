@@ -30,11 +30,13 @@ from analysis.config import (
 )
 from analysis.joint import JointMoments
 from analysis.simulate import SimulatedData, simulate_experiment
-from analysis.sources import SourceError
+from analysis.sources import SourceError, without_nested_loops
 from analysis.stats.quantile import quantile_estimate
+from analysis.validation_sql import database
 from analysis.warehouse import (
     MISSING,
     WarehouseMeasurement,
+    _connect,
     compile_queries,
     dialect_of,
     measure_in_database,
@@ -504,3 +506,30 @@ def test_dialect_of_uri() -> None:
     assert dialect_of("bigquery:///path/key.json") == "bigquery"
     with pytest.raises(SourceError, match="no SQL dialect"):
         dialect_of("unknown://h/db")
+
+
+def test_postgres_uri_plans_without_nested_loops() -> None:
+    assert without_nested_loops("postgresql://u@h:5432/db") == (
+        "postgresql://u@h:5432/db?options=-c%20enable_nestloop%3Doff"
+    )
+    kept = without_nested_loops(
+        "postgresql://u:p%40ss@h/db?sslmode=require&options=-c%20statement_timeout%3D5000"
+    )
+    assert kept.startswith("postgresql://u:p%40ss@h/db?sslmode=require&")
+    assert kept.endswith("options=-c%20statement_timeout%3D5000%20-c%20enable_nestloop%3Doff")
+
+
+def test_postgres_queries_run_without_nested_loops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both of Proof's PostgreSQL readers (aggregation, quarantine) get the setting.
+
+    With nested loops, the aggregation of 2,000 units took minutes: PostgreSQL
+    estimates one row for the labelled relations and rescans the events per unit.
+    """
+    monkeypatch.setenv("PROOF_TEST_PG_URI", PG_URI)
+    source = SqlSource(kind="sql", uri_env="PROOF_TEST_PG_URI", assignments="a", events="e")
+    setting = "SELECT current_setting('enable_nestloop') AS s"
+    execute, dialect, _ = _connect("pg", source, None, [])
+    assert dialect == "postgres"
+    assert execute(setting).item() == "off"
+    assert database("pg", source).fetch(setting).item() == "off"
+    assert pl.read_database_uri(setting, PG_URI, engine="connectorx").item() == "on"

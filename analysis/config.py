@@ -119,6 +119,22 @@ class DuckDBSource(_Strict):
             "read every row and validate pandas copies per day partition, cached."
         ),
     )
+    pushdown: bool = Field(
+        default=False,
+        description=(
+            "Run validation, quarantine and the aggregation inside DuckDB, as for a "
+            "sql source with pushdown: only sufficient statistics and the quarantined "
+            "rows come back, and DuckDB spills to disk beyond memory_limit."
+        ),
+    )
+    memory_limit: str | None = Field(
+        default=None,
+        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description=(
+            "DuckDB's memory_limit for Proof's queries in the file, e.g. '8GB' "
+            "(default: DuckDB's, 80% of RAM); beyond it DuckDB spills to disk."
+        ),
+    )
 
 
 class FileSource(_Strict):

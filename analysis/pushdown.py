@@ -1,4 +1,4 @@
-"""A whole run inside the database, for ``kind: sql`` sources with ``pushdown: true``.
+"""A whole run inside the database, for ``sql`` and ``duckdb`` sources with ``pushdown: true``.
 
 The polars path reads every row of the experiment, splits off the quarantine,
 validates with GX over pandas copies and aggregates in memory. Here each step
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis.config import Experiment, Metric, Source, SqlSource
+from analysis.config import DuckDBSource, Experiment, Metric, Source, SqlSource
 from analysis.pipeline import Measurement
 from analysis.quarantine import raw_cleaning
 from analysis.sources import EventCoverage, SourceError
@@ -75,10 +75,10 @@ class DatabaseCheck:
 
 def enabled(source: Source) -> bool:
     """Whether a run over ``source`` is pushed down into the database."""
-    return isinstance(source, SqlSource) and source.pushdown
+    return isinstance(source, SqlSource | DuckDBSource) and source.pushdown
 
 
-def probe(source_name: str, source: SqlSource) -> None:
+def probe(source_name: str, source: SqlSource | DuckDBSource) -> None:
     """Connect and check both tables and their columns; reads no row.
 
     Raises :class:`SourceError` (unset variable, unreachable database, missing
@@ -89,7 +89,7 @@ def probe(source_name: str, source: SqlSource) -> None:
 
 def check(
     source_name: str,
-    source: SqlSource,
+    source: SqlSource | DuckDBSource,
     experiment: Experiment,
     as_of: dt.date,
     *,
@@ -111,7 +111,7 @@ def check(
 
 def measure(
     source_name: str,
-    source: SqlSource,
+    source: SqlSource | DuckDBSource,
     experiment: Experiment,
     metrics: Sequence[Metric],
     as_of: dt.date,
@@ -138,8 +138,9 @@ def measure(
             "database; set pushdown: false for this source or remove the option"
         )
     bases = used_rows(source_name, source, experiment, as_of, now=checked.now, suite_dir=suite_dir)
+    dialect = source.dialect if isinstance(source, SqlSource) else None
     found = measure_in_database(
-        source_name, source, experiment, metrics, as_of, dialect=source.dialect, bases=bases
+        source_name, source, experiment, metrics, as_of, dialect=dialect, bases=bases
     )
     held = checked.quarantine
     cleaning = raw_cleaning(found.cleaning, held.counts, held.rows_in, held.crossover_units)

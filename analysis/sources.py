@@ -190,6 +190,8 @@ def connect_duckdb(name: str, src: DuckDBSource) -> duckdb.DuckDBPyConnection:
     try:
         con = duckdb.connect(str(path), read_only=True)
         con.execute("SET TimeZone='UTC'")
+        if src.memory_limit is not None:
+            con.execute("SET memory_limit = ?", [src.memory_limit])
     except duckdb.Error as exc:
         raise SourceError(f"source {name!r}: {type(exc).__name__}: {exc}") from None
     return con

@@ -268,7 +268,10 @@ def database(source: str, src: SqlSource | DuckDBSource) -> Database:
     if isinstance(src, DuckDBSource):
         connect_duckdb(source, src).close()  # names a missing or unreadable file
         path = str(Path(src.path).resolve())
-        return Database(source, path, "duckdb", f"duckdb:///{path}", {"read_only": True})
+        # One configuration for every connection (GX's and Proof's): DuckDB refuses
+        # a second configuration of a file that is open in the process.
+        limit = {"config": {"memory_limit": src.memory_limit}} if src.memory_limit else {}
+        return Database(source, path, "duckdb", f"duckdb:///{path}", {"read_only": True, **limit})
     uri = sql_uri(source, src)
     try:
         url = sqlalchemy_url(uri)
@@ -1184,5 +1187,5 @@ def kept_rows(
 def validates_in_database(source: object) -> bool:
     """Whether a run checks ``source``'s rows inside the database (push-down, or DuckDB)."""
     if isinstance(source, DuckDBSource):
-        return source.validate_in_database
+        return source.validate_in_database or source.pushdown
     return isinstance(source, SqlSource) and source.pushdown

@@ -9,7 +9,7 @@ on the task that reads the source. No statistic is computed here.
   fingerprint (``revalidate=True`` ignores the cache); per-day partial
   aggregates are kept per (day, cohort) (``no_cache=True`` ignores every
   stored result and recomputes).
-- For a ``sql`` source with ``pushdown: true`` the rows are never read:
+- For a ``sql`` or ``duckdb`` source with ``pushdown: true`` the rows are never read:
   quarantine, validation and the aggregation run inside the database
   (:mod:`analysis.pushdown`), and only the quarantined rows and sufficient
   statistics come back.
@@ -216,7 +216,7 @@ def check_in_database(
     A critical failure stops the run as in ``check``.
     """
     source = config.sources[experiment.source]
-    assert isinstance(source, SqlSource)
+    assert isinstance(source, SqlSource | DuckDBSource)
     with _GX_LOCK:
         checked = pushdown.check(experiment.source, source, experiment, as_of, coverage=coverage)
     _stop_if_failed(checked.report, experiment.id, run_id)
@@ -233,7 +233,7 @@ def compute_in_database(
 ) -> tuple[Measurement, WarehouseMeasurement]:
     """Per-arm statistics of the kept rows, aggregated inside the database."""
     source = config.sources[experiment.source]
-    assert isinstance(source, SqlSource)
+    assert isinstance(source, SqlSource | DuckDBSource)
     measurement, found = pushdown.measure(
         experiment.source, source, experiment, metrics, as_of, checked
     )

@@ -167,3 +167,21 @@ def test_sql_source_pushdown_and_dialect(config_copy: Path) -> None:
         load_config(config_copy)
     assert info.value.key.startswith("sources.postgres")
     assert info.value.key.endswith("dialect")
+
+
+def test_duckdb_source_pushdown_and_memory_limit(config_copy: Path) -> None:
+    plain = load_config(config_copy).sources["warehouse"]
+    assert isinstance(plain, DuckDBSource)
+    assert (plain.pushdown, plain.memory_limit) == (False, None)
+    path = config_copy / "sources.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["sources"]["warehouse"] |= {"pushdown": True, "memory_limit": "8GB"}
+    path.write_text(yaml.safe_dump(data))
+    source = load_config(config_copy).sources["warehouse"]
+    assert isinstance(source, DuckDBSource)
+    assert (source.pushdown, source.memory_limit) == (True, "8GB")
+    data["sources"]["warehouse"]["memory_limit"] = "8 gigs"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as info:
+        load_config(config_copy)
+    assert info.value.key == "sources.warehouse.duckdb.memory_limit"

@@ -11,7 +11,9 @@ counts of the polars path, and that the split read back from the database
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -130,34 +132,63 @@ def test_a_missing_file_or_table_is_named(source: DuckDBSource, tmp_path: Path) 
         check_experiment_sql("duck", missing, EXPERIMENT, AS_OF, now=NOW)
 
 
+def test_memory_limit_holds_for_every_connection_proof_opens(source: DuckDBSource) -> None:
+    """Proof's own connections and GX's (one configuration, or DuckDB refuses the file)."""
+    from analysis.sources import connect_duckdb
+    from analysis.validation_sql import database
+
+    limited = source.model_copy(update={"memory_limit": "512MB"})
+    setting = "SELECT current_setting('memory_limit') AS m"
+    con = connect_duckdb("duck", limited)
+    try:
+        assert con.execute(setting).fetchall() == [("488.2 MiB",)]
+    finally:
+        con.close()
+    assert database("duck", limited).fetch(setting).item() == "488.2 MiB"
+    held, report = check_experiment_sql("duck", limited, EXPERIMENT, AS_OF, now=NOW)
+    assert held.counts == check_experiment_sql("duck", source, EXPERIMENT, AS_OF, now=NOW)[0].counts
+    assert report.outcomes
+
+
 # --------------------------------------------------------------------------- through the flow
 
 
-@pytest.mark.usefixtures("prefect_server")
-def test_a_run_validated_inside_duckdb_publishes_the_results_of_the_default_path(
-    tmp_path: Path,
-) -> None:
-    """`proof run` with `validate_in_database: true` and without: the same results and files.
+#: the source's option per run: validated inside DuckDB, the default path, pushed down
+RUNS = {
+    "inside": "    validate_in_database: true\n",
+    "default": "",
+    "pushdown": "    pushdown: true\n    memory_limit: 1GB\n",
+}
 
-    Warnings-only bad rows are planted, so both runs go through to the report.
+
+@pytest.fixture(scope="module")
+def published(
+    prefect_server: None, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, Any]]:
+    """`proof run` over one DuckDB file with each option of :data:`RUNS`.
+
+    Warnings-only bad rows are planted, so every run goes through to the
+    report. Each run's results.json, with its quarantine files under
+    ``quarantine/<table>`` and examples and the type check's observed type
+    dropped (the rows a failed rule names, and pandas' or the catalog's type,
+    may differ; the rules and counts must not).
     """
-    import json
-
     from tests.conftest import make_config_dir
-    from tests.test_flows import _assert_close, _run, _without_run_stamps
+    from tests.test_flows import _run, _without_run_stamps
 
-    config_dir = make_config_dir(tmp_path, kind="duckdb")
+    root = tmp_path_factory.mktemp("duck-runs")
+    config_dir = make_config_dir(root, kind="duckdb")
     data = simulate(list(CONFIG.experiments.values()), 2_000, AS_OF, seed=7)
     future = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
     tables = planted(data, EXPERIMENT.id, future, critical=False)
-    (tmp_path / "data").mkdir()
-    _write_duckdb(tmp_path / "data" / "warehouse.duckdb", tables)
+    (root / "data").mkdir()
+    _write_duckdb(root / "data" / "warehouse.duckdb", tables)
     sources = config_dir / "sources.yaml"
     default = sources.read_text()
-    published: dict[str, dict[str, object]] = {}
-    for name, flag in (("inside", "true"), ("default", "false")):
-        sources.write_text(default + f"    validate_in_database: {flag}\n")
-        out = tmp_path / f"out-{name}"
+    found: dict[str, dict[str, Any]] = {}
+    for name, option in RUNS.items():
+        sources.write_text(default + option)
+        out = root / f"out-{name}"
         ran = _run(
             "--config-dir", str(config_dir), "--out", str(out), "--run-id", name,
             "-e", EXPERIMENT.id, "--as-of", AS_OF.isoformat(),
@@ -165,22 +196,62 @@ def test_a_run_validated_inside_duckdb_publishes_the_results_of_the_default_path
         assert ran.exit_code == 0, ran.output
         run_dir = out / EXPERIMENT.id / name
         results = json.loads((run_dir / "results.json").read_text())
-        # examples of a failed rule may name other rows; the rules and counts must not differ
         for failure in results["validation"]["failed_expectations"]:
             failure.pop("examples", None)
         for outcome in results["validation"]["expectations"]:
             outcome.pop("examples", None)
             if outcome["expectation"] == "expect_column_values_to_be_of_type":
-                outcome.pop("observed")  # the catalog's type, or pandas'
-        published[name] = _without_run_stamps(results)
+                outcome.pop("observed")
+        found[name] = _without_run_stamps(results)
         for table in ("assignments", "events"):
-            published[name][f"quarantine/{table}"] = _sorted(
+            found[name][f"quarantine/{table}"] = _sorted(
                 pl.read_parquet(run_dir / "quarantine" / f"{table}.parquet")
             ).to_dicts()
+    return found
+
+
+def test_a_run_validated_inside_duckdb_publishes_the_results_of_the_default_path(
+    published: dict[str, dict[str, Any]],
+) -> None:
+    """`validate_in_database: true` and the default path: the same results and files."""
+    from tests.test_flows import _assert_close
+
     got, want = published["inside"], published["default"]
-    quarantine = got["validation"]["quarantine"]  # type: ignore[index]
+    quarantine = got["validation"]["quarantine"]
     assert quarantine["events"]["duplicate_event_id"] >= 1
     assert quarantine["assignments"]["crossover"] >= 1
     assert got["over_time"]  # the whole polars analysis ran on the kept rows
     assert got["funnel"]
     _assert_close(got, want)
+
+
+def test_a_duckdb_run_pushed_down_publishes_the_statistics_of_the_default_path(
+    published: dict[str, dict[str, Any]],
+) -> None:
+    """`pushdown: true` on a DuckDB file (with a memory limit): the same statistics,
+    quarantine and validation outcome; the sections push-down leaves out are named."""
+    from analysis.pushdown import NOT_AVAILABLE
+    from tests.test_flows import _assert_close
+
+    got, want = published["pushdown"], published["default"]
+    left_out = {"validation", "pushdown", *NOT_AVAILABLE}
+    assert got["comparisons"]
+    assert want["over_time"]
+    _assert_close(
+        {k: v for k, v in got.items() if k not in left_out},
+        {k: v for k, v in want.items() if k not in left_out},
+    )
+    assert got["validation"]["quarantine"] == want["validation"]["quarantine"]
+    assert got["validation"]["success"] is want["validation"]["success"] is True
+
+    def failed(results: dict[str, Any]) -> set[tuple[str, str, str | None]]:
+        return {
+            (f["table"], f["expectation"], f.get("column"))
+            for f in results["validation"]["failed_expectations"]
+            if f["table"] != "unit_metrics"
+        }
+
+    assert failed(got) == failed(want)
+    assert got["pushdown"]["computed_in"] == "database"
+    assert got["pushdown"]["dialect"] == "duckdb"
+    assert set(got["pushdown"]["not_available"]) == set(NOT_AVAILABLE)

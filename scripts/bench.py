@@ -265,7 +265,12 @@ def _proof_run(config_dir: Path, out: Path, as_of: dt.date, *extra: str) -> dict
     )  # fmt: skip
     seconds = time.perf_counter() - start
     if done.returncode != 0:
-        lines = [x for x in (done.stdout + done.stderr).splitlines() if "PEAK_KB" not in x]
+        log = out.with_name(out.name + ".log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(done.stdout + done.stderr)
+        noise = ("PEAK_KB", "Command exited with non-zero status")
+        lines = [x for x in (done.stdout + done.stderr).splitlines() if not x.startswith(noise)]
+        print(f"    failed; the run's output is in {log}", flush=True)
         return {"error": f"exit {done.returncode}: {lines[-1] if lines else ''}"}
     peaks = re.findall(r"PEAK_KB (\d+)", done.stderr)
     return {"seconds": seconds, "peak_mib": int(peaks[-1]) / 1024 if peaks else float("nan")}

@@ -135,3 +135,37 @@ def assert_same_outcomes(want: ValidationReport, got: ValidationReport) -> None:
             expected.reason,
         ), have.key  # fmt: skip
     assert got.rows == want.rows
+
+
+def assert_pushed_down_like(got: dict[str, Any], want: dict[str, Any], dialect: str) -> None:
+    """A push-down run's results.json against the polars path's on the same rows.
+
+    Every section push-down computes agrees (floats to 1e-9 relative); the
+    quarantine and the validation outcome are the same (push-down does not
+    check the per-unit metric table); the sections it leaves out are named.
+    """
+    from analysis.pushdown import NOT_AVAILABLE
+    from tests.test_flows import _assert_close
+
+    assert got["comparisons"]
+    assert want["over_time"]  # the polars path has the sections push-down leaves out
+    left_out = {"run_id", "generated_at", "validation", "pushdown", *NOT_AVAILABLE}
+    _assert_close(
+        {k: v for k, v in got.items() if k not in left_out},
+        {k: v for k, v in want.items() if k not in left_out},
+    )
+    assert got["validation"]["quarantine"] == want["validation"]["quarantine"]
+    assert got["validation"]["success"] is want["validation"]["success"] is True
+
+    def failed(results: dict[str, Any]) -> set[tuple[str, str, str | None]]:
+        return {
+            (f["table"], f["expectation"], f.get("column"))
+            for f in results["validation"]["failed_expectations"]
+            if f["table"] != "unit_metrics"
+        }
+
+    assert failed(got) == failed(want)
+    assert got["pushdown"]["computed_in"] == "database"
+    assert got["pushdown"]["dialect"] == dialect
+    assert set(got["pushdown"]["not_available"]) == set(NOT_AVAILABLE)
+    assert "pushdown" not in want

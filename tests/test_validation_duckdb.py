@@ -26,7 +26,12 @@ from analysis.simulate import simulate
 from analysis.sources import SourceError, read_experiment
 from analysis.validation import ValidationReport, format_summary
 from analysis.validation_sql import SqlQuarantine, check_experiment_sql, kept_rows
-from tests.pg_factories import assert_same_outcomes, planted, polars_check
+from tests.pg_factories import (
+    assert_pushed_down_like,
+    assert_same_outcomes,
+    planted,
+    polars_check,
+)
 
 CONFIG = load_config(Path(__file__).resolve().parent.parent / "configs")
 EXPERIMENT = CONFIG.experiment("smart-compose")
@@ -229,29 +234,8 @@ def test_a_duckdb_run_pushed_down_publishes_the_statistics_of_the_default_path(
     published: dict[str, dict[str, Any]],
 ) -> None:
     """`pushdown: true` on a DuckDB file (with a memory limit): the same statistics,
-    quarantine and validation outcome; the sections push-down leaves out are named."""
-    from analysis.pushdown import NOT_AVAILABLE
-    from tests.test_flows import _assert_close
-
+    quarantine files and validation outcome; the sections push-down leaves out are named."""
     got, want = published["pushdown"], published["default"]
-    left_out = {"validation", "pushdown", *NOT_AVAILABLE}
-    assert got["comparisons"]
-    assert want["over_time"]
-    _assert_close(
-        {k: v for k, v in got.items() if k not in left_out},
-        {k: v for k, v in want.items() if k not in left_out},
-    )
-    assert got["validation"]["quarantine"] == want["validation"]["quarantine"]
-    assert got["validation"]["success"] is want["validation"]["success"] is True
-
-    def failed(results: dict[str, Any]) -> set[tuple[str, str, str | None]]:
-        return {
-            (f["table"], f["expectation"], f.get("column"))
-            for f in results["validation"]["failed_expectations"]
-            if f["table"] != "unit_metrics"
-        }
-
-    assert failed(got) == failed(want)
-    assert got["pushdown"]["computed_in"] == "database"
-    assert got["pushdown"]["dialect"] == "duckdb"
-    assert set(got["pushdown"]["not_available"]) == set(NOT_AVAILABLE)
+    assert_pushed_down_like(got, want, "duckdb")
+    for table in ("assignments", "events"):
+        assert got[f"quarantine/{table}"] == want[f"quarantine/{table}"]

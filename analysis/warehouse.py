@@ -413,27 +413,22 @@ def _plan(
         .from_(_ref("units"))
         .group_by(_col("variant"), _col("crossover"))
     )
-    event_id = _col(src("event_id"))
-    null_ids = exp.Coalesce(
-        this=exp.Max(this=_flag(exp.Is(this=event_id, expression=_null()))),
-        expressions=[_int(0)],
-    )
-    event_counts = (
-        sqlglot.select(
-            _int(1),
-            _text(_null()),
-            _cast(_null(), "int"),
-            _cast(exp.Count(this=exp.Star()), "bigint"),
-            _cast(
-                exp.Add(
-                    this=exp.Count(this=exp.Distinct(expressions=[event_id])), expression=null_ids
-                ),
-                "bigint",
-            ),
-        )
+    # Rows and distinct ids from one row per event id (NULL ids form one group, as
+    # they count once among the distinct ids): DuckDB's GROUP BY spills to disk,
+    # where its COUNT(DISTINCT) must hold every id in memory (out of memory at 100M).
+    per_id = (
+        sqlglot.select(_as(exp.Count(this=exp.Star()), "copies"))
         .from_(events)
         .where(_col(src("unit_id")).isin(query=experiment_units))
+        .group_by(_col(src("event_id")))
     )
+    event_counts = sqlglot.select(
+        _int(1),
+        _text(_null()),
+        _cast(_null(), "int"),
+        _cast(exp.Sum(this=_col("copies")), "bigint"),
+        _cast(exp.Count(this=exp.Star()), "bigint"),
+    ).from_(exp.Subquery(this=per_id, alias=exp.TableAlias(this=_id("ids"))))
     cleaning = _with(
         sqlglot.select(exp.Star()).from_(
             exp.Subquery(

@@ -109,6 +109,9 @@ def _edge_rows(experiment: Experiment) -> tuple[pl.DataFrame, pl.DataFrame]:
         (f"{p}-e7", f"{p}-none", t0 + dt.timedelta(hours=1), "ai_latency", 812.5),
         (f"{p}-e8", f"{p}-cross", t0 + dt.timedelta(hours=1), "task_started", None),
         (f"{p}-e9", f"{p}-none", t0 - dt.timedelta(days=3), "support_ticket", None),  # pre
+        # ids missing twice: one distinct id among the counts, one event kept
+        (None, f"{p}-none", t0 + dt.timedelta(hours=2), "task_started", None),
+        (None, f"{p}-none", t0 + dt.timedelta(hours=3), "task_started", None),
     ]
     a = pl.DataFrame(
         {

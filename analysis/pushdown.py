@@ -140,8 +140,9 @@ def measure(
     bases = used_rows(source_name, source, experiment, as_of, now=checked.now, suite_dir=suite_dir)
     dialect = source.dialect if isinstance(source, SqlSource) else None
     found = measure_in_database(
-        source_name, source, experiment, metrics, as_of, dialect=dialect, bases=bases
-    )
+        source_name, source, experiment, metrics, as_of,
+        dialect=dialect, bases=bases, unique_events=True,
+    )  # fmt: skip
     held = checked.quarantine
     cleaning = raw_cleaning(found.cleaning, held.counts, held.rows_in, held.crossover_units)
     return Measurement(cleaning=cleaning, data=found.data, segments=found.segments), found

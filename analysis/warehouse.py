@@ -339,7 +339,6 @@ def _plan(
         base_ctes = [(f"base_{t}", bases[t]) for t in ("assignments", "events")]
         assignments, events = _ref("base_assignments"), _ref("base_events")
         has_value = True
-
     dims = [f"d{i}" for i in range(len(dimensions))]
 
     # 1. Assignments: first row per unit, crossovers.

@@ -474,12 +474,15 @@ def _plan(
             )
         )
     )
-    first_of_id = _window(
-        exp.RowNumber(),
-        [_col("event_id")],
-        [_col("ts"), _col("unit_id"), _col("event"), _col("value")],
+    rank = (
+        _int(1)
+        if unique_events
+        else _window(
+            exp.RowNumber(),
+            [_col("event_id")],
+            [_col("ts"), _col("unit_id"), _col("event"), _col("value")],
+        )
     )
-    rank = _int(1) if unique_events else first_of_id
     numbered = sqlglot.select(exp.Star(), _as(rank, "rn")).from_(_ref("relevant"))
     # 3. Joined to the non-crossed-over units, inside each unit's window.
     at = _col("assigned_at", "u")

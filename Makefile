@@ -3,22 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+UV := VIRTUAL_ENV=$(VENV) UV_LINK_MODE=copy $(BIN)/uv pip
 
 .PHONY: demo test lint bench ui serve clean help calibrate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(STAMP): requirements/dev.txt pyproject.toml
+# The lock is complete (tests/test_lock.py proves it), so nothing is resolved: pip installs
+# the pinned uv by hash, uv installs the lock by hash with --no-deps, then Proof itself.
+$(STAMP): requirements/dev.txt requirements/uv.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements/uv.txt
+	$(UV) install --quiet --no-deps --require-hashes -r requirements/dev.txt
+	$(UV) install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 demo: $(STAMP)  ## simulate demo data if missing, run the nightly flow, print where the report is
 	$(BIN)/proof demo
 
 test: $(STAMP)  ## lint, type-check and run the whole test suite
+	$(UV) check
 	$(BIN)/ruff check analysis flows tests scripts
 	$(BIN)/ruff format --check analysis flows tests scripts
 	$(BIN)/mypy analysis

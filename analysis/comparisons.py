@@ -15,11 +15,28 @@ false positives), the fixed-horizon one once its planned end is reached —
 each CUPED-adjusted when CUPED applied (``statistics.verdict_basis`` in the
 experiment config overrides this).
 
+After the planned end the data stop at ``end`` (:func:`data_through`): the
+final, fixed-horizon reading is then the same every night, instead of a
+fixed-horizon test read again on growing data.
+
 Multiple comparisons: the primary metric of a two-arm test is not corrected;
 with several treatment arms it is Holm-corrected across those arms; the
-secondary and guardrail metrics × arms are Holm-corrected together
-(Holm 1979, "A simple sequentially rejective multiple test procedure").
-The verdict reads the Holm-adjusted p-value of its basis.
+secondary metrics × arms are Holm-corrected together (Holm 1979, "A simple
+sequentially rejective multiple test procedure"). Guardrails are tested on
+their own, uncorrected: "do no harm on any guardrail" is an intersection-union
+rule, so correcting it for multiplicity would make blocking harder, not the
+decision safer (Schultzberg, Ankargren & Frånberg 2024, "Risk-aware product
+decisions in A/B tests with multiple metrics"). The verdict reads the
+adjusted p-value of its basis.
+
+Guardrails with a margin are non-inferiority tests whose bound is an end of
+the two-sided ``1 - alpha`` interval of the basis: the always-valid sequence
+while it runs, the fixed-horizon interval after the end
+(:mod:`analysis.stats.noninferiority`).
+
+The interval the verdict's reasons print (``verdict_lift_ci``) is Fieller's
+interval of the basis's own test (:func:`analysis.stats.inference.fieller_lift_ci`),
+so it excludes 0 exactly when the unadjusted basis p-value is below alpha.
 """
 
 from __future__ import annotations
@@ -31,18 +48,34 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
+from scipy import stats
 
 from analysis.aggregates import Moments
 from analysis.config import Experiment, Metric
 from analysis.joint import JointMoments
 from analysis.stats.bayes import BayesResult, GaussianPrior, bayesian_lift
 from analysis.stats.cuped import CupedOutcome, cuped_estimates
-from analysis.stats.inference import TwoArmResult, compare, delta_ratio_test, welch_test
+from analysis.stats.inference import (
+    TwoArmResult,
+    compare,
+    delta_ratio_test,
+    fieller_lift_ci,
+    welch_test,
+)
 from analysis.stats.multiplicity import holm
-from analysis.stats.noninferiority import NonInferiorityResult, noninferiority_test
+from analysis.stats.noninferiority import (
+    NonInferiorityResult,
+    noninferiority_sequential,
+    noninferiority_test,
+)
 from analysis.stats.power import MdeResult, mde
 from analysis.stats.quantile import QuantileSample, quantile_estimate, quantile_test
-from analysis.stats.sequential import SequentialResult, sequential_interval
+from analysis.stats.sequential import (
+    SequentialResult,
+    sequential_halfwidth,
+    sequential_interval,
+    sequential_rho,
+)
 
 EMPTY_SAMPLE = QuantileSample(np.empty(0), np.empty(0, dtype=np.int64))
 
@@ -71,6 +104,7 @@ class Comparison:
         verdict_p_value: Holm-adjusted p-value of the basis.
         mde: the minimum detectable effect with the units so far.
         noninferiority: the one-sided test against the guardrail's margin, if it has one.
+        verdict_lift_ci: Fieller's lift interval of the basis's test (module docstring).
     """
 
     metric: Metric
@@ -88,6 +122,7 @@ class Comparison:
     verdict: str  # better | worse | inconclusive
     mde: MdeResult
     noninferiority: NonInferiorityResult | None = None
+    verdict_lift_ci: tuple[float, float] | None = None
 
     @property
     def basis_result(self) -> TwoArmResult:
@@ -124,6 +159,66 @@ def sequential_drives(experiment: Experiment, as_of: dt.date) -> bool:
     if choice != "auto":
         return choice == "sequential"
     return experiment.end is None or as_of < experiment.end
+
+
+def data_through(experiment: Experiment, as_of: dt.date) -> dt.date:
+    """The last day whose data a run asked for ``as_of`` analyses: never after the planned end.
+
+    A run after the end reads the final data again, so its fixed-horizon
+    reading does not change from night to night (reading it on growing data
+    would be peeking again: 11 % A/A false positives with 7 nightly reads after
+    a 14-day test, against 5.5 % for one).
+    """
+    if experiment.end is not None and as_of > experiment.end:
+        return experiment.end
+    return as_of
+
+
+def _critical_value(
+    result: TwoArmResult, sequential: bool, alpha: float, n_star: int
+) -> float | None:
+    """The multiple of the standard error at which the basis's test rejects at ``alpha``."""
+    if sequential:
+        n = result.control.n + result.treatment.n
+        if n < 1:
+            return None
+        return sequential_halfwidth(1.0, n, alpha, sequential_rho(alpha, n_star))
+    if result.df is None:
+        return None
+    return float(stats.t.ppf(1 - alpha / 2, result.df))
+
+
+def verdict_interval(
+    result: TwoArmResult, sequential: bool, alpha: float, n_star: int
+) -> tuple[float, float] | None:
+    """Fieller's lift interval at the critical value of the basis's test (module docstring)."""
+    if result.diff is None or result.lift is None:
+        return None
+    q = _critical_value(result, sequential, alpha, n_star)
+    return None if q is None else fieller_lift_ci(result.control, result.treatment, q)
+
+
+def guardrail_test(
+    metric: Metric,
+    result: TwoArmResult,
+    margin: float,
+    sequential: bool,
+    alpha: float,
+    n_star: int,
+) -> NonInferiorityResult:
+    """Non-inferiority against ``margin`` with the bound at the end of the basis's interval."""
+    if sequential:
+        return noninferiority_sequential(
+            result.control, result.treatment, margin, metric.goal, alpha, n_star
+        )
+    return noninferiority_test(
+        result.control,
+        result.treatment,
+        margin,
+        metric.goal,
+        alpha / 2,
+        math.inf if metric.kind == "quantile" else None,
+    )
 
 
 def fixed_test(
@@ -242,13 +337,16 @@ def compare_all(
                     mde=mde(basis_result.control, basis_result.treatment, alpha, options.power),
                     noninferiority=None
                     if margin is None
-                    else noninferiority_test(
-                        basis_result.control,
-                        basis_result.treatment,
+                    else guardrail_test(
+                        metric,
+                        basis_result,
                         margin,
-                        metric.goal,
+                        use_sequential,
                         alpha,
-                        math.inf if metric.kind == "quantile" else None,
+                        options.sequential_n_star,
+                    ),
+                    verdict_lift_ci=verdict_interval(
+                        basis_result, use_sequential, alpha, options.sequential_n_star
                     ),
                 )
             )
@@ -282,9 +380,11 @@ def _describe(metric: Metric, arm: str, data: ArmData, alpha: float) -> Descript
 
 
 def _adjust(drafts: Sequence[Comparison], p_values: Sequence[float | None]) -> list[float | None]:
-    """Holm within the primary family and within the secondary+guardrail family."""
-    adjusted: list[float | None] = [None] * len(drafts)
-    for family in (("primary",), ("secondary", "guardrail")):
+    """Holm within the primary and within the secondary family; guardrails stay raw."""
+    adjusted: list[float | None] = [
+        p if d.role == "guardrail" else None for d, p in zip(drafts, p_values, strict=True)
+    ]
+    for family in (("primary",), ("secondary",)):
         idx = [i for i, d in enumerate(drafts) if d.role in family and p_values[i] is not None]
         ps = [p for i in idx if (p := p_values[i]) is not None]
         for i, p in zip(idx, holm(ps), strict=True):

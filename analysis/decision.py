@@ -2,8 +2,10 @@
 
 Rules, in order:
 1. Data that can't be trusted — a sample-ratio mismatch, a failed critical
-   validation, or arms that differed before exposure — means *investigate*,
-   whatever the metrics say.
+   validation, arms that differed before exposure, more than
+   ``MAX_CROSSOVER_SHARE`` of the units assigned to two arms — or a primary
+   metric that cannot be estimated (a typo in an event name, no events)
+   means *investigate*, whatever the metrics say, with the reason.
 2. Each treatment arm is judged on its own comparisons: an arm whose primary
    metric is significantly better and no primary or guardrail metric
    significantly worse — for a guardrail with a non-inferiority margin: shown
@@ -14,6 +16,12 @@ Rules, in order:
    significantly worse: *don't ship*.
 4. Otherwise: *keep running* until the planned end, then *don't ship* — no
    detectable benefit is not a reason to ship.
+
+Whatever the recommendation, every metric that got significantly worse is
+named in the reasons ("Worse" when it blocks, "Watch" otherwise), and each
+change is printed with the interval of the test that decided it
+(``Comparison.verdict_lift_ci``), so a verdict never sits beside an interval
+that contradicts it.
 """
 
 from __future__ import annotations
@@ -24,8 +32,12 @@ from dataclasses import dataclass
 
 from analysis.comparisons import Comparison
 from analysis.config import Experiment
+from analysis.metrics import Cleaning
 from analysis.stats.balance import BalanceResult
 from analysis.stats.srm import SrmResult
+
+MAX_CROSSOVER_SHARE = 0.05
+"""Above this share of units seen in two arms, excluding them could bias the comparison."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +67,9 @@ def describe_change(c: Comparison, level: float) -> str:
     head = f"{c.metric.label}: {c.treatment} vs {c.control}"
     sequential = c.basis.startswith("sequential")
     kind = f"always-valid {level:.0%} CI" if sequential else f"{level:.0%} CI"
-    lift_ci = c.sequential.lift_ci if sequential else r.lift_ci
     diff_ci = c.sequential.diff_ci if sequential else r.diff_ci
-    if r.lift is not None and lift_ci is not None:
-        lo, hi = lift_ci
+    if r.lift is not None and c.verdict_lift_ci is not None:
+        lo, hi = c.verdict_lift_ci
         return f"{head} {_pct(r.lift)} ({kind} {_pct(lo)} to {_pct(hi)})."
     if r.diff is not None and diff_ci is not None:
         lo, hi = diff_ci
@@ -72,6 +83,29 @@ def _margin_text(c: Comparison) -> str:
     return f"{ni.margin:.0%}"
 
 
+def _unblocking_harm(
+    comparisons: Sequence[Comparison],
+    arms: Sequence[str],
+    blocked_by: Sequence[Comparison],
+    level: float,
+) -> list[str]:
+    """'Watch' reasons: every significant worsening of these arms that does not block."""
+    return [
+        f"Watch: {describe_change(c, level)} It got significantly "
+        f"worse, though that does not block shipping ({_role_text(c)})."
+        for c in comparisons
+        if c.treatment in arms and c.verdict == "worse" and c not in blocked_by
+    ]
+
+
+def _role_text(c: Comparison) -> str:
+    if c.noninferiority is not None:
+        return f"a guardrail still within its margin of {_margin_text(c)}"
+    kind = c.metric.category if c.role == "secondary" else c.role
+    article = "an" if kind[0] in "aeiou" else "a"
+    return f"{article} {kind} metric; only primary and guardrail metrics block"
+
+
 def decide(
     experiment: Experiment,
     comparisons: Sequence[Comparison],
@@ -79,6 +113,7 @@ def decide(
     validation_ok: bool,
     as_of: dt.date,
     balance: BalanceResult | None = None,
+    cleaning: Cleaning | None = None,
 ) -> Decision:
     level = 1 - experiment.alpha
     if srm.flagged:
@@ -104,13 +139,36 @@ def decide(
                 "logging may be broken, so the comparison is not fair until it is explained.",
             ),
         )
-    ended = experiment.end is not None and as_of >= experiment.end
+    if cleaning is not None:
+        crossed = cleaning.crossovers_excluded
+        seen = crossed + sum(cleaning.units.values())
+        if seen and crossed / seen > MAX_CROSSOVER_SHARE:
+            return Decision(
+                "investigate",
+                (
+                    f"{crossed:,} of {seen:,} units ({crossed / seen:.0%}) were assigned to more "
+                    f"than one arm (more than {MAX_CROSSOVER_SHARE:.0%}); they are left out, and "
+                    "leaving out that many can bias the comparison. Fix the assignment first.",
+                ),
+            )
     primary = [c for c in comparisons if c.role == "primary"]
+    missing = [c for c in primary if c.basis_result.diff is None]
+    if missing or not primary:
+        reasons = [
+            f"The primary metric cannot be estimated — {describe_change(c, level)}" for c in missing
+        ] or [f"The primary metric {experiment.metrics.primary} has no comparison."]
+        reasons.append(
+            "Check the metric's event names in metrics.yaml and that the events table has "
+            "data for the experiment's period; no verdict without the primary metric."
+        )
+        return Decision("investigate", tuple(reasons))
+    ended = experiment.end is not None and as_of >= experiment.end
     # Each treatment arm is judged on the comparisons where it is the treatment
     # (for AI-only guardrails that is against the first AI arm).
     arms = list(dict.fromkeys(c.treatment for c in primary))
     shippable: list[Comparison] = []
     blocked: list[str] = []
+    blocked_by: list[Comparison] = []
     pending: list[str] = []
     for arm in arms:
         own = [c for c in comparisons if c.treatment == arm]
@@ -133,6 +191,7 @@ def decide(
         ]
         if worse:
             blocked += [f"Worse: {describe_change(c, level)}" for c in worse]
+            blocked_by += worse
         elif any(c.verdict == "better" for c in arm_primary):
             if unproven:
                 pending += [
@@ -153,25 +212,21 @@ def decide(
                 "among the arms whose guardrails held.",
             )
         reasons += blocked + pending
-        worse_trust = [
-            c
-            for c in comparisons
-            if c.treatment == best.treatment
-            and c.metric.category == "trust"
-            and c.verdict == "worse"
-        ]
-        reasons += [f"Watch: {describe_change(c, level)}" for c in worse_trust]
-        if not worse_trust and not blocked:
-            reasons.append("No guardrail was breached and no trust metric got significantly worse.")
+        watch = _unblocking_harm(comparisons, [best.treatment], blocked_by, level)
+        reasons += watch
+        if not watch and not blocked:
+            reasons.append("No guardrail was breached and no metric got significantly worse.")
         return Decision("ship", tuple(reasons))
+    watch = _unblocking_harm(comparisons, arms, blocked_by, level)
     if pending:
         if ended:
-            return Decision("don't ship", (*pending, "The planned end is reached."))
-        return Decision("keep running", (*pending, *blocked))
+            return Decision("don't ship", (*pending, "The planned end is reached.", *watch))
+        return Decision("keep running", (*pending, *blocked, *watch))
     if blocked:
-        return Decision("don't ship", tuple(blocked))
+        return Decision("don't ship", (*blocked, *watch))
 
     reasons = [f"Inconclusive: {describe_change(c, level)}" for c in primary]
+    reasons += watch
     if ended:
         reasons.append(
             "The planned end is reached without a detectable improvement of the primary metric."

@@ -95,11 +95,14 @@ def comparison_record(c: Comparison, days_elapsed: int, planned_mde: float) -> d
             "p_value": _num(ni.p_value),
             "passed": ni.passed,
             "inferior": ni.inferior,
+            "level": ni.level,
+            "basis": ni.basis,
             "reason": ni.note,
         },
         "verdict": c.verdict,
         "verdict_basis": c.basis,
         "verdict_p_value_adjusted": _num(c.verdict_p_value),
+        "verdict_lift_ci": _pair(c.verdict_lift_ci),
     }
 
 

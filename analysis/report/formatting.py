@@ -295,7 +295,8 @@ def basis_view(comparison: Mapping[str, Any]) -> dict[str, Any]:
 
     ``verdict_basis`` names the result that decided: ``fixed_horizon`` or
     ``sequential``, with ``_cuped`` when the CUPED-adjusted estimate was used.
-    Returns ``lift`` (CUPED-adjusted when the basis is), ``ci`` (the
+    Returns ``lift`` (CUPED-adjusted when the basis is), ``ci`` (the interval
+    of the verdict's own test, ``verdict_lift_ci``, when given; else the
     always-valid interval for a sequential basis, else the fixed-horizon one),
     ``ci_kind``, ``fixed_ci`` (fixed-horizon interval around ``lift``),
     ``sequential_ci``, ``cuped`` (whether the CUPED estimate is shown) and
@@ -311,13 +312,14 @@ def basis_view(comparison: Mapping[str, Any]) -> dict[str, Any]:
     fixed_ci = cuped.get("lift_ci") if use_cuped else comparison.get("lift_ci")
     sequential_ci = sequential.get("lift_ci")
     is_sequential = basis.startswith("sequential")
+    verdict_ci = comparison.get("verdict_lift_ci")
     p_value = comparison.get("verdict_p_value_adjusted")
     if not finite(p_value):
         p_value = comparison.get("p_value_adjusted")
     return {
         "basis": basis,
         "lift": lift if finite(lift) else None,
-        "ci": (sequential_ci if is_sequential else fixed_ci),
+        "ci": verdict_ci if is_pair(verdict_ci) else sequential_ci if is_sequential else fixed_ci,
         "ci_kind": "always-valid" if is_sequential else "fixed-horizon",
         "fixed_ci": fixed_ci if is_pair(fixed_ci) else None,
         "sequential_ci": sequential_ci if is_pair(sequential_ci) else None,

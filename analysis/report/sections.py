@@ -140,7 +140,14 @@ def noninferiority(c: Mapping[str, Any]) -> dict[str, str] | None:
         if goal == "decrease"
         else f"may fall by at most {fmt_pct(margin)}"
     )
-    bound = fmt_lift(ni.get("bound"))
+    level = ni.get("level")
+    interval = (
+        f"the {'always-valid ' if ni.get('basis') == 'sequential' else ''}"
+        f"{fmt_pct(level, 0)} interval"
+        if finite(level)
+        else "the interval"
+    )
+    bound = f"{fmt_lift(ni.get('bound'))} (the end of {interval})"
     if ni.get("passed"):
         return {
             "status": "better",
@@ -154,7 +161,7 @@ def noninferiority(c: Mapping[str, Any]) -> dict[str, str] | None:
             "mark": VERDICT_MARKS["worse"],
             "title": "failed (inferior)",
             "text": f"failed: it {allowed}, and the change is shown to go beyond that "
-            f"(one-sided bound {bound})",
+            f"(the best plausible change is still beyond it; worst {bound})",
         }
     reason = f" ({ni['reason']})" if ni.get("reason") else ""
     return {

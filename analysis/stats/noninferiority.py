@@ -27,6 +27,22 @@ test against the two-sided ``1 - alpha`` CI (the regulatory convention, ICH E9).
 ``inferior`` reports the opposite one-sided test: the harm is shown to exceed
 the margin (the other bound is beyond it too). Not passed and not inferior
 means not enough data to tell.
+
+Proof's convention (:func:`analysis.comparisons.compare_all`): the bound is an
+end of the same two-sided ``1 - alpha`` interval the report prints beside the
+guardrail — ``noninferiority_test(..., alpha / 2)`` for a fixed-horizon
+basis, :func:`noninferiority_sequential` (the confidence sequence) while the
+sequential basis decides. A guardrail passes when its whole 95 % interval lies
+inside the margin.
+
+**Read every night.** A fixed-horizon bound read at each of many looks passes
+a guardrail whose true lift sits exactly at the margin far more often than
+alpha (about 22 % over 14 looks at one-sided 5 %). The confidence sequence's
+bound holds at every look at once (Howard et al. 2021; Waudby-Smith et al.
+2023, as in :mod:`analysis.stats.sequential`), so ``noninferiority_sequential``
+may be read nightly: its ``p_value`` is the smallest level at which the
+sequence's harmful end lies inside the limit, with ``rho`` held at its value
+for the configured alpha, so ``passed`` is ``p_value <= alpha``.
 """
 
 from __future__ import annotations
@@ -37,7 +53,8 @@ from typing import Literal
 
 from scipy import stats
 
-from analysis.stats.inference import ArmEstimate, welch_df
+from analysis.stats.inference import ArmEstimate, lift_variance, welch_df
+from analysis.stats.sequential import sequential_halfwidth, sequential_p_value, sequential_rho
 
 Goal = Literal["increase", "decrease"]
 
@@ -57,9 +74,12 @@ class NonInferiorityResult:
         passed: non-inferiority shown: the bound is inside the limit (p < alpha).
         inferior: the lift is shown to be beyond the limit (the opposite
             one-sided test rejects at alpha).
-        alpha: the one-sided level.
+        alpha: the one-sided level of a fixed-horizon bound; for the sequential
+            bound, the level of the two-sided confidence sequence.
         df: degrees of freedom of the t (``math.inf`` for the normal).
         note: why a field is ``None``.
+        level: the confidence of the two-sided interval whose end ``bound`` is.
+        basis: ``fixed_horizon`` or ``sequential`` (always-valid).
     """
 
     margin: float
@@ -73,6 +93,8 @@ class NonInferiorityResult:
     alpha: float
     df: float | None
     note: str | None = None
+    level: float | None = None
+    basis: str = "fixed_horizon"
 
 
 def _check(margin: float, goal: str, alpha: float) -> None:
@@ -112,7 +134,18 @@ def noninferiority_from_lift(
         clean_lift = lift if lift is not None and math.isfinite(lift) else None
         clean_df = df if df is not None and not math.isnan(df) else None
         return NonInferiorityResult(
-            margin, goal, limit, clean_lift, None, None, False, False, alpha, clean_df, note
+            margin,
+            goal,
+            limit,
+            clean_lift,
+            None,
+            None,
+            False,
+            False,
+            alpha,
+            clean_df,
+            note,
+            level=1 - 2 * alpha,
         )
 
     if lift is None or not math.isfinite(lift):
@@ -135,7 +168,7 @@ def noninferiority_from_lift(
         passed = bound > limit
         inferior = lift + q * lift_se < limit
     return NonInferiorityResult(
-        margin, goal, limit, lift, bound, p_value, passed, inferior, alpha, df
+        margin, goal, limit, lift, bound, p_value, passed, inferior, alpha, df, level=1 - 2 * alpha
     )
 
 
@@ -164,7 +197,18 @@ def noninferiority_test(
 
     def undefined(note: str) -> NonInferiorityResult:
         return NonInferiorityResult(
-            margin, goal, limit, None, None, None, False, False, alpha, None, note
+            margin,
+            goal,
+            limit,
+            None,
+            None,
+            None,
+            False,
+            False,
+            alpha,
+            None,
+            note,
+            level=1 - 2 * alpha,
         )
 
     if control.n < 2 or treatment.n < 2:
@@ -179,3 +223,77 @@ def noninferiority_test(
     if df is None:
         df = welch_df(control, treatment)
     return noninferiority_from_lift(lift, math.sqrt(lift_var), margin, goal, alpha, df)
+
+
+def noninferiority_sequential(
+    control: ArmEstimate,
+    treatment: ArmEstimate,
+    margin: float,
+    goal: Goal,
+    alpha: float,
+    n_star: float,
+) -> NonInferiorityResult:
+    """Non-inferiority read from the always-valid ``1 - alpha`` confidence sequence of the lift.
+
+    ``bound`` is the harmful end of the sequence's lift interval (that of
+    :func:`analysis.stats.sequential.sequential_interval`), so it may be read
+    at every look; see the module docstring.
+
+    Raises:
+        ValueError: margin <= 0, an unknown goal, alpha outside (0, 1) or n_star <= 0.
+    """
+    _check(margin, goal, alpha)
+    limit = margin if goal == "decrease" else -margin
+    rho = sequential_rho(alpha, n_star)
+
+    def undefined(note: str, lift: float | None = None) -> NonInferiorityResult:
+        return NonInferiorityResult(
+            margin,
+            goal,
+            limit,
+            lift,
+            None,
+            None,
+            False,
+            False,
+            alpha,
+            None,
+            note,
+            level=1 - alpha,
+            basis="sequential",
+        )
+
+    if control.n < 2 or treatment.n < 2:
+        return undefined("fewer than 2 units in an arm")
+    c, t = control.value, treatment.value
+    if math.isnan(c) or math.isnan(t) or math.isnan(control.variance + treatment.variance):
+        return undefined("the metric is undefined in an arm (no denominator events)")
+    if c == 0:
+        return undefined("relative lift undefined: the control value is 0")
+    lift = t / c - 1
+    variance = lift_variance(control, treatment)
+    if not variance > 0:
+        return undefined("no variation in either arm", lift)
+    n = control.n + treatment.n
+    half = sequential_halfwidth(variance, n, alpha, rho)
+    harmful, helpful = (
+        (lift + half, lift - half) if goal == "decrease" else (lift - half, lift + half)
+    )
+    inside = lift < limit if goal == "decrease" else lift > limit
+    p_value = sequential_p_value(lift - limit, variance, n, rho) if inside else 1.0
+    passed = harmful < limit if goal == "decrease" else harmful > limit
+    inferior = helpful > limit if goal == "decrease" else helpful < limit
+    return NonInferiorityResult(
+        margin,
+        goal,
+        limit,
+        lift,
+        harmful,
+        p_value,
+        passed,
+        inferior,
+        alpha,
+        None,
+        level=1 - alpha,
+        basis="sequential",
+    )

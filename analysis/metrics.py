@@ -16,16 +16,24 @@ The walk, all lazy polars:
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
 
 from analysis.aggregates import Moments, moment_exprs, moments_from_row
-from analysis.config import Experiment, Metric
+from analysis.config import EventAggregate, Experiment, Metric
 from analysis.joint import JointMoments, joint_moment_exprs, joint_moments_from_row
-from analysis.partials import PartialSpec, partials, unit_table_from_partials
+from analysis.partials import (
+    PartialSpec,
+    aggregate_name,
+    event_mask,
+    partials,
+    unit_table_from_partials,
+)
 from analysis.stats.quantile import QuantileSample
+from analysis.stats.winsorize import winsorize_caps_exprs, winsorize_expr
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +257,127 @@ def quantile_samples(
             for (variant,), part in frame.partition_by("variant", as_dict=True).items()
         }
     return result
+
+
+# --------------------------------------------------------------------------- per-event capping
+
+
+#: The periods of in-window events, by column suffix: the analysis window and the pre-period.
+_PERIODS: Mapping[str, pl.Expr] = {"": ~pl.col("pre"), "__pre": pl.col("pre")}
+_CAPPED = "__capped__"
+
+
+def event_capped(metrics: Sequence[Metric]) -> list[Metric]:
+    """Ratio metrics whose numerator aggregates event values (``sum``, ``mean``).
+
+    Winsorising caps their numerators per event, before the unit's sum: a cap
+    on per-unit sums would clip units for having many events, not for having
+    extreme values. A ``count`` numerator has no values to cap (capping
+    per-unit counts is the same bias) and is left alone.
+    """
+    return [
+        m
+        for m in metrics
+        if m.kind == "ratio" and m.numerator is not None and m.numerator.agg != "count"
+    ]
+
+
+def event_capped_events(metrics: Sequence[Metric]) -> list[str]:
+    """The events whose values :func:`capped_numerators` reads."""
+    return sorted({m.numerator.event for m in event_capped(metrics) if m.numerator})
+
+
+def _capped_aggregates(metrics: Sequence[Metric]) -> dict[str, EventAggregate]:
+    found = {aggregate_name(m.numerator): m.numerator for m in event_capped(metrics) if m.numerator}
+    return dict(sorted(found.items()))
+
+
+def _event_values(
+    in_window: pl.LazyFrame, aggregates: Mapping[str, EventAggregate]
+) -> pl.LazyFrame:
+    """``unit_id`` and, per aggregate and period, the value of the rows that belong there."""
+    return in_window.select(
+        "unit_id",
+        *(
+            pl.when(event_mask(agg) & period).then(pl.col("value").cast(pl.Float64)).alias(name + s)
+            for name, agg in aggregates.items()
+            for s, period in _PERIODS.items()
+        ),
+    )
+
+
+def event_caps(
+    in_window: pl.LazyFrame, metrics: Sequence[Metric], percentile: float
+) -> dict[str, tuple[float, float]]:
+    """Pooled caps of the event values of every :func:`event_capped` numerator.
+
+    ``in_window``: the run's events (:func:`in_window_events`, with the
+    pre-period and its ``pre`` column), all arms. Keys are the aggregate's
+    name (``task_completed__sum``: the analysis window) and the name with
+    ``__pre`` (the pre-period, capped at its own percentiles so that CUPED
+    compares like with like); values ``(low, high)`` are the linear quantiles
+    at ``1 - percentile`` and ``percentile`` of the period's non-null values
+    (:func:`analysis.stats.winsorize.winsorize_caps`), ``(-inf, inf)`` for a
+    period without values.
+    """
+    aggregates = _capped_aggregates(metrics)
+    columns = [name + s for name in aggregates for s in _PERIODS]
+    if not columns:
+        return {}
+    row = (
+        _event_values(in_window, aggregates)
+        .select([e for c in columns for e in winsorize_caps_exprs(c, percentile)])
+        .collect()
+        .row(0, named=True)
+    )
+    caps: dict[str, tuple[float, float]] = {}
+    for c in columns:
+        low, high = row[f"{c}_cap_low"], row[f"{c}_cap_high"]
+        caps[c] = (-math.inf, math.inf) if low is None or high is None else (low, high)
+    return caps
+
+
+def capped_numerators(
+    table: pl.LazyFrame, in_window: pl.LazyFrame, metrics: Sequence[Metric], percentile: float
+) -> pl.LazyFrame:
+    """``table`` with the numerators of :func:`event_capped` metrics from capped event values.
+
+    Every event value is clipped to :func:`event_caps` of its period, then
+    aggregated per unit like the uncapped numerator (a sum; a mean of the
+    capped values). ``m__num`` and, where ``table`` has it, ``m__num__pre``
+    are replaced; a unit without such events keeps 0 (a sum) or null (a mean).
+    ``in_window`` must hold every event of the numerators in each unit's
+    window and pre-period (:func:`in_window_events`).
+    """
+    names = set(table.collect_schema().names())
+    capped = [m for m in event_capped(metrics) if f"{m.name}__num" in names]
+    if not capped:
+        return table
+    aggregates = _capped_aggregates(capped)
+    caps = event_caps(in_window, capped, percentile)
+    per_unit = (
+        _event_values(in_window, aggregates)
+        .with_columns(winsorize_expr(c, low, high) for c, (low, high) in caps.items())
+        .group_by("unit_id")
+        .agg(
+            *(pl.col(c).sum().alias(f"{_CAPPED}{c}__sum") for c in caps),
+            *(pl.col(c).count().alias(f"{_CAPPED}{c}__n") for c in caps),
+        )
+    )
+    replaced: list[pl.Expr] = []
+    for m in capped:
+        assert m.numerator is not None
+        for s in _PERIODS:
+            if f"{m.name}__num{s}" not in names:
+                continue
+            column = f"{_CAPPED}{aggregate_name(m.numerator)}{s}"
+            total, n = pl.col(f"{column}__sum"), pl.col(f"{column}__n")
+            value = (
+                total.fill_null(0.0) if m.numerator.agg == "sum" else pl.when(n > 0).then(total / n)
+            )
+            replaced.append(value.cast(pl.Float64).alias(f"{m.name}__num{s}"))
+    helpers = [f"{_CAPPED}{c}__{part}" for c in caps for part in ("sum", "n")]
+    return table.join(per_unit, on="unit_id", how="left").with_columns(replaced).drop(helpers)
 
 
 def cleaning_counts(

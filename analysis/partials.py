@@ -92,7 +92,8 @@ class PartialSpec:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _mask(agg: EventAggregate) -> pl.Expr:
+def event_mask(agg: EventAggregate) -> pl.Expr:
+    """True for the event rows an aggregate takes in (its event, and ``value_equals``)."""
     mask = pl.col("event") == agg.event
     if agg.value_equals is not None:
         mask = mask & (pl.col("value") == agg.value_equals)
@@ -102,7 +103,7 @@ def _mask(agg: EventAggregate) -> pl.Expr:
 def _partial_exprs(spec: PartialSpec) -> list[pl.Expr]:
     exprs: list[pl.Expr] = []
     for name, agg in spec.aggregates.items():
-        mask = _mask(agg)
+        mask = event_mask(agg)
         if agg.agg == "count":
             exprs.append(mask.cast(pl.Int64).sum().alias(name))
         elif agg.agg == "sum":

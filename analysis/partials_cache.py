@@ -26,6 +26,12 @@ A run:
 4. forgets days that are gone from the data (a deleted day) up to the
    analysis date.
 
+Winsorised numerators are not stored: per-event caps depend on every event
+of the window and move whenever a night brings data, so the partials stay
+uncapped and each run recomputes the capped numerators from its events
+(:func:`analysis.metrics.capped_numerators`; the cost is in
+docs/statistics.md, "Winsorisation").
+
 ``refresh=True`` (``proof run --no-cache``) ignores every stored partial,
 recomputes all of them and writes them afresh. Results equal a full
 recompute: that is tested, with a new day, a day changed after the fact and

@@ -90,7 +90,11 @@ def measure(
     unit_validation = unit_check(table) if unit_check is not None else None
     percentile = experiment.statistics.winsorize_percentile
     if percentile is not None:
-        table = winsorize_table(table, metrics, percentile)
+        capped_events = metrics_mod.in_window_events(
+            units, events, window, metrics_mod.event_capped_events(metrics), deduplicate=False
+        )
+        capped_events = capped_events.collect().lazy()
+        table = winsorize_table(table, metrics, percentile, capped_events).collect().lazy()
     value_events = sorted({*descriptives.EVENTS, *metrics_mod.quantile_events(metrics)})
     in_window = (
         metrics_mod.in_window_events(units, events, window, value_events, deduplicate=False)
@@ -132,24 +136,33 @@ def measure(
 
 
 def winsorize_columns(metrics: Sequence[Metric]) -> list[str]:
-    """Per-unit columns that winsorisation caps: mean-metric values, ratio numerators."""
-    columns = []
-    for m in metrics:
-        if m.kind == "mean":
-            columns.append(m.name)
-        elif m.kind == "ratio":
-            columns.append(f"{m.name}__num")
-    return columns
+    """Per-unit columns that winsorisation caps per unit: the values of mean metrics.
+
+    Ratio numerators are not among them: one that aggregates event values is
+    capped per event (:func:`analysis.metrics.capped_numerators`), a count is
+    not capped at all (docs/statistics.md, "Winsorisation").
+    """
+    return [m.name for m in metrics if m.kind == "mean"]
 
 
 def winsorize_table(
-    table: pl.LazyFrame, metrics: Sequence[Metric], percentile: float
+    table: pl.LazyFrame, metrics: Sequence[Metric], percentile: float, in_window: pl.LazyFrame
 ) -> pl.LazyFrame:
-    """Cap per-unit values at pooled percentiles (the same caps for every arm).
+    """Winsorise the unit table at pooled percentiles (the same caps for every arm).
+
+    * mean metrics: the per-unit value is capped (:func:`winsorize_columns`);
+    * ratio metrics whose numerator aggregates event values (``time_on_task =
+      sum(task_completed.value) / count(task_completed)``): every event value
+      is capped before the unit's numerator is summed
+      (:func:`analysis.metrics.capped_numerators`), from ``in_window``, the
+      run's events of those numerators in each unit's window and pre-period
+      (:func:`analysis.metrics.in_window_events`);
+    * count numerators, denominators and proportions are left alone.
 
     Pre-period columns are capped with their own caps, so CUPED compares like
     with like.
     """
+    table = metrics_mod.capped_numerators(table, in_window, metrics, percentile)
     names = set(table.collect_schema().names())
     columns = [c for base in winsorize_columns(metrics) for c in (base, f"{base}__pre")]
     columns = [c for c in columns if c in names]
@@ -186,7 +199,15 @@ def summarise(
     balance = balance_check(experiment, metrics, measurement.data)
     slices, heterogeneity = segment_comparisons(experiment, metrics, measurement.segments)
     pooled = pooled_ai_comparisons(experiment, metrics, measurement.data, as_of)
-    decision = decide(experiment, comparisons, srm, bool(validation["success"]), as_of, balance)
+    decision = decide(
+        experiment,
+        comparisons,
+        srm,
+        bool(validation["success"]),
+        as_of,
+        balance,
+        measurement.cleaning,
+    )
     return build_results(
         experiment=experiment,
         run_id=run_id,

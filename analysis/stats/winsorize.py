@@ -1,4 +1,4 @@
-"""Winsorisation of per-unit values at a percentile computed on the pooled arms.
+"""Winsorisation of values at a percentile computed on the pooled arms.
 
 A few heavy users (thousands of tasks, huge AI costs) can dominate a mean and
 its variance. Winsorising replaces every value above the ``p`` quantile by
@@ -10,6 +10,15 @@ The caps are computed once on the **pooled** arms and applied to every arm:
 caps per arm would clip the arms differently and bias the comparison (a
 treatment that creates heavy users would be cut back more than the control).
 The estimand changes to the mean of the capped metric; report that.
+
+What the values are is the caller's choice (docs/statistics.md,
+"Winsorisation"): per-unit values of mean metrics
+(:func:`analysis.pipeline.winsorize_table`), and the event values of ratio
+numerators that add up values, capped before the unit's sum
+(:func:`analysis.metrics.capped_numerators`). Per-unit sums of a ratio's
+numerator are never capped: a pooled cap on them clips units for having
+many events, not extreme values, and biases a treatment that brings more
+events.
 
 Quantile definition: the linear-interpolation quantile (Hyndman & Fan 1996
 type 7), ``numpy.quantile(method="linear")`` — the contract's quantile

@@ -278,6 +278,14 @@ class ValidationOptions(_Strict):
         description="Assignment rows whose variant is not configured are quarantined with a "
         "warning; above this share of the rows the run stops (the config is likely wrong).",
     )
+    max_null_key_share: float = Field(
+        default=0.001,
+        ge=0,
+        le=1,
+        description="Rows with a null key (an id, a timestamp, a variant or an event name) are "
+        "quarantined with a warning; above this share of a table's rows the run stops. Events "
+        "without a unit_id are not the experiment's, so they only warn.",
+    )
     task_completed_max_seconds: float = Field(
         default=86_400,
         gt=0,

@@ -70,16 +70,25 @@ class Tables:
 
 
 AnySource = DuckDBSource | FileSource | SqlSource
+#: ``(since, until)``: the events without a unit_id with ``since <= ts < until`` are read too.
+Period = tuple[dt.datetime, dt.datetime]
 
 
-def read_experiment(name: str, source: AnySource, experiment_id: str) -> Tables:
-    """Assignments of ``experiment_id`` and the events of its units, from ``source``."""
+def read_experiment(
+    name: str, source: AnySource, experiment_id: str, *, null_units: Period | None = None
+) -> Tables:
+    """Assignments of ``experiment_id`` and the events of its units, from ``source``.
+
+    ``null_units`` (``suites.experiment_period``): also the events whose
+    ``unit_id`` is null and whose ``ts`` is in that period, which no join to
+    the units can find; the quarantine sets them aside as ``null_unit_id``.
+    """
     if isinstance(source, DuckDBSource):
-        tables = _read_duckdb(name, source, experiment_id)
+        tables = _read_duckdb(name, source, experiment_id, null_units)
     elif isinstance(source, FileSource):
-        tables = _read_files(name, source, experiment_id)
+        tables = _read_files(name, source, experiment_id, null_units)
     else:
-        tables = _read_sql(name, source, experiment_id)
+        tables = _read_sql(name, source, experiment_id, null_units)
     return tables
 
 
@@ -164,17 +173,40 @@ def _sql_name(source: str, table: str, name: str) -> str:
     return ".".join(f'"{part}"' for part in name.split("."))
 
 
-def _events_query(source: str, src: AnySource, experiment_id: str) -> tuple[str, str]:
-    """SQL for the experiment's assignments and for the events of its units."""
+def _timestamp(value: dt.datetime) -> str:
+    return f"CAST('{value.isoformat()}' AS TIMESTAMP WITH TIME ZONE)"
+
+
+def _events_query(
+    source: str, src: AnySource, experiment_id: str, null_units: Period | None = None
+) -> tuple[str, str]:
+    """SQL for the experiment's assignments and for the events of its units.
+
+    With ``null_units``, also the events without a unit in that period: one
+    scan, a hash join to the experiment's distinct units (an ``IN`` inside an
+    ``OR`` would not be planned as a join).
+    """
     assignments = _sql_name(source, "assignments", src.assignments)
     events = _sql_name(source, "events", src.events)
     exp_col = '"' + src.columns.get("experiment_id", "experiment_id") + '"'
     unit_col = '"' + src.columns.get("unit_id", "unit_id") + '"'
     literal = "'" + experiment_id.replace("'", "''") + "'"
     q_assign = f"SELECT * FROM {assignments} WHERE {exp_col} = {literal}"
+    if null_units is None:
+        q_events = (
+            f"SELECT * FROM {events} WHERE {unit_col} IN "
+            f"(SELECT {unit_col} FROM {assignments} WHERE {exp_col} = {literal})"
+        )
+        return q_assign, q_events
+    ts_col = '"' + src.columns.get("ts", "ts") + '"'
+    since, until = null_units
     q_events = (
-        f"SELECT * FROM {events} WHERE {unit_col} IN "
-        f"(SELECT {unit_col} FROM {assignments} WHERE {exp_col} = {literal})"
+        f"SELECT e.* FROM {events} e LEFT JOIN "
+        f'(SELECT DISTINCT {unit_col} AS "__proof_unit" FROM {assignments} '
+        f"WHERE {exp_col} = {literal}) u "
+        f'ON e.{unit_col} = u."__proof_unit" '
+        f'WHERE u."__proof_unit" IS NOT NULL OR (e.{unit_col} IS NULL '
+        f"AND e.{ts_col} >= {_timestamp(since)} AND e.{ts_col} < {_timestamp(until)})"
     )
     return q_assign, q_events
 
@@ -228,11 +260,13 @@ def without_nested_loops(uri: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=encoded))
 
 
-def _read_duckdb(name: str, src: DuckDBSource, experiment_id: str) -> Tables:
+def _read_duckdb(
+    name: str, src: DuckDBSource, experiment_id: str, null_units: Period | None = None
+) -> Tables:
     con = connect_duckdb(name, src)
     try:
         _require_duckdb_tables(con, name, src)
-        q_assign, q_events = _events_query(name, src, experiment_id)
+        q_assign, q_events = _events_query(name, src, experiment_id, null_units)
         # One cursor per lazy frame: a DuckDB connection serves one query at a
         # time, and a plan that reads both frames would find it busy.
         cursors = [con.cursor(), con.cursor()]
@@ -252,7 +286,7 @@ def _read_duckdb(name: str, src: DuckDBSource, experiment_id: str) -> Tables:
 #: Columns the source queries filter or join on, per table: checked before querying.
 _QUERY_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "assignments": ("experiment_id", "unit_id"),
-    "events": ("unit_id",),
+    "events": ("unit_id", "ts"),
 }
 
 
@@ -319,22 +353,29 @@ def _conform_scan(
         ) from None
 
 
-def _read_files(name: str, src: FileSource, experiment_id: str) -> Tables:
+def _read_files(
+    name: str, src: FileSource, experiment_id: str, null_units: Period | None = None
+) -> Tables:
     raw_assign = _scan(src.assignments, src.kind, name, "assignments", src.columns)
     raw_events = _scan(src.events, src.kind, name, "events", src.columns)
     assignments = _conform_scan(
         raw_assign, src.assignments, name, "assignments", src.columns
     ).filter(pl.col("experiment_id") == experiment_id)
-    events = _conform_scan(raw_events, src.events, name, "events", src.columns).join(
-        assignments.select("unit_id").unique(), on="unit_id", how="semi"
-    )
+    conformed = _conform_scan(raw_events, src.events, name, "events", src.columns)
+    events = conformed.join(assignments.select("unit_id").unique(), on="unit_id", how="semi")
+    if null_units is not None:
+        since, until = null_units
+        unitless = pl.col("unit_id").is_null() & (pl.col("ts") >= since) & (pl.col("ts") < until)
+        events = pl.concat([events, conformed.filter(unitless)])
     return Tables(assignments, events)
 
 
-def _read_sql(name: str, src: SqlSource, experiment_id: str) -> Tables:
+def _read_sql(
+    name: str, src: SqlSource, experiment_id: str, null_units: Period | None = None
+) -> Tables:
     uri = sql_uri(name, src)
     check_reachable(name, uri)
-    q_assign, q_events = _events_query(name, src, experiment_id)
+    q_assign, q_events = _events_query(name, src, experiment_id, null_units)
     try:
         assignments = pl.read_database_uri(q_assign, uri, engine="connectorx")
         events = pl.read_database_uri(q_events, uri, engine="connectorx")
@@ -411,8 +452,10 @@ def event_coverage(
 
     Any experiment's assignment counts: this measures whether events and
     assignments join at all (ids in another format, a broken assignment
-    service), not which experiment a unit is in. The count runs in the
-    database for DuckDB and SQL sources.
+    service), not which experiment a unit is in. Events without a unit_id are
+    left out of both counts, as the polars and in-database paths do: they are
+    the experiment's ``null_unit_id`` rows. The count runs in the database
+    for DuckDB and SQL sources.
     """
     if isinstance(source, FileSource):
         return _file_coverage(name, source, since, until)
@@ -422,8 +465,7 @@ def event_coverage(
     assignments = _sql_name(name, "assignments", source.assignments)
     events = _sql_name(name, "events", source.events)
     where = (
-        f"e.{ts} >= CAST('{since.isoformat()}' AS TIMESTAMP WITH TIME ZONE) "
-        f"AND e.{ts} < CAST('{until.isoformat()}' AS TIMESTAMP WITH TIME ZONE)"
+        f"e.{ts} >= {_timestamp(since)} AND e.{ts} < {_timestamp(until)} AND e.{unit} IS NOT NULL"
     )
     joined = (
         f"FROM {events} e LEFT JOIN (SELECT DISTINCT {unit} AS u FROM {assignments}) a "
@@ -471,7 +513,7 @@ def _file_coverage(
     units = conform(assignments, name, "assignments", src.columns).select("unit_id").unique()
     in_period = (
         conform(events, name, "events", src.columns)
-        .filter((pl.col("ts") >= since) & (pl.col("ts") < until))
+        .filter((pl.col("ts") >= since) & (pl.col("ts") < until) & pl.col("unit_id").is_not_null())
         .select("unit_id")
     )
     unassigned = in_period.join(units, on="unit_id", how="anti")

@@ -194,6 +194,29 @@ def value_rules(options: ValidationOptions) -> dict[str, ValueRule]:
     return dict(sorted(rules.items()))
 
 
+def experiment_period(experiment: Experiment, as_of: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """``(since, until)``: the experiment's period as of ``as_of``, ``since <= ts < until``.
+
+    From 00:00 UTC of ``start`` minus the pre-period (``events_since``) to the
+    end of ``as_of``. Events without a ``unit_id`` cannot be joined to any
+    assignment: those whose ``ts`` falls in this period are read with the
+    experiment's events, counted and quarantined (``null_unit_id``). The
+    unassigned-event share is counted over the same period.
+    """
+    since = day_start(experiment.start) - dt.timedelta(days=experiment.pre_window_days)
+    return since, day_start(as_of + dt.timedelta(days=1))
+
+
+def share_params(options: ValidationOptions | None = None) -> dict[str, float]:
+    """The shares of ``validation:`` the suites name (defaults without an experiment)."""
+    options = options or ValidationOptions()
+    return {
+        "max_unassigned_event_share": options.max_unassigned_event_share,
+        "max_unknown_variant_share": options.max_unknown_variant_share,
+        "max_null_key_share": options.max_null_key_share,
+    }
+
+
 def run_params(
     experiment: Experiment,
     as_of: dt.date,
@@ -216,10 +239,9 @@ def run_params(
         "variants": list(experiment.variants),
         "start": day_start(experiment.start),
         "assigned_at_max": now if end is None else min(end, now),
-        "events_since": day_start(experiment.start) - dt.timedelta(days=experiment.pre_window_days),
+        "events_since": experiment_period(experiment, as_of)[0],
         "now": now,
-        "max_unassigned_event_share": options.max_unassigned_event_share,
-        "max_unknown_variant_share": options.max_unknown_variant_share,
+        **share_params(options),
         "value_ranges": [
             {"row_condition": condition_text("event", event), "min_value": r.min}
             | ({"max_value": r.max} if r.max is not None else {})

@@ -47,6 +47,7 @@ from analysis.suites import (
     load_suite,
     parse_condition,
     run_params,
+    share_params,
 )
 
 __all__ = [
@@ -697,10 +698,11 @@ def validate_tables(
     """Run each table's suite over the whole table, without partitions or cache.
 
     Without ``experiment``, expectations that need its parameters (variants,
-    dates, value ranges) are left out: only the experiment-free checks run.
+    dates, value ranges) are left out: only the experiment-free checks run,
+    with the default shares of ``validation:`` (``max_null_key_share`` ...).
     """
     now = now or dt.datetime.now(dt.UTC)
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = dict(share_params())
     if experiment is not None:
         day = as_of or now.date()
         params = run_params(experiment, day, now, metrics=metrics, assigned_units=assigned_units)

@@ -77,6 +77,7 @@ from analysis.suites import (
     Expectation,
     Suite,
     SuiteError,
+    experiment_period,
     load_suite,
     parse_condition,
     run_params,
@@ -116,6 +117,7 @@ log = logging.getLogger(__name__)
 DIALECT = "postgres"
 _QUIET_LOGGERS = ("great_expectations", "great_expectations.data_context.types.base")
 _WORK = "__proof_reason"
+_UNIT_KEY = "__proof_unit"  # the experiment's distinct units, joined to its events
 _UNIQUENESS = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
 _TYPE_CHECK = "expect_column_values_to_be_of_type"
 _UNASSIGNED_SHARE = "expect_unassigned_event_share_to_be_at_most"
@@ -387,22 +389,44 @@ def _select(table: SqlTable) -> exp.Select:
     return exp.select(*items).from_(table.table())
 
 
-def experiment_queries(tables: Mapping[str, SqlTable], experiment_id: str) -> dict[str, exp.Select]:
+def experiment_queries(
+    tables: Mapping[str, SqlTable],
+    experiment_id: str,
+    null_units: tuple[dt.datetime, dt.datetime] | None = None,
+) -> dict[str, exp.Select]:
     """The experiment's assignments and the events of its units, columns renamed.
 
     The same rows as :func:`analysis.sources.read_experiment` reads: assignments
-    ``WHERE experiment_id = <id>``, events whose unit is in one of those rows.
+    ``WHERE experiment_id = <id>``, events whose unit is in one of those rows,
+    and with ``null_units`` (``suites.experiment_period``) the events without a
+    unit whose ``ts`` is in that period (one scan: a left join to the distinct
+    units, since an ``IN`` inside an ``OR`` would not be planned as a join).
     """
     a, e = tables["assignments"], tables["events"]
     exp_col = exp.column(a.source_column("experiment_id") or "experiment_id", quoted=True)
     unit_a = exp.column(a.source_column("unit_id") or "unit_id", quoted=True)
     unit_e = exp.column(e.source_column("unit_id") or "unit_id", quoted=True)
     of_experiment = exp_col.eq(exp.Literal.string(experiment_id))
-    units = exp.select(unit_a).from_(a.table()).where(of_experiment)
-    return {
-        "assignments": _select(a).where(of_experiment),
-        "events": _select(e).where(unit_e.isin(query=units)),
-    }
+    assignments = _select(a).where(of_experiment)
+    if null_units is None:
+        units = exp.select(unit_a).from_(a.table()).where(of_experiment)
+        return {"assignments": assignments, "events": _select(e).where(unit_e.isin(query=units))}
+    key = exp.column(_UNIT_KEY, table="__proof_units", quoted=True)
+    units = (
+        exp.select(exp.alias_(unit_a, _UNIT_KEY, quoted=True))
+        .distinct()
+        .from_(a.table())
+        .where(of_experiment)
+    )
+    ts_e = exp.column(e.source_column("ts") or "ts", quoted=True)
+    since, until = null_units
+    unitless = exp.and_(unit_e.is_(exp.null()), ts_e >= _literal(since), ts_e < _literal(until))
+    events = (
+        _select(e)
+        .join(units.subquery("__proof_units"), on=unit_e.eq(key), join_type="left")
+        .where(exp.or_(exp.not_(key.is_(exp.null())), exp.paren(unitless)))
+    )
+    return {"assignments": assignments, "events": events}
 
 
 # --------------------------------------------------------------------------- row rules as SQL
@@ -574,11 +598,11 @@ def _extra_copies(
 def _labelled(
     tables: Mapping[str, SqlTable],
     suites: Mapping[str, Suite],
-    experiment_id: str,
+    experiment: Experiment,
     as_of: dt.date,
 ) -> dict[str, exp.Select]:
     """Every row of each table with ``__proof_reason`` (NULL: used), as quarantine.split."""
-    queries = experiment_queries(tables, experiment_id)
+    queries = experiment_queries(tables, experiment.id, experiment_period(experiment, as_of))
     end = _literal(dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), dt.UTC))
     a_cols = list(tables["assignments"].columns)
     e_cols = list(tables["events"].columns)
@@ -697,7 +721,7 @@ def labelled_query(
     """
     params = run_params(experiment, as_of, now)
     suites = {t: load_suite(t, params, suite_dir) for t in TABLES}
-    return _labelled(reflect(source, src, engine), suites, experiment.id, as_of)[table]
+    return _labelled(reflect(source, src, engine), suites, experiment, as_of)[table]
 
 
 def used_rows(
@@ -720,7 +744,7 @@ def used_rows(
     suites = {t: load_suite(t, params, suite_dir) for t in TABLES}
     with _engine(database(source, src)) as engine:
         tables = reflect(source, src, engine)
-    labelled = _labelled(tables, suites, experiment.id, as_of)
+    labelled = _labelled(tables, suites, experiment, as_of)
     return {
         table: exp.select(*[_c(c) for c in tables[table].columns])
         .from_(labelled[table].subquery("l"))
@@ -790,7 +814,7 @@ def quarantine_sql(
     suites = {t: load_suite(t, params, suite_dir) for t in TABLES}
     with _engine(db) as engine:
         tables = reflect(source, src, engine)
-        labelled = _labelled(tables, suites, experiment.id, as_of)
+        labelled = _labelled(tables, suites, experiment, as_of)
         rows: dict[str, pl.DataFrame] = {}
         counts: dict[str, dict[str, int]] = {}
         texts: dict[str, str] = {}
@@ -810,7 +834,8 @@ def quarantine_sql(
             rows[table] = conformed.with_columns(reason)
             per_reason = reason.value_counts(sort=False)
             counts[table] = {str(r): int(n) for r, n in sorted(per_reason.iter_rows())}
-        rows_in = _rows(db, experiment_queries(tables, experiment.id))
+        period = experiment_period(experiment, as_of)
+        rows_in = _rows(db, experiment_queries(tables, experiment.id, period))
         crossed = db.fetch(labelled["crossed"].sql(dialect=db.dialect)).item()
     return SqlQuarantine(rows, counts, rows_in, int(crossed or 0), texts)
 
@@ -1077,7 +1102,7 @@ def validate_sql(
     suites = [load_suite(t, params, suite_dir) for t in TABLES]
     with _engine(db) as engine:
         tables = reflect(source, src, engine)
-    queries = experiment_queries(tables, experiment.id)
+    queries = experiment_queries(tables, experiment.id, experiment_period(experiment, as_of))
     found: dict[str, BatchOutcome] = {}
     try:
         with warnings.catch_warnings():

@@ -29,6 +29,7 @@ from analysis.sources import (
     event_coverage,
     read_experiment,
 )
+from analysis.suites import experiment_period
 from analysis.validation import (
     CriticalValidationError,
     ExpectationOutcome,
@@ -67,7 +68,8 @@ class Run:
 def _run(source: DuckDBSource | FileSource, experiment: Experiment | None = None) -> Run:
     """The analysis side of a run; raises CriticalValidationError like the flow."""
     experiment = experiment or f.experiment()
-    raw = collect_tables(read_experiment(SOURCE, source, experiment.id))
+    period = experiment_period(experiment, f.AS_OF)  # as the flow reads
+    raw = collect_tables(read_experiment(SOURCE, source, experiment.id, null_units=period))
     since = dt.datetime.combine(f.START - dt.timedelta(days=14), dt.time(), dt.UTC)
     coverage = event_coverage(SOURCE, source, since, f.NOW)
     checked = check_experiment(raw, experiment, f.AS_OF, now=f.NOW, coverage=coverage)

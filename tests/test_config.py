@@ -92,6 +92,11 @@ def _edit(path: Path, change: dict[str, object]) -> None:
             "shares add up to 1.1",
         ),
         ({"start": "yesterday"}, "start", "valid date"),
+        (
+            {"validation": {"max_null_key_share": 1.5}},
+            "validation.max_null_key_share",
+            "less than or equal to 1",
+        ),
     ],
 )
 def test_bad_experiment_names_file_key_and_reason(
@@ -106,6 +111,16 @@ def test_bad_experiment_names_file_key_and_reason(
     assert err.key == key
     assert reason in err.reason
     assert str(path) in str(err)
+
+
+def test_the_null_key_share_is_read_from_validation(config_copy: Path) -> None:
+    path = config_copy / "experiments" / "smart-compose.yaml"
+    assert load_config(config_copy).experiment("smart-compose").validation.max_null_key_share == (
+        0.001
+    )
+    _edit(path, {"validation": {"max_null_key_share": 0.02}})
+    config = load_config(config_copy)
+    assert config.experiment("smart-compose").validation.max_null_key_share == 0.02
 
 
 def test_bad_metric_kind_names_the_metric(config_copy: Path) -> None:

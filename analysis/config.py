@@ -227,8 +227,9 @@ class StatisticsOptions(_Strict):
         default=None,
         gt=0.5,
         lt=1,
-        description="Cap per-unit values of mean metrics at this pooled percentile "
-        "(and the mirrored lower one); off by default.",
+        description="Cap at this pooled percentile (and the mirrored lower one): per-unit "
+        "values of mean metrics, and each event's value of ratio numerators that add up "
+        "event values; off by default.",
     )
     min_segment_units: int = Field(
         default=100,

@@ -39,7 +39,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BeforeValidator, Field
 
 from analysis import pushdown
+from analysis.comparisons import data_through
 from analysis.config import (
+    ConfigError,
     DuckDBSource,
     Experiment,
     Metric,
@@ -56,6 +58,7 @@ from analysis.report.publish import ensure_plotly_asset, publish_run, write_inde
 from analysis.report.render import render_run_files
 from analysis.results import to_json
 from analysis.sources import EventCoverage, SourceError, event_coverage, read_experiment
+from analysis.suites import experiment_period
 from analysis.summary import ATTENTION, comparison_rows, markdown_summary, nightly_markdown
 from analysis.validation import (
     CheckedData,
@@ -75,6 +78,14 @@ from analysis.warehouse import WarehouseMeasurement
 from flows import events, locks
 
 PLOTLY_SRC = "../../assets/plotly.min.js"
+# The stops a run is expected to meet: a bad config, a source that cannot be read,
+# data that fail a critical expectation. Their message says it all: the CLI prints
+# it without Prefect's traceback (`--debug` shows it). Any other exception is a bug.
+EXPECTED_FAILURES: tuple[type[Exception], ...] = (
+    ConfigError,
+    SourceError,
+    CriticalValidationError,
+)
 NIGHTLY_PARALLEL = 2  # experiments analysed at once by `nightly` (deployments may change it)
 
 # Great Expectations keeps its current context in a process-wide global, and
@@ -129,7 +140,9 @@ def load(
     if isinstance(source, SqlSource | DuckDBSource) and validates_in_database(source):
         check_source(experiment.source, source)  # tables and columns; no row is read
     else:
-        raw = collect_tables(read_experiment(experiment.source, source, experiment.id))
+        period = experiment_period(experiment, as_of)  # its events without a unit too
+        tables = read_experiment(experiment.source, source, experiment.id, null_units=period)
+        raw = collect_tables(tables)
     since = dt.datetime.combine(experiment.start, dt.time(), dt.UTC) - dt.timedelta(
         days=experiment.pre_window_days
     )
@@ -356,7 +369,8 @@ def analyze_experiment(
     Args:
         experiment_id: The id of an experiment in the config dir (e.g. smart-compose).
         as_of: The analysis date, YYYY-MM-DD (UTC); events up to its end count.
-            Empty: yesterday.
+            Empty: yesterday. After the experiment's planned end: the end (the final
+            report does not change from night to night).
         run_id: The name of the run's report folder. Empty: the current UTC time.
         config_dir: The config dir (metrics.yaml, sources.yaml, experiments/).
         out_dir: Where reports are published.
@@ -369,8 +383,14 @@ def analyze_experiment(
     config = load_config(config_dir)
     experiment = config.experiment(experiment_id)
     metrics = config.metrics_of(experiment)
-    day = as_of or yesterday()
+    asked = as_of or yesterday()
+    day = data_through(experiment, asked)
     rid = run_id or new_run_id(dt.datetime.now(dt.UTC))
+    if day != asked:
+        logger.info(
+            "%s ended on %s: analysing its data through the planned end (asked for %s)",
+            experiment.id, day, asked,
+        )  # fmt: skip
     logger.info("analysing %s as of %s (run %s)", experiment.id, day, rid)
 
     raw, coverage = load(config, experiment, day)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -40,13 +42,66 @@ AsOf = Annotated[
 ]
 
 
+Debug = Annotated[
+    bool,
+    typer.Option(
+        "--debug",
+        help="Show the full traceback of an expected stop (a bad config, an unreadable "
+        "source, a failed critical validation), not only its message. Unexpected errors "
+        "always show theirs.",
+    ),
+]
+
+
 def _yesterday() -> dt.date:
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, exc: BaseException | None = None, *, debug: bool = False) -> None:
+    """Print the one clear line (after ``exc``'s traceback with ``--debug``) and exit 2."""
+    if debug and exc is not None:
+        traceback.print_exception(exc, file=sys.stderr)
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
+
+
+class QuietExpectedFailures(logging.Filter):
+    """Keeps the tracebacks of expected stops off the console.
+
+    Prefect logs a failing task or flow run with its traceback ("Task run failed
+    with exception", "Encountered exception during execution"). On the console
+    handler, this filter drops those records when the exception is one of
+    ``expected``: the console keeps each run's final state ("Finished in state
+    Failed(...)") and the CLI prints the one clear line. The records still reach
+    Prefect's API handler, so the run's log in the UI keeps the traceback. Any
+    other exception, a bug, keeps its traceback on the console.
+    """
+
+    RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+    def __init__(self, expected: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.expected = expected
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info or not record.name.startswith(self.RUN_LOGGERS):
+            return True
+        return not isinstance(record.exc_info[1], self.expected)
+
+
+def _quiet_expected_failures(debug: bool) -> None:
+    """Unless ``debug``, filter Prefect's console handlers with QuietExpectedFailures."""
+    if debug:
+        return
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    from flows.analyze import EXPECTED_FAILURES
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not any(
+            isinstance(f, QuietExpectedFailures) for f in handler.filters
+        ):
+            handler.addFilter(QuietExpectedFailures(EXPECTED_FAILURES))
 
 
 @app.command()
@@ -138,12 +193,16 @@ def run(
             "recompute everything from the source, and store the results afresh.",
         ),
     ] = False,
+    debug: Debug = False,
 ) -> None:
     """Analyse one experiment (or all running ones) and publish the reports.
 
     A run reuses what earlier runs stored under OUT/.cache: the validation of
     unchanged day partitions and the per-unit partial aggregates of unchanged
     (day, cohort) partitions, so a night with one new day pays for that day.
+
+    An expected stop (a bad config, an unreadable source, a failed critical
+    validation) prints its message alone, exit code 2; --debug adds the traceback.
     """
     from analysis.config import ConfigError, load_config
 
@@ -152,9 +211,10 @@ def run(
         if experiment is not None:
             config.experiment(experiment)
     except ConfigError as exc:
-        _fail(str(exc))
+        _fail(str(exc), exc, debug=debug)
     from flows.analyze import analyze_experiment, nightly
 
+    _quiet_expected_failures(debug)
     day = as_of.date() if as_of else None
     if experiment is not None:
         try:
@@ -194,6 +254,7 @@ def validate(
     from analysis.config import ConfigError, DuckDBSource, SqlSource, load_config
     from analysis.quarantine import collect_tables
     from analysis.sources import SourceError, event_coverage, read_experiment
+    from analysis.suites import experiment_period
     from analysis.validation import check_experiment, format_summary, validation_cache_dir
     from analysis.validation_sql import check_experiment_sql, validates_in_database
 
@@ -212,7 +273,8 @@ def validate(
             coverage = event_coverage(exp.source, source, since, until)
             report = check_experiment_sql(exp.source, source, exp, day, coverage=coverage)[1]
         else:
-            raw = collect_tables(read_experiment(exp.source, source, exp.id))
+            period = experiment_period(exp, day)  # its events without a unit too
+            raw = collect_tables(read_experiment(exp.source, source, exp.id, null_units=period))
             coverage = event_coverage(exp.source, source, since, until)
             report = check_experiment(
                 raw,
@@ -245,11 +307,16 @@ def demo(
     units: Annotated[
         int, typer.Option(min=10, help="Units per experiment if demo data must be simulated.")
     ] = 100_000,
+    debug: Debug = False,
 ) -> None:
     """Simulate demo data into the embedded DuckDB if it is missing, then run the nightly flow."""
-    from analysis.config import DuckDBSource, load_config
+    from analysis.config import ConfigError, DuckDBSource, load_config
 
-    config = load_config(config_dir)
+    try:
+        config = load_config(config_dir)
+    except ConfigError as exc:
+        _fail(str(exc), exc, debug=debug)
+        return
     warehouse = config.sources.get("warehouse")
     if isinstance(warehouse, DuckDBSource) and not Path(warehouse.path).exists():
         simulate(
@@ -264,6 +331,7 @@ def demo(
         )
     from flows.analyze import nightly
 
+    _quiet_expected_failures(debug)
     summaries = nightly(None, str(config_dir), str(out), None)
     _print_summaries(summaries)
     index = (out / "index.html").resolve()

@@ -172,6 +172,18 @@ def noninferiority_from_lift(
     )
 
 
+def _lift(control: ArmEstimate, treatment: ArmEstimate) -> tuple[float, float] | str:
+    """``(T / C - 1, its delta-method variance)``, or why the lift is undefined."""
+    if control.n < 2 or treatment.n < 2:
+        return "fewer than 2 units in an arm"
+    c, t = control.value, treatment.value
+    if math.isnan(c) or math.isnan(t) or math.isnan(control.variance + treatment.variance):
+        return "the metric is undefined in an arm (no denominator events)"
+    if c == 0:
+        return "relative lift undefined: the control value is 0"
+    return t / c - 1, lift_variance(control, treatment)
+
+
 def noninferiority_test(
     control: ArmEstimate,
     treatment: ArmEstimate,
@@ -211,15 +223,10 @@ def noninferiority_test(
             level=1 - 2 * alpha,
         )
 
-    if control.n < 2 or treatment.n < 2:
-        return undefined("fewer than 2 units in an arm")
-    c, t = control.value, treatment.value
-    if math.isnan(c) or math.isnan(t) or math.isnan(control.variance + treatment.variance):
-        return undefined("the metric is undefined in an arm (no denominator events)")
-    if c == 0:
-        return undefined("relative lift undefined: the control value is 0")
-    lift = t / c - 1
-    lift_var = treatment.variance / c**2 + t * t * control.variance / c**4
+    found = _lift(control, treatment)
+    if isinstance(found, str):
+        return undefined(found)
+    lift, lift_var = found
     if df is None:
         df = welch_df(control, treatment)
     return noninferiority_from_lift(lift, math.sqrt(lift_var), margin, goal, alpha, df)
@@ -263,15 +270,10 @@ def noninferiority_sequential(
             basis="sequential",
         )
 
-    if control.n < 2 or treatment.n < 2:
-        return undefined("fewer than 2 units in an arm")
-    c, t = control.value, treatment.value
-    if math.isnan(c) or math.isnan(t) or math.isnan(control.variance + treatment.variance):
-        return undefined("the metric is undefined in an arm (no denominator events)")
-    if c == 0:
-        return undefined("relative lift undefined: the control value is 0")
-    lift = t / c - 1
-    variance = lift_variance(control, treatment)
+    found = _lift(control, treatment)
+    if isinstance(found, str):
+        return undefined(found)
+    lift, variance = found
     if not variance > 0:
         return undefined("no variation in either arm", lift)
     n = control.n + treatment.n

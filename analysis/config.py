@@ -2,12 +2,18 @@
 
 Every model is strict (unknown keys are errors) so that a typo in a config fails
 loudly instead of being ignored.  A bad file raises :class:`ConfigError` naming
-the file, the key path and the reason.
+the file, the key path and the reason.  So does config that would silently mean
+something else: a duplicate YAML key, two files of one experiment, an experiment
+id that collides with the output directory's own names, a metric in two roles,
+a ``columns:`` key that is not a contract column, an unreadable file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +36,13 @@ Category = Literal["outcome", "effort", "trust", "guardrail"]
 Goal = Literal["increase", "decrease"]
 Aggregation = Literal["count", "sum", "mean"]
 
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)]
+_IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+Identifier = Annotated[str, Field(pattern=_IDENTIFIER, max_length=100)]
+
+#: Names the output directory uses for itself (analysis/report/publish.py, the caches,
+#: flows/watch.py): an experiment's report folder must not take one of them.  Hidden
+#: names (.cache, .state, .tmp-*) cannot be ids; names ending in .html are refused too.
+RESERVED_OUTPUT_NAMES = frozenset({"index.html", "assets", ".cache", ".state"})
 
 
 class ConfigError(ValueError):
@@ -42,6 +54,51 @@ class ConfigError(ValueError):
         self.reason = reason
         where = f"{self.path}: {key}" if key else self.path
         super().__init__(f"{where}: {reason}")
+
+
+class RunIdError(ConfigError):
+    """A run id that cannot name a run's report folder (``--run-id``, a flow's ``run_id``)."""
+
+    def __init__(self, what: str, run_id: str, reason: str) -> None:
+        ValueError.__init__(self, f"{what} {run_id!r} {reason}")
+        self.path, self.key, self.reason = what, "", reason
+
+
+def _reserved_reason(name: str) -> str | None:
+    """Why ``name`` cannot be a folder of the output directory, or None."""
+    folded = name.casefold()
+    if folded in RESERVED_OUTPUT_NAMES:
+        return "is a name the output directory uses for itself"
+    if folded.endswith(".html"):
+        return "ends in .html, like the pages of the output directory"
+    return None
+
+
+def validate_run_id(run_id: str, what: str = "run id") -> str:
+    """``run_id`` if it can name a run's report folder; else :class:`RunIdError`.
+
+    The rule of experiment ids (letters, digits, ``_ . -``, starting with a
+    letter or digit, at most 100 characters), and no name ending in ``.html``:
+    so no path separator, no ``..``, no hidden name (``.tmp-*`` and ``.old-*``
+    are the publisher's own).  Checked before anything is read or computed.
+    """
+    rule = "; use letters, digits, '_', '.' and '-', starting with a letter or digit"
+    if not run_id:
+        reason = "is empty: leave the run id out for the UTC time"
+    elif "/" in run_id or "\\" in run_id:
+        reason = "holds a path separator: a run id names one folder"
+    elif run_id.startswith("."):
+        reason = "starts with '.': hidden names are Proof's own (.tmp-*, .old-*)"
+    elif len(run_id) > 100:
+        reason = "is longer than 100 characters"
+    elif not re.fullmatch(_IDENTIFIER, run_id):
+        reason = "holds a character that is not allowed"
+    else:
+        reserved = _reserved_reason(run_id)
+        if reserved is None:
+            return run_id
+        reason = reserved
+    raise RunIdError(what, run_id, f"cannot name the run's folder: {reason}{rule}")
 
 
 class _Strict(BaseModel):
@@ -323,6 +380,18 @@ class Experiment(_Strict):
     statistics: StatisticsOptions = Field(default_factory=StatisticsOptions)
     validation: ValidationOptions = Field(default_factory=ValidationOptions)
 
+    @field_validator("id")
+    @classmethod
+    def _not_an_output_name(cls, value: str) -> str:
+        reason = _reserved_reason(value)
+        if reason is not None:
+            reserved = ", ".join(sorted(RESERVED_OUTPUT_NAMES))
+            raise ValueError(
+                f"experiment id {value!r} {reason} ({reserved}, *.html): its report folder "
+                "would break the output directory; choose another id"
+            )
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Experiment:
         if self.control not in self.variants:
@@ -377,15 +446,91 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc if not str(p).startswith("function-after"))
 
 
+class _DuplicateKeyError(Exception):
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key, self.reason = key, reason
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (YAML keeps the last).
+
+    A key after a merge (``<<: *base``) overrides the merged one: that is YAML's
+    way to override, not a duplicate.
+    """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._check_unique_keys(node, (), set())
+        return super().construct_document(node)
+
+    def _check_unique_keys(self, node: yaml.Node, where: tuple[str, ...], seen: set[int]) -> None:
+        if id(node) in seen:  # an alias of a node already checked (or a recursive one)
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._check_unique_keys(item, (*where, str(i)), seen)
+            return
+        if not isinstance(node, yaml.MappingNode):
+            return
+        first_line: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                self._check_unique_keys(value_node, where, seen)
+                continue
+            key = self.construct_object(key_node, deep=True)
+            name = str(key)
+            line = key_node.start_mark.line + 1
+            try:
+                first = first_line.get(key)
+            except TypeError:  # an unhashable key: the construction reports it
+                first = None
+            else:
+                first_line.setdefault(key, line)
+            if first is not None:
+                raise _DuplicateKeyError(
+                    ".".join((*where, name)),
+                    f"duplicate key {name!r} (line {line}, first at line {first}): "
+                    "YAML would silently keep only the last one",
+                )
+            self._check_unique_keys(value_node, (*where, name), seen)
+
+
+def _os_reason(exc: OSError, path: Path) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "broken symlink" if path.is_symlink() else "file not found"
+    if exc.errno == errno.ELOOP:
+        return "cannot read: symlink loop (too many levels of symbolic links)"
+    if isinstance(exc, IsADirectoryError):
+        return "cannot read: is a directory, not a file"
+    if isinstance(exc, NotADirectoryError):
+        return "cannot read: not a directory"
+    if isinstance(exc, PermissionError):
+        return "cannot read: permission denied"
+    return f"cannot read: {exc.strerror or exc}"
+
+
 def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, "", "file not found") from None
+    except OSError as exc:
+        raise ConfigError(path, "", _os_reason(exc, path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            path, "", f"not UTF-8 text (byte {exc.object[exc.start]:#x} at offset {exc.start})"
+        ) from None
+    loader = _UniqueKeyLoader(text)
     try:
-        return yaml.safe_load(text)
+        return loader.get_single_data()
+    except _DuplicateKeyError as exc:
+        raise ConfigError(path, exc.key, exc.reason) from None
     except yaml.YAMLError as exc:
         raise ConfigError(path, "", f"not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
 
 
 def _validate(model: type[M], data: Any, path: Path, prefix: str = "") -> M:
@@ -432,6 +577,28 @@ def load_sources(path: Path) -> dict[str, DuckDBSource | FileSource | SqlSource]
     return resolved
 
 
+def _check_columns(path: Path, source: str, columns: Mapping[str, str], segments: set[str]) -> None:
+    """Each key of ``columns`` is a contract column, or a segment of an experiment on the source.
+
+    ``segments``: the segment dimensions of the experiments that read ``source``
+    (a segment is an assignments column, and may be mapped like the contract's).
+    """
+    from analysis.schema import TABLES  # polars: only once a config is loaded
+
+    contract = {column for cols in TABLES.values() for column in cols}
+    for column in columns:
+        if column not in contract and column not in segments:
+            known = ", ".join(sorted(contract))
+            raise ConfigError(
+                path,
+                f"sources.{source}.columns.{column}",
+                f"{column!r} is not a contract column (nor a segment of an experiment "
+                "reading this source), so the mapping would be silently ignored; a key of "
+                f"'columns' is a contract column ({known}) or a segment, and its value "
+                "the source's column",
+            )
+
+
 def load_experiment(path: Path) -> Experiment:
     experiment = _validate(Experiment, _read_yaml(path), path)
     if experiment.id != path.stem:
@@ -447,11 +614,38 @@ def load_config(config_dir: Path | str) -> ProofConfig:
     metrics = load_metrics(config_dir / "metrics.yaml")
     sources = load_sources(config_dir / "sources.yaml")
     experiments: dict[str, Experiment] = {}
-    for path in sorted((config_dir / "experiments").glob("*.y*ml")):
+    files: dict[str, Path] = {}  # case-folded id -> its file
+    for path in _experiment_files(config_dir / "experiments"):
         experiment = load_experiment(path)
         _check_references(path, experiment, metrics, sources)
+        other = files.get(experiment.id.casefold())
+        if other is not None:
+            other_id = next(e for e in experiments if e.casefold() == experiment.id.casefold())
+            reason = (
+                f"experiment {experiment.id!r} is defined twice, here and in {other}; "
+                "only one would be used: keep one file"
+                if other_id == experiment.id
+                else f"experiment ids {experiment.id!r} and {other_id!r} (in {other}) differ "
+                "only in case: their report folders collide on a case-insensitive file system"
+            )
+            raise ConfigError(path, "id", reason)
+        files[experiment.id.casefold()] = path
         experiments[experiment.id] = experiment
+    for name, source in sources.items():
+        segments = {d for e in experiments.values() if e.source == name for d in e.segments}
+        _check_columns(config_dir / "sources.yaml", name, source.columns, segments)
     return ProofConfig(config_dir, metrics, sources, experiments)
+
+
+def _experiment_files(directory: Path) -> list[Path]:
+    """The ``*.yaml`` and ``*.yml`` files of ``directory`` (none if it does not exist)."""
+    if not os.path.lexists(directory):
+        return []
+    try:
+        names = os.listdir(directory)
+    except OSError as exc:
+        raise ConfigError(directory, "", _os_reason(exc, directory)) from None
+    return [directory / name for name in sorted(names) if name.endswith((".yaml", ".yml"))]
 
 
 def _check_references(
@@ -468,11 +662,24 @@ def _check_references(
         "metrics.secondary": experiment.metrics.secondary,
         "metrics.guardrails": experiment.metrics.guardrails,
     }
+    roles = {"metrics.primary": "primary", "metrics.secondary": "secondary"}
+    roles["metrics.guardrails"] = "guardrail"
+    first_role: dict[str, tuple[str, str]] = {}  # metric -> (its key path, its role)
     for key, names in groups.items():
         for i, name in enumerate(names):
+            where = key if key == "metrics.primary" else f"{key}.{i}"
             if name not in metrics:
-                where = key if key == "metrics.primary" else f"{key}.{i}"
                 raise ConfigError(path, where, f"unknown metric {name!r} (not in metrics.yaml)")
+            if name in first_role:
+                at, role = first_role[name]
+                reason = (
+                    f"metric {name!r} is listed twice in {key} (also at {at})"
+                    if role == roles[key]
+                    else f"metric {name!r} is both the {role} metric ({at}) and a "
+                    f"{roles[key]}: one role would be silently dropped; give it one role"
+                )
+                raise ConfigError(path, where, reason)
+            first_role[name] = (where, roles[key])
     for name in experiment.statistics.guardrail_margins:
         if name not in experiment.metrics.guardrails:
             raise ConfigError(

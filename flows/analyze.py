@@ -48,6 +48,7 @@ from analysis.config import (
     ProofConfig,
     SqlSource,
     load_config,
+    validate_run_id,
 )
 from analysis.partials import PartialSpec
 from analysis.partials_cache import CacheUse, cached_partials_of, partials_cache_dir
@@ -379,6 +380,8 @@ def analyze_experiment(
         no_cache: Ignore every stored result (per-day partial aggregates and
             validation): recompute everything from the source and store it afresh.
     """
+    if run_id:  # checked before anything is read (empty: the UTC time)
+        validate_run_id(run_id)
     logger = get_run_logger()
     config = load_config(config_dir)
     experiment = config.experiment(experiment_id)
@@ -465,6 +468,8 @@ def nightly(
         no_cache: Ignore stored partial aggregates and validation results, and
             recompute everything.
     """
+    if run_id:  # checked before anything is read (empty: the UTC time of each)
+        validate_run_id(run_id)
     logger = get_run_logger()
     config = load_config(config_dir)
     day = as_of or yesterday()

@@ -204,9 +204,11 @@ def run(
     An expected stop (a bad config, an unreadable source, a failed critical
     validation) prints its message alone, exit code 2; --debug adds the traceback.
     """
-    from analysis.config import ConfigError, load_config
+    from analysis.config import ConfigError, load_config, validate_run_id
 
     try:
+        if run_id is not None:  # before anything is read: a bad one would fail at publish
+            validate_run_id(run_id, "--run-id")
         config = load_config(config_dir)
         if experiment is not None:
             config.experiment(experiment)

@@ -32,6 +32,14 @@ uncapped and each run recomputes the capped numerators from its events
 (:func:`analysis.metrics.capped_numerators`; the cost is in
 docs/statistics.md, "Winsorisation").
 
+Nothing found on disk is trusted. The manifest records the day file's size,
+row count and SHA-256 (of the bytes as written); a day file is used only if
+it matches all three. A missing, truncated or replaced file, or a manifest
+that is not what this module writes, is logged as a warning naming the file
+and its day is recomputed and rewritten: the next run is clean again. Files
+are written to a temporary name, flushed to disk and renamed, so a crash
+never leaves a half-written file under its final name.
+
 ``refresh=True`` (``proof run --no-cache``) ignores every stored partial,
 recomputes all of them and writes them afresh. Results equal a full
 recompute: that is tested, with a new day, a day changed after the fact and
@@ -42,6 +50,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
 import os
@@ -59,8 +68,9 @@ from analysis.sources import Tables
 
 log = logging.getLogger(__name__)
 
-#: Bump when the manifest's layout changes.
-CACHE_FORMAT = 1
+#: Bump when the manifest's layout changes (2: the day file's size, rows and sha256).
+CACHE_FORMAT = 2
+_SHA256 = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,25 +139,87 @@ def _manifest_path(cache_dir: Path, day: dt.date) -> Path:
     return cache_dir / f"{day.isoformat()}.json"
 
 
+class _DamagedError(ValueError):
+    """A cache file that is not what this module wrote."""
+
+
+def _checked_manifest(data: Any, day: dt.date) -> dict[str, Any] | None:
+    """``data`` if it is a manifest of ``day`` in this format; None for another format."""
+    if not isinstance(data, dict):
+        raise _DamagedError(f"not a JSON object but {type(data).__name__}")
+    if data.get("format") != CACHE_FORMAT:
+        return None  # written by another version of this module: recomputed silently
+    name, cohorts, sha = data.get("file"), data.get("cohorts"), data.get("sha256")
+    if data.get("day") != day.isoformat():
+        raise _DamagedError(f"it is the manifest of day {data.get('day')!r}")
+    if not (
+        isinstance(name, str)
+        and name.startswith(f"{day.isoformat()}-")
+        and name.endswith(".parquet")
+        and Path(name).name == name
+    ):
+        raise _DamagedError(f"it names {name!r}, not a file of this day")
+    if not isinstance(cohorts, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in cohorts.items()
+    ):
+        raise _DamagedError("its cohorts are not a mapping of dates to keys")
+    for field in ("rows", "bytes"):
+        value = data.get(field)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise _DamagedError(f"its {field} is {value!r}")
+    if not (isinstance(sha, str) and len(sha) == 64 and set(sha) <= _SHA256):
+        raise _DamagedError(f"its sha256 is {sha!r}")
+    return data
+
+
 def _read_manifest(cache_dir: Path, day: dt.date) -> dict[str, Any] | None:
+    """The manifest of ``day``, None if there is none usable (a damaged one is logged)."""
     path = _manifest_path(cache_dir, day)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != CACHE_FORMAT or not (cache_dir / data["file"]).exists():
-            return None
-        return dict(data)
+        return _checked_manifest(json.loads(path.read_text(encoding="utf-8")), day)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("ignoring unreadable partials manifest %s: %s", path, exc)
+    except (OSError, ValueError) as exc:
+        log.warning(
+            "ignoring unreadable partials manifest %s (%s): recomputing day %s",
+            path, exc, day.isoformat(),
+        )  # fmt: skip
         return None
 
 
-def _write_atomic(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _damage(cache_dir: Path, manifest: Mapping[str, Any]) -> str | None:
+    """Why the day file of ``manifest`` cannot be used, or None if it is the file written."""
+    path = cache_dir / manifest["file"]
     try:
-        write(tmp)
+        size = path.stat().st_size
+        if size != manifest["bytes"]:
+            what = "truncated" if size < manifest["bytes"] else "grown"
+            return f"{what}: {size} bytes, the manifest says {manifest['bytes']}"
+        if _sha256(path) != manifest["sha256"]:
+            return "changed since it was written: its sha256 differs from the manifest's"
+        rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        return f"unreadable: {exc}"
+    if rows != manifest["rows"]:
+        return f"wrong: {rows} rows, the manifest says {manifest['rows']}"
+    return None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """``data`` under ``path``: written to a temporary file, synced, then renamed."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -155,20 +227,28 @@ def _write_atomic(path: Path, write: Any) -> None:
 
 
 def _store_day(
-    cache_dir: Path,
-    day: dt.date,
-    rows: pl.DataFrame,
-    cohorts: Mapping[str, str],
-    previous: dict[str, Any] | None,
+    cache_dir: Path, day: dt.date, rows: pl.DataFrame, cohorts: Mapping[str, str]
 ) -> None:
     digest = hashlib.sha256(json.dumps(cohorts, sort_keys=True).encode()).hexdigest()[:16]
     name = f"{day.isoformat()}-{digest}.parquet"
-    _write_atomic(cache_dir / name, rows.write_parquet)
-    manifest = {"format": CACHE_FORMAT, "day": day.isoformat(), "file": name, "cohorts": cohorts}
+    buffer = io.BytesIO()
+    rows.write_parquet(buffer)
+    data = buffer.getvalue()
+    _write_atomic(cache_dir / name, data)
+    manifest = {
+        "format": CACHE_FORMAT,
+        "day": day.isoformat(),
+        "file": name,
+        "bytes": len(data),
+        "rows": rows.height,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "cohorts": dict(cohorts),
+    }
     text = json.dumps(manifest, indent=1, sort_keys=True)
-    _write_atomic(_manifest_path(cache_dir, day), lambda p: Path(p).write_text(text, "utf-8"))
-    if previous is not None and previous["file"] != name:
-        (cache_dir / previous["file"]).unlink(missing_ok=True)
+    _write_atomic(_manifest_path(cache_dir, day), text.encode("utf-8"))
+    for other in cache_dir.glob(f"{day.isoformat()}-*.parquet"):
+        if other.name != name:  # the day's previous file, or one no manifest names
+            other.unlink(missing_ok=True)
 
 
 def _forget_missing_days(cache_dir: Path, present: set[dt.date], until: dt.date) -> int:
@@ -179,9 +259,8 @@ def _forget_missing_days(cache_dir: Path, present: set[dt.date], until: dt.date)
         except ValueError:
             continue
         if day <= until and day not in present:
-            manifest = _read_manifest(cache_dir, day)
-            if manifest is not None:
-                (cache_dir / manifest["file"]).unlink(missing_ok=True)
+            for stored in cache_dir.glob(f"{day.isoformat()}-*.parquet"):
+                stored.unlink(missing_ok=True)
             path.unlink(missing_ok=True)
             forgotten += 1
     return forgotten
@@ -205,13 +284,24 @@ def cached_partials(
     wanted: dict[dt.date, dict[str, str]] = {}
     for day, cohort, key in keys.iter_rows():
         wanted.setdefault(day, {})[cohort.isoformat()] = key
-    manifests = {day: None if refresh else _read_manifest(cache_dir, day) for day in wanted}
+    manifests: dict[dt.date, dict[str, Any] | None] = {}
     reuse: dict[dt.date, set[str]] = {}
     missing: list[tuple[dt.date, dt.date]] = []
     for day, cohorts in wanted.items():
-        stored = (manifests[day] or {}).get("cohorts", {})
-        reuse[day] = {c for c, k in cohorts.items() if stored.get(c) == k}
-        missing += [(day, dt.date.fromisoformat(c)) for c in cohorts if c not in reuse[day]]
+        manifest = None if refresh else _read_manifest(cache_dir, day)
+        stored = manifest["cohorts"] if manifest is not None else {}
+        kept = {c for c, k in cohorts.items() if stored.get(c) == k}
+        if manifest is not None and kept:
+            damage = _damage(cache_dir, manifest)
+            if damage is not None:
+                log.warning(
+                    "partials cache file %s is %s: recomputing day %s "
+                    "(this run rewrites it; `proof run --no-cache` rebuilds every day)",
+                    cache_dir / manifest["file"], damage, day.isoformat(),
+                )  # fmt: skip
+                manifest, kept = None, set()
+        manifests[day], reuse[day] = manifest, kept
+        missing += [(day, dt.date.fromisoformat(c)) for c in cohorts if c not in kept]
     computed = _compute(events, units, spec, missing)
     frames: list[pl.LazyFrame] = []
     written = 0
@@ -227,7 +317,7 @@ def cached_partials(
                 pl.col("cohort").is_in([dt.date.fromisoformat(c) for c in kept])
             )
             fresh = pl.concat([old, fresh.select(old.columns)])
-        _store_day(cache_dir, day, fresh, cohorts, manifest)
+        _store_day(cache_dir, day, fresh, cohorts)
         written += 1
         frames.append(fresh.lazy())
     forgotten = _forget_missing_days(cache_dir, set(wanted), until)

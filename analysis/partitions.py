@@ -7,7 +7,10 @@ a partition's suite are cached as JSON under
 ``<cache_dir>/<day>-<key>.json``. The key hashes the fingerprint, the suite
 file, the expectations as the partition sees them, and the GX and polars
 versions: a partition whose rows, suite or parameters did not change is not
-validated again.
+validated again. A cached file is trusted only if it names itself (so a copy
+of another day's or another key's file is refused) and its content matches
+the SHA-256 written into it; anything else is logged as a warning naming the
+file, and the partition is validated again.
 
 *As the partition sees them*: a datetime bound on ``ts`` that no row of the
 day can reach is dropped from the partition's expectations (and from its key).
@@ -46,8 +49,8 @@ from analysis.suites import Expectation, Suite, day_start, jsonable, parse_condi
 
 log = logging.getLogger(__name__)
 
-#: Bump when the cached JSON or the meaning of its numbers changes.
-CACHE_FORMAT = 1
+#: Bump when the cached JSON or the meaning of its numbers changes (2: its name and sha256).
+CACHE_FORMAT = 2
 #: Largest batch handed to GX at once (pandas memory is about 1 GB per 10M cells).
 MAX_BATCH_ROWS = 2_000_000
 MAX_EXAMPLES = 5
@@ -271,30 +274,52 @@ def cache_path(cache_dir: Path, partition: Partition, key: str) -> Path:
     return cache_dir / f"{partition.label}-{key}.json"
 
 
+def _content_sha256(body: Mapping[str, Any]) -> str:
+    """SHA-256 of ``body`` without its ``sha256``, in one canonical JSON form."""
+    rest = json.loads(json.dumps({k: v for k, v in body.items() if k != "sha256"}))
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def read_cache(path: Path) -> list[BatchOutcome] | None:
+    """The outcomes cached at ``path``; None if absent, or (with a warning) not to be trusted."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"not a JSON object but {type(data).__name__}")
+        if data.get("format") != CACHE_FORMAT:
+            raise ValueError(f"cache format {data.get('format')!r}, not {CACHE_FORMAT}")
+        if data.get("file") != path.name:
+            raise ValueError(f"it is a copy of {data.get('file')!r}")
+        if data.get("sha256") != _content_sha256(data):
+            raise ValueError("changed since it was written: its sha256 differs")
         return [BatchOutcome.from_json(o) for o in data["outcomes"]]
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("ignoring unreadable validation cache %s: %s", path, exc)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("ignoring validation cache file %s (%s): validating it again", path, exc)
         return None
 
 
 def write_cache(path: Path, partition: Partition, outcomes: Sequence[BatchOutcome]) -> None:
+    """``outcomes`` at ``path``, atomically: a synced temporary file, then renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {
+    body: dict[str, Any] = {
+        "format": CACHE_FORMAT,
+        "file": path.name,
         "partition": partition.label,
         "rows": partition.rows,
         "fingerprint": partition.fingerprint,
         "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "outcomes": [o.to_json() for o in outcomes],
     }
+    body["sha256"] = _content_sha256(body)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(body, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

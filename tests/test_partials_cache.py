@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -206,13 +207,15 @@ def test_refresh_ignores_and_rewrites_the_cache(
 
 
 def test_an_unreadable_manifest_is_recomputed(
-    data: tuple[pl.DataFrame, pl.DataFrame], tmp_path: Path
+    data: tuple[pl.DataFrame, pl.DataFrame], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     a, e = _as_of(data, AS_OF)
     _run(a, e, AS_OF, tmp_path)
     manifest = sorted(tmp_path.glob("*.json"))[-1]
     manifest.write_text("{not json")
-    after, use = _run(a, e, AS_OF, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="analysis.partials_cache"):
+        after, use = _run(a, e, AS_OF, tmp_path)
+    assert str(manifest) in caplog.text
     full, _ = _run(a, e, AS_OF, None)
     _assert_same(after, full)
     assert use is not None

@@ -17,6 +17,8 @@ assignments, in this order (a row gets the first reason that applies):
   variant; the first assignment is kept).
 events:
   ``null_<column>`` · ``ts_in_future`` · ``ts_before_window`` ·
+  ``non_finite_value`` (a NaN, +inf or -inf ``value``: no statistic can use
+  it; range and set rules judge finite values only) ·
   ``value_out_of_range`` · ``unit_crossed_over`` (events of a crossed-over
   unit: excluded from every metric, so kept out of the used rows) ·
   ``unit_assignment_quarantined`` (events of a unit whose every assignment row

@@ -15,7 +15,10 @@ run parameters (:func:`run_params`):
 before any statistic, ``warning`` is reported), ``row_level`` (the failing rows
 are quarantined with ``reason``), ``critical_share`` (a warning whose failing
 share of the rows is above it becomes critical), ``engine: proof`` (a
-cross-table check Proof evaluates itself; GX never sees it) and ``explain``
+cross-table check Proof evaluates itself; GX never sees it), ``non_finite``
+(the rule that catches a float column's NaN, +inf and -inf values: the other
+range and set rules of the column judge only its finite values, and GX's
+adapters show them the column with those values as null) and ``explain``
 (one sentence for people, with ``{param}`` fields).
 
 This module does not import GX: :func:`failing_rows` translates the row-level
@@ -41,6 +44,11 @@ from analysis.config import EventAggregate, Experiment, Metric, ValidationOption
 DEFAULT_SUITE_DIR = Path(__file__).resolve().parent.parent / "expectations"
 
 Severity = Literal["critical", "warning"]
+
+#: ``meta`` key :func:`load_suite` sets on the range and set rules of a column
+#: that has a ``non_finite`` rule (:attr:`Expectation.finite_only`).
+FINITE_ONLY = "finite_only"
+_VALUE_RULES = ("expect_column_values_to_be_between", "expect_column_values_to_be_in_set")
 
 #: The ``row_condition`` grammar the suites use (GX's pandas parser reads it too).
 _CONDITION = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*==\s*("(?:[^"\\]|\\.)*")\s*$')
@@ -92,6 +100,20 @@ class Expectation:
     def reason(self) -> str | None:
         reason = self.meta.get("reason")
         return str(reason) if reason is not None else None
+
+    @property
+    def non_finite(self) -> bool:
+        """True for the rule that catches its column's NaN, +inf and -inf values."""
+        return bool(self.meta.get("non_finite"))
+
+    @property
+    def finite_only(self) -> bool:
+        """True for a range or set rule of a column that has a ``non_finite`` rule.
+
+        It judges the finite values only: NaN, +inf and -inf pass it, as nulls
+        do, and are the ``non_finite`` rule's (set by :func:`load_suite`).
+        """
+        return bool(self.meta.get(FINITE_ONLY))
 
     @property
     def engine(self) -> str:
@@ -362,7 +384,24 @@ def load_suite(
             if strict:
                 raise
     index = tuple(spec.get("meta", {}).get("index_columns", ()))
+    expectations = _finite_only(expectations)
     return Suite(table, tuple(expectations), index, hashlib.sha256(raw).hexdigest())
+
+
+def _finite_only(expectations: list[Expectation]) -> list[Expectation]:
+    """The range and set rules of a column with a ``non_finite`` rule, marked ``finite_only``.
+
+    NaN and ±inf values are that rule's alone: without the mark a range rule
+    would count them too, and differently per engine (GX's pandas engine reads
+    NaN as null, SQL and polars order it above every number).
+    """
+    caught = {e.column for e in expectations if e.non_finite}
+    return [
+        Expectation(e.key, e.table, e.type, e.kwargs, {**e.meta, FINITE_ONLY: True})
+        if e.column in caught and not e.non_finite and e.type in _VALUE_RULES
+        else e
+        for e in expectations
+    ]
 
 
 def _expand(
@@ -401,6 +440,9 @@ def failing_rows(expectation: Expectation) -> pl.Expr:
     """True for the rows that break a per-row expectation (GX's semantics: nulls pass).
 
     Uniqueness expectations are not per-row rules: the quarantine handles them.
+    A ``non_finite`` rule is a range of the finite floats (polars, like SQL,
+    orders NaN above every number); a ``finite_only`` rule lets NaN and ±inf
+    pass like nulls.
     """
     column = expectation.kwargs.get("column")
     if column is None:
@@ -410,10 +452,11 @@ def failing_rows(expectation: Expectation) -> pl.Expr:
     kind = expectation.type
     if kind == "expect_column_values_to_not_be_null":
         return col.is_null() & when
+    present = col.is_not_null() & col.is_finite() if expectation.finite_only else col.is_not_null()
     if kind == "expect_column_values_to_be_in_set":
         # Equalities, not is_in: a literal takes the column's type (1 matches 1.0).
         allowed = pl.any_horizontal([col == v for v in expectation.kwargs["value_set"]] or [False])
-        return (col.is_not_null() & ~allowed).fill_null(False) & when
+        return (present & ~allowed).fill_null(False) & when
     if kind == "expect_column_values_to_be_between":
         low, high = expectation.kwargs.get("min_value"), expectation.kwargs.get("max_value")
         outside = pl.lit(False)
@@ -423,5 +466,5 @@ def failing_rows(expectation: Expectation) -> pl.Expr:
         if high is not None:
             strict = bool(expectation.kwargs.get("strict_max"))
             outside = outside | (col >= high if strict else col > high)
-        return (col.is_not_null() & outside).fill_null(False) & when
+        return (present & outside).fill_null(False) & when
     raise SuiteError(f"{expectation.key}: no per-row translation of {kind}")

@@ -323,9 +323,25 @@ class GxBatchValidator:
             return []
         present = set(frame.columns)
         index = [c for c in self.index_columns if c in present] if with_index else []
+        # pandas reads a NaN as null: a non_finite rule reads its column under an
+        # alias, Arrow-backed (NaN and null apart); finite_only rules read the
+        # column with its NaN and ±inf as null, so that they pass them as nulls.
+        aliases = {raw_alias(str(e.column)): str(e.column) for e in expectations
+                   if e.non_finite and e.column in present}  # fmt: skip
+        expectations = [
+            e.with_kwargs({**e.kwargs, "column": raw_alias(str(e.column))})
+            if e.non_finite and e.column in present
+            else e
+            for e in expectations
+        ]
         wanted = [*index, *(c for e in expectations for c in _columns_of(e))]
         # At least one column: a frame without columns has no rows for pandas.
         columns = [c for c in dict.fromkeys(wanted) if c in present] or frame.columns[:1]
+        nulled = {
+            str(e.column)
+            for e in expectations
+            if e.finite_only and e.column in columns and frame.schema[str(e.column)].is_float()
+        }
         result_format: dict[str, Any] = {
             "result_format": "SUMMARY",
             "partial_unexpected_count": MAX_EXAMPLES,
@@ -345,7 +361,12 @@ class GxBatchValidator:
                 name=f"proof_{self.table}",
                 expectations=[ExpectationConfiguration(**e.gx_config()) for e in expectations],
             )
-            pdf = frame.select(columns).to_pandas()
+            pdf = frame.select(
+                pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) if c in nulled else c
+                for c in columns
+            ).to_pandas()
+            for alias, column in aliases.items():
+                pdf[alias] = _nan_apart(frame.get_column(column))
             # The validator GX's own ValidationDefinition uses: it loads the batch
             # once (get_batch() then Batch.validate() would load, and hash, it twice).
             validator = Validator(
@@ -357,10 +378,29 @@ class GxBatchValidator:
                 result = validator.validate_expectation_suite(suite)
         self.batches += 1
         return [
-            batch_outcome(r, index, None if with_index else self.index_columns)
+            batch_outcome(r, index, None if with_index else self.index_columns, aliases)
             for r in result.results
             if r.expectation_config
         ]
+
+
+def _nan_apart(values: pl.Series) -> Any:
+    """``values`` as an Arrow-backed pandas column: null is missing, NaN is a value.
+
+    A numpy-backed pandas column cannot tell them apart, and GX skips both.
+    (GX compares such a column row by row, about 0.5 µs a row: only the
+    ``non_finite`` rules read it.)
+    """
+    return values.to_frame().to_pandas(use_pyarrow_extension_array=True).iloc[:, 0]
+
+
+#: The prefix of the column a ``non_finite`` rule reads its column's raw values from.
+RAW_PREFIX = "__proof_raw_"
+
+
+def raw_alias(column: str) -> str:
+    """The alias under which a ``non_finite`` rule reads ``column`` (NaN apart from null)."""
+    return RAW_PREFIX + column
 
 
 def _columns_of(e: Expectation) -> list[str]:
@@ -372,9 +412,17 @@ def _columns_of(e: Expectation) -> list[str]:
 
 
 def batch_outcome(
-    r: Any, index: Sequence[str], labels: Sequence[str] | None = None
+    r: Any,
+    index: Sequence[str],
+    labels: Sequence[str] | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> BatchOutcome:
-    """A GX result as a mergeable outcome; ``labels``: columns whose values read as ``col=v``."""
+    """A GX result as a mergeable outcome; ``labels``: columns whose values read as ``col=v``.
+
+    ``aliases`` (alias -> column): columns GX read under another name (a
+    ``non_finite`` rule's raw values), named as the column in the examples,
+    where a NaN reads ``nan``, not ``null``.
+    """
     details: Mapping[str, Any] = r.result or {}
     observed = details.get("observed_value")
     return BatchOutcome(
@@ -382,7 +430,7 @@ def batch_outcome(
         success=bool(r.success),
         element_count=_int(details.get("element_count")),
         unexpected_count=_int(details.get("unexpected_count")),
-        examples=_examples(details, index, _label(r, labels)),
+        examples=_examples(details, index, _label(r, labels), aliases, _column(r)),
         observed=_int(observed) if isinstance(observed, int | float) else _json_scalar(observed),
         error=None if r.success else _exception_message(r.exception_info),
     )
@@ -392,11 +440,11 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _fmt(value: Any, nan: str = "null") -> str:
+    if value is None or str(value) in {"NaT", "<NA>"}:  # pandas' missing values
         return "null"
-    if str(value) in {"NaT", "<NA>", "nan"}:  # pandas' missing values
-        return "null"
+    if (isinstance(value, float) and math.isnan(value)) or str(value) == "nan":
+        return nan  # missing, unless the column keeps NaN apart from null
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
     if hasattr(value, "item"):  # numpy scalars
@@ -404,17 +452,32 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _label(r: Any, labels: Sequence[str] | None) -> str | None:
+def _column(r: Any) -> str | None:
     column = (r.expectation_config.kwargs or {}).get("column")
-    return str(column) if labels and column in labels else None
+    return None if column is None else str(column)
+
+
+def _label(r: Any, labels: Sequence[str] | None) -> str | None:
+    column = _column(r)
+    return column if labels and column in labels else None
 
 
 def _examples(
-    details: Mapping[str, Any], index: Sequence[str], label: str | None = None
+    details: Mapping[str, Any],
+    index: Sequence[str],
+    label: str | None = None,
+    aliases: Mapping[str, str] | None = None,
+    column: str | None = None,
 ) -> tuple[str, ...]:
+    """Up to five failing rows (``key=…, column=…``), else failing values; ``column``: GX's."""
+    aliases = aliases or {}
+
+    def value(key: str, v: Any) -> str:
+        return f"{aliases.get(key, key)}={_fmt(v, 'nan' if key in aliases else 'null')}"
+
     def named(row: Mapping[str, Any]) -> str:
         keys = [*(k for k in index if k in row), *(k for k in row if k not in index)]
-        return ", ".join(f"{k}={_fmt(row[k])}" for k in keys)
+        return ", ".join(value(k, row[k]) for k in keys)
 
     rows = details.get("partial_unexpected_index_list") or []
     examples = [named(row) for row in rows[:MAX_EXAMPLES] if isinstance(row, Mapping)]
@@ -422,9 +485,10 @@ def _examples(
         return tuple(examples)
     values = details.get("partial_unexpected_list") or []
     prefix = "" if label is None else f"{label}="
+    nan = "nan" if column in aliases else "null"
     # A compound rule's values are rows (GX's SQL engine gives no index list for it).
     return tuple(
-        named(v) if isinstance(v, Mapping) else prefix + _fmt(v) for v in values[:MAX_EXAMPLES]
+        named(v) if isinstance(v, Mapping) else prefix + _fmt(v, nan) for v in values[:MAX_EXAMPLES]
     )
 
 

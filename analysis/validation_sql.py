@@ -86,6 +86,7 @@ from analysis.validation import (
     ValidationReport,
     batch_outcome,
     expectation_outcome,
+    raw_alias,
     unassigned_share,
 )
 
@@ -454,13 +455,28 @@ def _false_if_null(predicate: exp.Expr) -> exp.Expr:
     return exp.func("COALESCE", exp.paren(predicate), exp.false())
 
 
+def _finite(column: exp.Expr) -> exp.Expr:
+    """TRUE for a finite number, FALSE for NaN, +inf and -inf, NULL for NULL.
+
+    PostgreSQL and DuckDB order NaN above every number, +inf included.
+    """
+    infinity = [exp.cast(exp.Literal.string(v), exp.DataType.build("DOUBLE"))
+                for v in ("-Infinity", "Infinity")]  # fmt: skip
+    return exp.and_(
+        exp.GT(this=column.copy(), expression=infinity[0]),
+        exp.LT(this=column.copy(), expression=infinity[1]),
+    )
+
+
 def failing_predicate(
     expectation: Expectation, columns: Mapping[str, str] | None = None, table: str | None = None
 ) -> exp.Expr:
     """SQL that is TRUE (never NULL) for the rows breaking a per-row rule.
 
     The translation of :func:`analysis.suites.failing_rows` (nulls pass a
-    range or a set; a ``row_condition`` that is NULL does not apply).
+    range or a set, and so do NaN and ±inf for a ``finite_only`` rule; a
+    ``row_condition`` that is NULL does not apply). A ``non_finite`` rule is
+    the range of the finite floats, which NaN breaks as in polars.
     ``columns`` maps contract names to source names (the source's ``columns:``),
     ``table`` qualifies them.
     """
@@ -476,7 +492,9 @@ def failing_predicate(
     kind = expectation.type
     if kind == "expect_column_values_to_not_be_null":
         return exp.and_(col.is_(exp.null()), when)
-    present = exp.not_(col.is_(exp.null()))
+    present: exp.Expr = exp.not_(col.is_(exp.null()))
+    if expectation.finite_only:
+        present = exp.and_(present, _false_if_null(_finite(col)))
     if kind == "expect_column_values_to_be_in_set":
         allowed = [col.eq(_literal(v)) for v in expectation.kwargs["value_set"]]
         inside = exp.or_(*allowed) if allowed else exp.false()
@@ -849,13 +867,41 @@ def _gx_row_condition(text: str) -> dict[str, Any]:
     return {"type": "comparison", "column": {"name": column}, "operator": "==", "parameter": value}
 
 
-def _sql_expectation(e: Expectation) -> Expectation:
-    """``e`` as GX's SQL engine takes it: a structured row_condition, no pandas parser."""
-    if e.condition is None:
-        return e
-    kwargs = {k: v for k, v in e.kwargs.items() if k != "condition_parser"}
-    kwargs["row_condition"] = _gx_row_condition(e.condition)
-    return e.with_kwargs(kwargs)
+def _sql_expectation(e: Expectation, aliases: Mapping[str, str]) -> Expectation:
+    """``e`` as GX's SQL engine takes it: a structured row_condition, no pandas parser;
+    a ``non_finite`` rule on its column's raw values (``aliases``: alias -> column)."""
+    kwargs = dict(e.kwargs)
+    if e.non_finite and raw_alias(str(e.column)) in aliases:
+        kwargs["column"] = raw_alias(str(e.column))
+    if e.condition is not None:
+        kwargs.pop("condition_parser", None)
+        kwargs["row_condition"] = _gx_row_condition(e.condition)
+    return e if kwargs == e.kwargs else e.with_kwargs(kwargs)
+
+
+def _gx_query(
+    query: exp.Select, suite: Suite, table: SqlTable
+) -> tuple[exp.Select, dict[str, str]]:
+    """The query GX validates, and its aliases (alias -> column).
+
+    A column with a ``non_finite`` rule is read twice, as the pandas adapter
+    does: under its name with NaN and ±inf as NULL (its range and set rules
+    judge finite values and pass those, as nulls), and raw under
+    :func:`analysis.validation.raw_alias` for the ``non_finite`` rule.
+    """
+    caught = {str(e.column) for e in suite.gx() if e.non_finite and e.column in table.columns}
+    if not caught:
+        return query, {}
+    items: list[exp.Expr] = []
+    for column in table.columns:
+        if column in caught:
+            finite = exp.Case().when(_finite(_c(column)), _c(column))
+            items += [exp.alias_(finite, column, quoted=True),
+                      exp.alias_(_c(column), raw_alias(column), quoted=True)]  # fmt: skip
+        else:
+            items.append(_c(column))
+    wrapped = exp.select(*items).from_(query.subquery("__proof_rows"))
+    return wrapped, {raw_alias(c): c for c in caught}
 
 
 def _type_expectation(e: Expectation, table: SqlTable, db: Database) -> Expectation | BatchOutcome:
@@ -968,7 +1014,11 @@ class _GxSql:
             source.get_engine().dispose()
 
     def validate(
-        self, asset: Any, expectations: Sequence[Expectation], index: Sequence[str]
+        self,
+        asset: Any,
+        expectations: Sequence[Expectation],
+        index: Sequence[str],
+        aliases: Mapping[str, str] | None = None,
     ) -> list[BatchOutcome]:
         if not expectations:
             return []
@@ -992,7 +1042,9 @@ class _GxSql:
         definition = asset.add_batch_definition_whole_table("batch")
         validator = Validator(batch_definition=definition, result_format=result_format)
         result = validator.validate_expectation_suite(suite)
-        return [batch_outcome(r, index) for r in result.results if r.expectation_config]
+        return [
+            batch_outcome(r, index, None, aliases) for r in result.results if r.expectation_config
+        ]
 
 
 def _run_suite(
@@ -1001,6 +1053,7 @@ def _run_suite(
     found: dict[str, BatchOutcome] = {}
     on_query: list[Expectation] = []
     on_table: list[Expectation] = []
+    query, aliases = _gx_query(query, suite, table)
     for e in suite.gx():
         try:
             if e.type == _TYPE_CHECK:
@@ -1010,7 +1063,7 @@ def _run_suite(
                 else:
                     on_table.append(typed)
             elif e.type in _AS_WRITTEN:
-                on_query.append(_sql_expectation(e))
+                on_query.append(_sql_expectation(e, aliases))
             else:
                 found[e.key] = BatchOutcome(
                     e.key,
@@ -1023,7 +1076,7 @@ def _run_suite(
             )
     asset = gx.rows.add_query_asset(f"{table.role}_rows", query=query.sql(dialect=db.dialect))
     index = [c for c in suite.index_columns if c in table.columns]
-    for outcome in gx.validate(asset, on_query, index):
+    for outcome in gx.validate(asset, on_query, index, aliases):
         found[outcome.key] = outcome
     if on_table:
         base = gx.catalog.add_table_asset(

@@ -13,6 +13,13 @@ A table that does not exist, an empty CSV file and a database that cannot be
 reached each raise :class:`SourceError` naming the source and the table or the
 cause (never the URI's credentials). :func:`event_coverage` counts the events
 whose unit no assignment row names, for the validation's unassigned-share check.
+
+The queries are sqlglot trees in the source's dialect: every identifier (the
+tables, the ``columns:`` mapping) is quoted and escaped, every value a literal,
+so nothing in a config is ever pasted into SQL. Failures say whether a retry can
+mend them (:func:`retryable`): a database that does not answer or drops the
+connection may be back in a minute (:class:`SourceUnavailableError`); a login it
+refuses or a database it does not have will not (:class:`SourceAccessError`).
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from typing import Any
 
 import duckdb
 import polars as pl
+import psycopg
+from sqlglot import exp
 
 from analysis import schema, settings
 from analysis.config import DuckDBSource, FileSource, SqlSource
@@ -45,6 +54,63 @@ _DEFAULT_PORTS: Mapping[str, int] = {
 
 class SourceError(RuntimeError):
     """A source cannot be read (missing file, unset URI, unreachable database)."""
+
+
+class SourceUnavailableError(SourceError):
+    """The database does not answer, or dropped the connection: a retry may succeed."""
+
+
+class SourceAccessError(SourceError):
+    """The database refused the login or has no such database: no retry can succeed."""
+
+
+#: Driver messages of a login refused or a database that does not exist (psycopg,
+#: connectorx's PostgreSQL and MySQL drivers, SQL Server): never worth a retry.
+_REFUSED = re.compile(
+    r"authentication failed|password authentication|no pg_hba\.conf entry"
+    r"|role \S+ does not exist|database \S+ does not exist|unknown database"
+    r"|access denied for user|login failed for user",
+    re.IGNORECASE,
+)
+#: Driver messages of a database that did not answer in time, refused or dropped the
+#: connection, or was restarting: worth a retry.
+_TRANSIENT = re.compile(
+    r"cannot reach the database|connection refused|could not connect|connection reset"
+    r"|broken pipe|server closed the connection|connection (was )?closed|\btimed out\b"
+    r"|\btimeout\b|terminating connection|database system is (starting up|shutting down)"
+    r"|too many (connections|clients)|network is unreachable|no route to host"
+    r"|temporary failure in name resolution|could not set lock|conflicting lock",
+    re.IGNORECASE,
+)
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether reading the source again may succeed where ``exc`` stopped it.
+
+    A database that did not answer or dropped the connection: yes. A refused
+    login, an unknown database, a missing table or column, a bad config: no.
+    A :class:`SourceError` of another module (the push-down checks) is judged
+    by the driver message it carries; an ``OSError`` that escaped the drivers
+    (a reset connection) is retried; anything else is a bug and is not.
+    """
+    if isinstance(exc, SourceAccessError | SourceSchemaError):
+        return False
+    if isinstance(exc, SourceUnavailableError):
+        return True
+    if isinstance(exc, SourceError):
+        return _transient(str(exc))
+    return isinstance(exc, OSError)
+
+
+def _transient(message: str) -> bool:
+    return not _REFUSED.search(message) and bool(_TRANSIENT.search(message))
+
+
+def _driver_error(message: str) -> type[SourceError]:
+    """The class of a wrapped driver failure, from the driver's message."""
+    if _REFUSED.search(message):
+        return SourceAccessError
+    return SourceUnavailableError if _TRANSIENT.search(message) else SourceError
 
 
 class SourceSchemaError(SourceError):
@@ -167,18 +233,60 @@ def _cast(
     raise fail()
 
 
-def _sql_name(source: str, table: str, name: str) -> str:
+def _sql_table(source: str, table: str, name: str) -> exp.Table:
+    """``[schema.]table`` as a quoted table; any other text is refused, naming it."""
     if not _SQL_NAME.match(name):
         raise SourceError(f"source {source!r}: table name {name!r} for {table!r} is not valid")
-    return ".".join(f'"{part}"' for part in name.split("."))
+    *schema_name, table_name = name.split(".")
+    table_expr = exp.Table(this=_ident(table_name))
+    if schema_name:
+        table_expr.set("db", _ident(schema_name[0]))
+    return table_expr
 
 
-def _timestamp(value: dt.datetime) -> str:
-    return f"CAST('{value.isoformat()}' AS TIMESTAMP WITH TIME ZONE)"
+def _sql_name(source: str, table: str, name: str, dialect: str | None = None) -> str:
+    return _sql_table(source, table, name).sql(dialect=dialect)
+
+
+def _ident(name: str) -> exp.Identifier:
+    """A quoted identifier: the dialect's quote inside it is escaped, never ends it."""
+    return exp.to_identifier(name, quoted=True)
+
+
+def _col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(name, table=table, quoted=True)
+
+
+def _aliased(table: exp.Table, alias: str) -> exp.Table:
+    table = table.copy()
+    table.set("alias", exp.TableAlias(this=_ident(alias)))
+    return table
+
+
+def _timestamp(value: dt.datetime) -> exp.Cast:
+    return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("timestamptz"))
+
+
+def sql_dialect(src: AnySource, uri: str | None = None) -> str | None:
+    """sqlglot's dialect for ``src``: DuckDB's, the configured one, or the URI's
+    (None: sqlglot's own, ANSI quoting)."""
+    if isinstance(src, DuckDBSource):
+        return "duckdb"
+    if isinstance(src, SqlSource) and src.dialect is not None:
+        return src.dialect
+    if uri is None:
+        return None
+    from analysis.warehouse import DIALECTS  # it imports this module
+
+    return DIALECTS.get(urllib.parse.urlsplit(uri).scheme.split("+")[0].lower())
 
 
 def _events_query(
-    source: str, src: AnySource, experiment_id: str, null_units: Period | None = None
+    source: str,
+    src: AnySource,
+    experiment_id: str,
+    null_units: Period | None = None,
+    dialect: str | None = None,
 ) -> tuple[str, str]:
     """SQL for the experiment's assignments and for the events of its units.
 
@@ -186,29 +294,35 @@ def _events_query(
     scan, a hash join to the experiment's distinct units (an ``IN`` inside an
     ``OR`` would not be planned as a join).
     """
-    assignments = _sql_name(source, "assignments", src.assignments)
-    events = _sql_name(source, "events", src.events)
-    exp_col = '"' + src.columns.get("experiment_id", "experiment_id") + '"'
-    unit_col = '"' + src.columns.get("unit_id", "unit_id") + '"'
-    literal = "'" + experiment_id.replace("'", "''") + "'"
-    q_assign = f"SELECT * FROM {assignments} WHERE {exp_col} = {literal}"
+    assignments = _sql_table(source, "assignments", src.assignments)
+    events = _sql_table(source, "events", src.events)
+    exp_name = src.columns.get("experiment_id", "experiment_id")
+    unit_name = src.columns.get("unit_id", "unit_id")
+    of_experiment = _col(exp_name).eq(exp.Literal.string(experiment_id))
+    q_assign = exp.select(exp.Star()).from_(assignments).where(of_experiment)
     if null_units is None:
-        q_events = (
-            f"SELECT * FROM {events} WHERE {unit_col} IN "
-            f"(SELECT {unit_col} FROM {assignments} WHERE {exp_col} = {literal})"
-        )
-        return q_assign, q_events
-    ts_col = '"' + src.columns.get("ts", "ts") + '"'
+        units = exp.select(_col(unit_name)).from_(assignments.copy()).where(of_experiment.copy())
+        q_events = exp.select(exp.Star()).from_(events).where(_col(unit_name).isin(query=units))
+        return q_assign.sql(dialect=dialect), q_events.sql(dialect=dialect)
     since, until = null_units
-    q_events = (
-        f"SELECT e.* FROM {events} e LEFT JOIN "
-        f'(SELECT DISTINCT {unit_col} AS "__proof_unit" FROM {assignments} '
-        f"WHERE {exp_col} = {literal}) u "
-        f'ON e.{unit_col} = u."__proof_unit" '
-        f'WHERE u."__proof_unit" IS NOT NULL OR (e.{unit_col} IS NULL '
-        f"AND e.{ts_col} >= {_timestamp(since)} AND e.{ts_col} < {_timestamp(until)})"
+    units = (
+        exp.select(exp.alias_(_col(unit_name), "__proof_unit", quoted=True))
+        .distinct()
+        .from_(assignments.copy())
+        .where(of_experiment.copy())
     )
-    return q_assign, q_events
+    key = _col("__proof_unit", "u")
+    unit, ts = _col(unit_name, "e"), _col(src.columns.get("ts", "ts"), "e")
+    unitless = exp.and_(
+        unit.is_(exp.null()), ts.copy() >= _timestamp(since), ts.copy() < _timestamp(until)
+    )
+    q_events = (
+        exp.select(exp.Column(this=exp.Star(), table=_ident("e")))
+        .from_(_aliased(events, "e"))
+        .join(units.subquery(_ident("u")), on=unit.copy().eq(key), join_type="left")
+        .where(exp.or_(exp.not_(key.copy().is_(exp.null())), exp.paren(unitless)))
+    )
+    return q_assign.sql(dialect=dialect), q_events.sql(dialect=dialect)
 
 
 def connect_duckdb(name: str, src: DuckDBSource) -> duckdb.DuckDBPyConnection:
@@ -224,8 +338,8 @@ def connect_duckdb(name: str, src: DuckDBSource) -> duckdb.DuckDBPyConnection:
         con.execute("SET TimeZone='UTC'")
         if src.memory_limit is not None:
             con.execute("SET memory_limit = ?", [src.memory_limit])
-    except duckdb.Error as exc:
-        raise SourceError(f"source {name!r}: {type(exc).__name__}: {exc}") from None
+    except duckdb.Error as exc:  # a writer's lock may be gone on a retry
+        raise _driver_error(str(exc))(f"source {name!r}: {type(exc).__name__}: {exc}") from None
     return con
 
 
@@ -266,7 +380,7 @@ def _read_duckdb(
     con = connect_duckdb(name, src)
     try:
         _require_duckdb_tables(con, name, src)
-        q_assign, q_events = _events_query(name, src, experiment_id, null_units)
+        q_assign, q_events = _events_query(name, src, experiment_id, null_units, "duckdb")
         # One cursor per lazy frame: a DuckDB connection serves one query at a
         # time, and a plan that reads both frames would find it busy.
         cursors = [con.cursor(), con.cursor()]
@@ -309,7 +423,8 @@ def _require_duckdb_tables(con: duckdb.DuckDBPyConnection, name: str, src: DuckD
     """A missing table is named, with the tables the file does have; so is a key column."""
     for role, table in (("assignments", src.assignments), ("events", src.events)):
         try:
-            cursor = con.execute(f"SELECT * FROM {_sql_name(name, role, table)} LIMIT 0")
+            query = f"SELECT * FROM {_sql_name(name, role, table, 'duckdb')} LIMIT 0"
+            cursor = con.execute(query)
             require_columns(name, role, [d[0] for d in cursor.description or ()], src.columns)
         except duckdb.CatalogException:
             found = con.execute(
@@ -373,22 +488,76 @@ def _read_files(
 def _read_sql(
     name: str, src: SqlSource, experiment_id: str, null_units: Period | None = None
 ) -> Tables:
-    uri = sql_uri(name, src)
-    check_reachable(name, uri)
-    q_assign, q_events = _events_query(name, src, experiment_id, null_units)
+    uri = _connectable(name, src)
+    dialect = sql_dialect(src, uri)
+    q_assign, q_events = _events_query(name, src, experiment_id, null_units, dialect)
     try:
         assignments = pl.read_database_uri(q_assign, uri, engine="connectorx")
         events = pl.read_database_uri(q_events, uri, engine="connectorx")
     except Exception as exc:  # the drivers raise many types; say which, never the URI
-        _require_sql_tables(name, src, uri)
-        raise SourceError(
-            f"source {name!r}: cannot read from the database "
-            f"({type(exc).__name__}: {redact(str(exc), uri)})"
+        why = redact(str(exc), uri)
+        kind = _driver_error(why)
+        if kind is SourceAccessError:
+            raise SourceAccessError(_refused(name, src, why)) from None
+        if kind is SourceError:  # not the connection: a table or a column, named if so
+            _require_sql_tables(name, src, uri, dialect)
+        raise kind(
+            f"source {name!r}: cannot read from the database ({type(exc).__name__}: {why})"
         ) from None
     return Tables(
         conform(assignments.lazy(), name, "assignments", src.columns),
         conform(events.lazy(), name, "events", src.columns),
     )
+
+
+def _connectable(name: str, src: SqlSource) -> str:
+    """The source's URI, once its database answers and accepts the login."""
+    uri = sql_uri(name, src)
+    check_reachable(name, uri)
+    check_login(name, src, uri)
+    return uri
+
+
+def _refused(name: str, src: SqlSource, why: str) -> str:
+    """One line: the source, the database's reason, and where the URI comes from."""
+    fatal = re.search(r"FATAL:\s*(.+)", why)
+    reason = (fatal.group(1) if fatal else why).strip().splitlines()[0]
+    return (
+        f"source {name!r}: the database refused the connection: {reason} "
+        f"(check the URI in {src.uri_env}; not retried)"
+    )
+
+
+def check_login(name: str, src: SqlSource, uri: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """PostgreSQL: fail at once when the server refuses the login or the database.
+
+    connectorx's connection pool retries a refused login for 30 s before it
+    says why, and a read makes several; one psycopg connection says it at
+    once. A refusal raises :class:`SourceAccessError` (never retried), a
+    connection that fails :class:`SourceUnavailableError`; any other complaint
+    (a parameter only connectorx knows) is left to connectorx. Other
+    databases are not checked.
+    """
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme.split("+")[0].lower() not in {"postgres", "postgresql"}:
+        return
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    libpq = [(k, v) for k, v in query if not k.startswith("cx")]  # cxprotocol: connectorx's
+    conninfo = urllib.parse.urlunsplit(
+        parts._replace(scheme="postgresql", query=urllib.parse.urlencode(libpq))
+    )
+    try:
+        psycopg.connect(conninfo, connect_timeout=max(2, round(timeout))).close()
+    except psycopg.Error as exc:
+        why = redact(str(exc), uri)
+        kind = _driver_error(why)
+        if kind is SourceAccessError:
+            raise SourceAccessError(_refused(name, src, why)) from None
+        if kind is SourceUnavailableError:
+            first = why.strip().splitlines()[0] if why.strip() else type(exc).__name__
+            raise SourceUnavailableError(
+                f"source {name!r}: cannot connect to the database ({first})"
+            ) from None
 
 
 def check_reachable(source: str, uri: str, timeout: float = CONNECT_TIMEOUT) -> None:
@@ -409,18 +578,18 @@ def check_reachable(source: str, uri: str, timeout: float = CONNECT_TIMEOUT) -> 
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as exc:
         cause = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        raise SourceError(
+        raise SourceUnavailableError(
             f"source {source!r}: cannot reach the database at {host}:{port} ({cause}); "
             "is it running, and reachable from this machine?"
         ) from None
 
 
-def _require_sql_tables(name: str, src: SqlSource, uri: str) -> None:
-    """After a failed read: name the table that is missing, if one is."""
+def _require_sql_tables(name: str, src: SqlSource, uri: str, dialect: str | None) -> None:
+    """After a failed read: name the table that is missing, if one is, or the column."""
     for role, table in (("assignments", src.assignments), ("events", src.events)):
         try:
             empty = pl.read_database_uri(
-                f"SELECT * FROM {_sql_name(name, role, table)} WHERE 1 = 0",
+                f"SELECT * FROM {_sql_name(name, role, table, dialect)} WHERE 1 = 0",
                 uri,
                 engine="connectorx",
             )
@@ -459,24 +628,8 @@ def event_coverage(
     """
     if isinstance(source, FileSource):
         return _file_coverage(name, source, since, until)
-    cols = source.columns
-    unit = '"' + cols.get("unit_id", "unit_id") + '"'
-    ts = '"' + cols.get("ts", "ts") + '"'
-    assignments = _sql_name(name, "assignments", source.assignments)
-    events = _sql_name(name, "events", source.events)
-    where = (
-        f"e.{ts} >= {_timestamp(since)} AND e.{ts} < {_timestamp(until)} AND e.{unit} IS NOT NULL"
-    )
-    joined = (
-        f"FROM {events} e LEFT JOIN (SELECT DISTINCT {unit} AS u FROM {assignments}) a "
-        f"ON e.{unit} = a.u WHERE {where}"
-    )
-    q_counts = (
-        "SELECT count(*) AS events, "
-        f"coalesce(sum(CASE WHEN a.u IS NULL THEN 1 ELSE 0 END), 0) AS unassigned {joined}"
-    )
-    q_examples = f"SELECT DISTINCT e.{unit} AS unit {joined} AND a.u IS NULL ORDER BY 1 LIMIT 5"
     if isinstance(source, DuckDBSource):
+        q_counts, q_examples = _coverage_queries(name, source, since, until, "duckdb")
         try:
             with duckdb.connect(str(source.path), read_only=True) as con:
                 con.execute("SET TimeZone='UTC'")
@@ -484,12 +637,15 @@ def event_coverage(
                 # a second pass over the events only when there is something to show
                 examples = [r[0] for r in con.execute(q_examples).fetchall()] if counts[1] else []
         except duckdb.Error as exc:
-            raise SourceError(f"source {name!r}: {type(exc).__name__}: {exc}") from None
+            message = f"source {name!r}: {type(exc).__name__}: {exc}"
+            raise _driver_error(str(exc))(message) from None
         return EventCoverage(int(counts[0]), int(counts[1]), tuple(str(x) for x in examples))
     uri = settings.env(source.uri_env)
     if uri is None:
         raise SourceError(f"source {name!r}: environment variable {source.uri_env} is not set")
+    q_counts, q_examples = _coverage_queries(name, source, since, until, sql_dialect(source, uri))
     check_reachable(name, uri)
+    check_login(name, source, uri)
     try:
         row = pl.read_database_uri(q_counts, uri, engine="connectorx").row(0)
         found = (
@@ -498,11 +654,58 @@ def event_coverage(
             else pl.Series([], dtype=pl.String)
         )
     except Exception as exc:  # the drivers raise many types; say which, never the URI
-        raise SourceError(
-            f"source {name!r}: cannot count unassigned events "
-            f"({type(exc).__name__}: {redact(str(exc), uri)})"
+        why = redact(str(exc), uri)
+        raise _driver_error(why)(
+            f"source {name!r}: cannot count unassigned events ({type(exc).__name__}: {why})"
         ) from None
     return EventCoverage(int(row[0]), int(row[1] or 0), tuple(str(x) for x in found))
+
+
+def _coverage_queries(
+    name: str,
+    source: DuckDBSource | SqlSource,
+    since: dt.datetime,
+    until: dt.datetime,
+    dialect: str | None,
+) -> tuple[str, str]:
+    """The counts of :func:`event_coverage`, and up to five units no assignment names."""
+    unit_name = source.columns.get("unit_id", "unit_id")
+    ts = _col(source.columns.get("ts", "ts"), "e")
+    unit, key = _col(unit_name, "e"), _col("u", "a")
+    units = exp.select(exp.alias_(_col(unit_name), "u", quoted=True)).distinct()
+    units = units.from_(_sql_table(name, "assignments", source.assignments))
+    in_period = exp.and_(
+        ts >= _timestamp(since), ts.copy() < _timestamp(until), exp.not_(unit.is_(exp.null()))
+    )
+
+    def joined(*columns: exp.Expr) -> exp.Select:
+        return (
+            exp.select(*columns)
+            .from_(_aliased(_sql_table(name, "events", source.events), "e"))
+            .join(units.subquery(_ident("a")), on=unit.copy().eq(key.copy()), join_type="left")
+            .where(in_period.copy())
+        )
+
+    no_assignment = key.copy().is_(exp.null())
+    unassigned = exp.Sum(
+        this=exp.Case().when(no_assignment, exp.Literal.number(1)).else_(exp.Literal.number(0))
+    )
+    q_counts = joined(
+        exp.alias_(exp.Count(this=exp.Star()), "events", quoted=True),
+        exp.alias_(
+            exp.Coalesce(this=unassigned, expressions=[exp.Literal.number(0)]),
+            "unassigned",
+            quoted=True,
+        ),
+    )
+    q_examples = (
+        joined(exp.alias_(unit.copy(), "unit", quoted=True))
+        .distinct()
+        .where(no_assignment.copy())
+        .order_by(exp.Literal.number(1))
+        .limit(5)
+    )
+    return q_counts.sql(dialect=dialect), q_examples.sql(dialect=dialect)
 
 
 def _file_coverage(

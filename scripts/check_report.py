@@ -6,10 +6,14 @@ the engine produced on the demo data) into a temporary directory; with
 checked instead (for example after ``make demo``).
 
 For every page: no console error, warning or failed load, every figure drew
-its SVG, the verdict (or the page's summary) is on the first screen, first
+its SVG, every bar has a fill a reader can see (a hatch needs a background
+colour), the verdict (or the page's summary) is on the first screen, first
 contentful paint within budget, no sideways scrolling on a phone, and each
-report under 1 MB with plotly.js shared, not inlined.  Screenshots of a
-report and of the index are written to ``docs/img/`` for the README.
+report under 1 MB with plotly.js shared, not inlined.  In every report, one
+chart of each bar kind (AI funnel, trust answers, power, units per arm) is
+screenshotted and the inside of each bar must be mostly painted.  Screenshots
+of a report, of those four charts and of the index are written to
+``docs/img/`` for the README.
 
 Exit status: 0 when every check passes, 1 otherwise (2 when Chromium is missing).
 """
@@ -26,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.report_fixtures builds the demo site
 
 from analysis.report.browser import (  # noqa: E402
+    BAR_FIGURES,
     DESKTOP,
     PHONE,
     Browser,
@@ -78,10 +83,18 @@ def check_sizes(site: Path, pages: list[str]) -> list[str]:
 def _row(page: str, check: PageCheck, site: Path) -> str:
     size = (site / page).stat().st_size
     paint = f"{check.first_paint_ms:.0f}" if check.first_paint_ms is not None else "-"
-    return (
+    row = (
         f"{page:<58} {check.viewport[0]:>5}px {size / 1024:>7.0f} KiB {len(check.figures):>3} fig "
         f"paint {paint:>5} ms  ready {check.seconds:>4.1f} s"
     )
+    if check.bars:
+        row += f"  {len(check.bars)} bars"
+    for figure, bars in check.samples.items():
+        measured = [b.painted for b in bars if b.painted is not None]
+        least = f"{min(measured):.0%}" if measured else "-"
+        row += f"\n    {figure:<16} {len(measured):>3}/{len(bars)} bars sampled"
+        row += f", least painted {least}"
+    return row
 
 
 def run(site: Path, pages: list[str], screenshots: Path | None, chromium: str) -> list[str]:
@@ -94,10 +107,18 @@ def run(site: Path, pages: list[str], screenshots: Path | None, chromium: str) -
             shot = None
             if screenshots is not None and page in {report, "index.html"}:
                 shot = screenshots / ("index.png" if page == "index.html" else "report.png")
-            check = browser.check(base + page, DESKTOP, first, shot)
+            is_report = page.endswith("report.html")
+            check = browser.check(
+                base + page,
+                DESKTOP,
+                first,
+                shot,
+                sample_bars=BAR_FIGURES if is_report else (),
+                figure_screenshots=screenshots if page == report else None,
+            )
             print(_row(page, check, site))
             problems += check.problems(first, FIRST_PAINT_BUDGET_MS)
-            if page.endswith("report.html") and (not check.figures or 0 in check.figures.values()):
+            if is_report and (not check.figures or 0 in check.figures.values()):
                 problems.append(f"{page}: a figure did not draw: {check.figures}")
         for page in [p for p in (report, "index.html") if p]:
             first = [FIRST_SCREEN[Path(page).name]]

@@ -4,21 +4,37 @@ The demo site is built from the fixtures (tests/fixtures), published to a
 temporary directory with the shared plotly.min.js, served on 127.0.0.1 and
 opened in Debian's ``chromium`` (every other host name is unresolvable).  For
 each page: no console error, warning or failed load; every figure drew its
-SVG; the verdict is visible on the first screen; no sideways scrolling on a
-phone; injected markup never runs.  Chromium is required: without it these
+SVG; every bar has a fill a reader can see, and in a screenshot of one chart
+of each kind (AI funnel, trust answers, power, units per arm) the inside of
+every bar is painted; the verdict is visible on the first screen; no sideways
+scrolling on a phone; injected markup never runs.  Chromium is required: without it these
 tests fail (CI installs it in .ci/run), they are never skipped.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import plotly.graph_objects as go
 import pytest
 
-from analysis.report import write_index
-from analysis.report.browser import DESKTOP, PHONE, Browser, BrowserError, find_chromium
+from analysis.report import ensure_plotly_asset, write_index
+from analysis.report.browser import (
+    BAR_FIGURES,
+    DESKTOP,
+    MIN_PAINTED,
+    PHONE,
+    Browser,
+    BrowserError,
+    decode_png,
+    find_chromium,
+)
 from analysis.report.browser import serve_directory as serve
 from tests import report_fixtures as fixtures
 
@@ -86,7 +102,29 @@ def test_every_page_renders_in_chromium(site: Site, browser: Browser) -> None:
             assert set(check.figures) == site.figure_ids(page), page
             assert len(check.figures) >= 6, page
             assert all(n > 0 for n in check.figures.values()), page  # .js-plotly-plot .main-svg
+            assert check.bars, page  # units per arm and power at least: checked for a fill
     assert problems == []
+
+
+def test_every_bar_is_painted_in_a_screenshot(site: Site, browser: Browser) -> None:
+    """One chart of each kind, scrolled to and screenshotted: no bar is left blank.
+
+    The AI arms are hatched; a hatch of white lines on no background drew
+    nothing, and readers concluded the AI arms had 0 units.
+    """
+    report = next(p for p in site.pages if p.startswith("auto-triage/"))
+    check = browser.check(site.url(report), DESKTOP, sample_bars=BAR_FIGURES)
+    assert check.problems() == []
+    assert set(check.samples) == set(BAR_FIGURES)
+    traces = {figure: {bar.trace for bar in bars} for figure, bars in check.samples.items()}
+    assert traces["fig-ai-funnel"] == {"ai", "ai_v2"}
+    assert {t.split(" ")[0] for t in traces["fig-trust"]} == {"control", "ai", "ai_v2"}
+    assert "short of the plan" in traces["fig-power"]
+    assert traces["fig-units"] == {"arm without AI", "AI arm"}
+    for figure, bars in check.samples.items():
+        measured = [bar for bar in bars if bar.painted is not None]
+        assert len(measured) >= len(bars) / 2, figure  # most bars are big enough to sample
+        assert all(bar.painted >= MIN_PAINTED for bar in measured), figure
 
 
 def test_verdict_is_readable_first_on_a_phone(site: Site, browser: Browser) -> None:
@@ -166,3 +204,81 @@ def test_a_broken_page_is_caught(browser: Browser, tmp_path: Path) -> None:
     assert "plotly.js did not load" in problems  # the page's own error
     assert "has no SVG" in problems
     assert check.elements["#verdict"] is not None  # the verdict still reads without charts
+
+
+def test_invisible_bars_are_caught(browser: Browser, tmp_path: Path) -> None:
+    """The bar checks can fail: white hatch lines on no background, next to a plain bar."""
+    fig = go.Figure()
+    fig.add_bar(x=["control"], y=[10], name="control", marker={"color": "#4D4D4D"})
+    fig.add_bar(
+        x=["ai"],
+        y=[9],
+        name="ai",
+        marker={"color": "#E69F00", "pattern": {"shape": "/", "fgcolor": "#ffffff"}},
+    )
+    fig.update_layout(  # plotly.py's default template would hatch over the colour
+        template="none", plot_bgcolor="#ffffff", paper_bgcolor="#ffffff", width=700, height=400
+    )
+    ensure_plotly_asset(tmp_path)
+    (tmp_path / "bars.html").write_text(
+        '<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">'
+        '<script src="assets/plotly.min.js"></script></head><body>'
+        '<div id="fig-bars" class="plotly-graph-div"></div><script>'
+        f"const fig = {fig.to_json()};"
+        'Plotly.newPlot("fig-bars", fig.data, fig.layout);</script></body></html>',
+        encoding="utf-8",
+    )
+    with serve(tmp_path) as base:
+        check = browser.check(base + "bars.html", DESKTOP, sample_bars=["fig-bars", "fig-none"])
+    assert set(check.samples) == {"fig-bars"}  # a figure not on the page is left out
+    painted = {bar.trace: bar.painted for bar in check.samples["fig-bars"]}
+    assert (painted["control"] or 0.0) > 0.95
+    assert painted["ai"] is not None
+    assert painted["ai"] < 0.05
+    problems = check.problems()
+    assert len(problems) == 2, problems
+    assert "bar 1 of 'ai' cannot be seen: a hatch pattern without a background" in problems[0]
+    assert "bar 1 of 'ai' is 0% painted in a screenshot" in problems[1]
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    """A PNG of ``pixels`` (height, width, 3 or 4) whose rows use each filter in turn."""
+    height, width, channels = pixels.shape
+    flat = pixels.reshape(height, width * channels).astype(np.int32)
+    rows = []
+    for y in range(height):
+        method, line = y % 5, flat[y]
+        up = flat[y - 1] if y else np.zeros_like(line)
+        left = np.concatenate([np.zeros(channels, np.int32), line[:-channels]])
+        corner = np.concatenate([np.zeros(channels, np.int32), up[:-channels]])
+        guess = left + up - corner
+        to_left, to_up, to_corner = abs(guess - left), abs(guess - up), abs(guess - corner)
+        paeth = np.where(
+            (to_left <= to_up) & (to_left <= to_corner),
+            left,
+            np.where(to_up <= to_corner, up, corner),
+        )
+        predictor = [0 * line, left, up, (left + up) // 2, paeth][method]
+        rows.append(bytes([method]) + ((line - predictor) % 256).astype(np.uint8).tobytes())
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    color_type = {3: 2, 4: 6}[channels]
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_decode_png_undoes_every_filter(channels: int) -> None:
+    pixels = np.random.default_rng(7).integers(0, 256, (11, 9, channels), dtype=np.uint8)
+    assert np.array_equal(decode_png(_png(pixels)), pixels)
+    with pytest.raises(ValueError, match="not a PNG"):
+        decode_png(json.dumps([1]).encode())

@@ -8,6 +8,12 @@ pages are driven through the DevTools protocol over a websocket: console
 errors, uncaught exceptions and failed loads are collected, the DOM is
 queried once the Plotly figures have drawn, and screenshots are taken.
 
+Bars are checked for what is drawn, not only that an SVG exists: every bar
+must have a fill a reader can see against the plot's background (a hatch
+pattern needs a background colour; white lines on nothing are invisible), and
+for the figures named in ``sample_bars`` a screenshot of each is decoded
+(:func:`decode_png`) and the pixels inside every bar are counted.
+
 Nothing here is imported by the analysis or the report renderer.
 """
 
@@ -15,27 +21,37 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import functools
 import json
+import math
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 from websockets.sync.client import ClientConnection, connect
 
 __all__ = [
+    "BAR_FIGURES",
+    "MIN_PAINTED",
+    "Bar",
     "Browser",
     "BrowserError",
     "PageCheck",
+    "decode_png",
     "find_chromium",
     "serve_directory",
 ]
@@ -63,6 +79,105 @@ _FLAGS: Final[tuple[str, ...]] = (
     "--remote-debugging-port=0",
 )
 
+#: The report's bar charts, one of each kind: the AI funnel, trust answers, power, units per arm.
+BAR_FIGURES: Final[tuple[str, ...]] = ("fig-ai-funnel", "fig-trust", "fig-power", "fig-units")
+#: The least share of a bar's inside (in a screenshot) that must differ from the background.
+MIN_PAINTED: Final = 0.5
+#: How far (0-255, largest channel) a colour must be from the background to count as seen.
+_SEEN: Final = 24
+_INSET_PX: Final = 2  # a bar's anti-aliased edge is not sampled
+
+#: ``(root) => [bar, ...]``: every bar drawn in the Plotly figures under ``root`` (a figure
+#: div or the document), with its box in page pixels, its fill and why it cannot be seen
+#: ("" when it can).  A pattern fill is seen through its background ``rect`` (the
+#: pattern's ``bgcolor``); without one only the hatch lines are drawn.
+_BARS: Final = """
+((root) => {
+  const swatch = document.createElement("span");
+  swatch.style.display = "none";
+  document.body.appendChild(swatch);
+  const rgba = (css) => {
+    if (!css || css === "none" || css.startsWith("url(")) { return null; }
+    swatch.style.color = "";
+    swatch.style.color = css;
+    if (!swatch.style.color) { return null; }
+    const v = (getComputedStyle(swatch).color.match(/[0-9.]+/g) || []).map(Number);
+    return v.length < 3 ? null : [v[0], v[1], v[2], v.length > 3 ? v[3] : 1];
+  };
+  const opacity = (el) => {
+    let o = 1;
+    for (let e = el; e && e.tagName.toLowerCase() !== "svg"; e = e.parentElement) {
+      o *= Number(getComputedStyle(e).opacity);
+    }
+    return o;
+  };
+  const css = (c) => `rgba(${c.map((v) => Math.round(v * 100) / 100).join(", ")})`;
+  const figures = root.classList && root.classList.contains("plotly-graph-div")
+    ? [root] : Array.from(root.querySelectorAll(".plotly-graph-div"));
+  const out = [];
+  for (const gd of figures) {
+    const layout = gd._fullLayout || {};
+    let back = rgba(layout.plot_bgcolor);
+    if (!back || back[3] === 0) { back = rgba(layout.paper_bgcolor); }
+    if (!back || back[3] === 0) { back = [255, 255, 255, 1]; }
+    gd.querySelectorAll(".barlayer .trace").forEach((group, t) => {
+      const data = group.__data__;
+      const trace = data && data[0] && data[0].trace;
+      const name = trace && trace.name !== undefined ? String(trace.name) : `trace ${t + 1}`;
+      group.querySelectorAll(".point > path").forEach((path, i) => {
+        const r = path.getBoundingClientRect(), style = getComputedStyle(path);
+        const paint = style.fill;
+        let color = rgba(paint), alpha = opacity(path) * Number(style.fillOpacity), why = "";
+        if (paint.startsWith("url(")) {
+          const id = (paint.match(/#([^"')]+)/) || [])[1];
+          const pattern = id ? document.getElementById(id) : null;
+          const under = pattern ? pattern.querySelector("rect") : null;
+          if (!pattern) {
+            why = `its pattern ${paint} is missing`;
+          } else if (!under) {
+            why = "a hatch pattern without a background: only its lines are drawn";
+          } else {
+            const s = getComputedStyle(under);
+            color = rgba(s.fill);
+            alpha *= Number(s.fillOpacity) * Number(s.opacity);
+            if (!color) { why = `its pattern's background is ${s.fill}`; }
+          }
+        } else if (!color) {
+          why = `its fill is ${paint}`;
+        }
+        if (!why) {
+          const a = alpha * color[3];
+          const seen = a * Math.max(...[0, 1, 2].map((k) => Math.abs(color[k] - back[k])));
+          if (seen < __SEEN__) {
+            why = `its fill ${css(color)} at opacity ${a.toFixed(2)} does not stand out from `
+              + `the background ${css(back)}`;
+          }
+        }
+        out.push({figure: gd.id, trace: name, point: i, left: r.left + scrollX,
+                  top: r.top + scrollY, width: r.width, height: r.height, fill: paint,
+                  unseen: why, background: back.slice(0, 3)});
+      });
+    });
+  }
+  swatch.remove();
+  return out;
+})
+""".replace("__SEEN__", str(_SEEN))
+
+#: Scrolls figure ``__ID__`` to the top of the screen; its box and bars, in page pixels.
+_FIGURE_IN_VIEW: Final = """
+new Promise((resolve) => {
+  const gd = document.getElementById(__ID__);
+  if (gd === null) { resolve(null); return; }
+  gd.scrollIntoView({block: "start"});
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    const r = gd.getBoundingClientRect();
+    resolve({left: r.left + scrollX, top: r.top + scrollY, width: r.width,
+             height: Math.min(r.height, innerHeight - r.top), bars: (__BARS__)(gd)});
+  }));
+})
+"""
+
 #: Runs in the page once the figures have drawn; returns what the checks need.
 _PROBE: Final = """
 (() => {
@@ -79,13 +194,13 @@ _PROBE: Final = """
   const duplicates = ids.filter((id, i) => ids.indexOf(id) !== i);
   const paint = performance.getEntriesByType("paint")
     .find((e) => e.name === "first-contentful-paint");
-  const wanted = %s;
+  const wanted = __WANTED__;
   const elements = {};
   for (const sel of wanted) { elements[sel] = visible(document.querySelector(sel)); }
   return {title: document.title, figures: figures, elements: elements,
           scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
           innerHeight: window.innerHeight, xss: window.__xss === true, duplicates: duplicates,
-          firstPaintMs: paint ? paint.startTime : null};
+          firstPaintMs: paint ? paint.startTime : null, bars: (__BARS__)(document)};
 })()
 """
 _FIGURES_DRAWN: Final = """
@@ -106,6 +221,125 @@ new Promise((resolve) => requestAnimationFrame(() => resolve(
 
 class BrowserError(RuntimeError):
     """Chromium is missing, did not start, or did not answer."""
+
+
+_PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS: Final[Mapping[int, int]] = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> channels
+
+
+def decode_png(data: bytes) -> npt.NDArray[np.uint8]:
+    """The pixels of an 8-bit, non-interlaced PNG (what Chromium writes): (height, width, channels).
+
+    Grey, grey+alpha, RGB and RGBA; ValueError for anything else.  The None,
+    Sub and Up filters are undone with numpy, Average and Paeth row by row.
+    """
+    if not data.startswith(_PNG_SIGNATURE):
+        msg = "not a PNG"
+        raise ValueError(msg)
+    pos, header, chunks = len(_PNG_SIGNATURE), b"", []
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            chunks.append(body)
+        elif kind == b"IEND":
+            break
+    if len(header) != 13:
+        msg = "PNG without a header"
+        raise ValueError(msg)
+    width, height, depth, color_type, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    channels = _PNG_CHANNELS.get(color_type)
+    if depth != 8 or channels is None or interlace != 0:
+        msg = f"unsupported PNG: bit depth {depth}, colour type {color_type}, interlace {interlace}"
+        raise ValueError(msg)
+    stride = width * channels
+    raw = np.frombuffer(zlib.decompress(b"".join(chunks)), dtype=np.uint8)
+    if raw.size != height * (stride + 1):
+        msg = f"PNG data is {raw.size} bytes, not {height * (stride + 1)}"
+        raise ValueError(msg)
+    rows = raw.reshape(height, stride + 1)
+    out = np.zeros((height, stride), dtype=np.uint8)
+    previous = np.zeros(stride, dtype=np.uint8)
+    for y in range(height):
+        method, line = int(rows[y, 0]), rows[y, 1:]
+        if method == 0:
+            current = line.copy()
+        elif method == 1:  # Sub: a running sum (mod 256) along the row, per channel
+            current = np.cumsum(line.reshape(width, channels), axis=0, dtype=np.uint8).reshape(-1)
+        elif method == 2:  # Up
+            current = line + previous
+        elif method in (3, 4):
+            current = _unfilter_row(method, line.tobytes(), previous.tobytes(), channels)
+        else:
+            msg = f"unknown PNG filter {method} in row {y}"
+            raise ValueError(msg)
+        out[y] = current
+        previous = current
+    return out.reshape(height, width, channels)
+
+
+def _unfilter_row(kind: int, line: bytes, previous: bytes, bpp: int) -> npt.NDArray[np.uint8]:
+    """Undo the Average (3) or Paeth (4) filter of one row."""
+    row = bytearray(line)
+    for i, value in enumerate(row):
+        left = row[i - bpp] if i >= bpp else 0
+        up = previous[i]
+        if kind == 3:
+            row[i] = (value + ((left + up) >> 1)) & 0xFF
+            continue
+        corner = previous[i - bpp] if i >= bpp else 0
+        guess = left + up - corner
+        to_left, to_up, to_corner = abs(guess - left), abs(guess - up), abs(guess - corner)
+        if to_left <= to_up and to_left <= to_corner:
+            row[i] = (value + left) & 0xFF
+        elif to_up <= to_corner:
+            row[i] = (value + up) & 0xFF
+        else:
+            row[i] = (value + corner) & 0xFF
+    return np.frombuffer(bytes(row), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar of a Plotly figure as the browser drew it."""
+
+    figure: str  # the figure's div id
+    trace: str  # the trace's name
+    point: int  # the bar's index in its trace
+    box: tuple[float, float, float, float]  # left, top, width, height in page pixels
+    fill: str  # the computed SVG fill: a colour, or url("#pattern")
+    unseen: str  # why a reader cannot see the fill; "" when they can
+    background: tuple[int, int, int]  # the plot's background
+    painted: float | None = None  # share of the bar's inside not background in a screenshot
+
+    @classmethod
+    def from_probe(cls, record: Mapping[str, Any]) -> Bar:
+        back = record["background"]
+        return cls(
+            figure=str(record["figure"]),
+            trace=str(record["trace"]),
+            point=int(record["point"]),
+            box=(
+                float(record["left"]),
+                float(record["top"]),
+                float(record["width"]),
+                float(record["height"]),
+            ),
+            fill=str(record["fill"]),
+            unseen=str(record["unseen"]),
+            background=(int(back[0]), int(back[1]), int(back[2])),
+        )
+
+    @property
+    def drawn(self) -> bool:
+        """Whether the bar has an area (a bar of 0 has none)."""
+        return self.box[2] >= 1 and self.box[3] >= 1
+
+    def describe(self) -> str:
+        return f"figure #{self.figure}: bar {self.point + 1} of {self.trace!r}"
 
 
 def find_chromium() -> str:
@@ -157,6 +391,9 @@ class PageCheck:
     first_paint_ms: float | None = None
     seconds: float = 0.0
     script_result: Any = None
+    bars: list[Bar] = field(default_factory=list)  # every bar of every figure
+    #: figure id -> its bars with ``painted`` measured in a screenshot (``sample_bars``)
+    samples: dict[str, list[Bar]] = field(default_factory=dict)
 
     def problems(
         self, first_screen: Sequence[str] = (), first_paint_budget_ms: float | None = None
@@ -175,6 +412,20 @@ class PageCheck:
                 f"first paint after {self.first_paint_ms} ms (budget {first_paint_budget_ms:.0f})"
             )
         found += [f"figure #{fid} has no SVG" for fid, n in self.figures.items() if n == 0]
+        found += [
+            f"{bar.describe()} cannot be seen: {bar.unseen}"
+            for bar in self.bars
+            if bar.drawn and bar.unseen
+        ]
+        for figure, bars in self.samples.items():
+            if not any(bar.painted is not None for bar in bars):
+                found.append(f"figure #{figure}: no bar to sample in a screenshot")
+            found += [
+                f"{bar.describe()} is {bar.painted:.0%} painted in a screenshot "
+                f"(at least {MIN_PAINTED:.0%} must differ from the background)"
+                for bar in bars
+                if bar.painted is not None and bar.painted < MIN_PAINTED
+            ]
         for selector in first_screen:
             box = self.elements.get(selector)
             if box is None:
@@ -363,6 +614,8 @@ class Browser:
         elements: Sequence[str] = (),
         screenshot: Path | None = None,
         script: str | None = None,
+        sample_bars: Sequence[str] = (),
+        figure_screenshots: Path | None = None,
     ) -> PageCheck:
         """Load ``url`` at ``viewport`` (width, height), wait for the figures, and probe it.
 
@@ -370,6 +623,9 @@ class Browser:
         ``screenshot``: where to save a PNG of the first screen.
         ``script``: a JavaScript expression to evaluate last (a promise is awaited);
         its JSON value is ``script_result``.
+        ``sample_bars``: ids of figures to scroll to, screenshot and count the painted
+        pixels of every bar in (``samples``); a figure not on the page is left out.
+        ``figure_screenshots``: a directory to save those screenshots in, as ``<id>.png``.
         """
         started = time.monotonic()
         target = self._send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -395,11 +651,19 @@ class Browser:
                 time.sleep(0.1)
             while not self._evaluate(_PAINTED, session) and time.monotonic() < deadline + 3:
                 time.sleep(0.05)
-            probe = self._evaluate(_PROBE % json.dumps(list(elements)), session)
+            probe = self._evaluate(
+                _PROBE.replace("__WANTED__", json.dumps(list(elements))).replace("__BARS__", _BARS),
+                session,
+            )
             if screenshot is not None:
                 shot = self._send("Page.captureScreenshot", {"format": "png"}, session)
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 screenshot.write_bytes(base64.b64decode(shot["data"]))
+            samples = {}
+            for figure in sample_bars:
+                sampled = self._sample_bars(session, figure, figure_screenshots)
+                if sampled is not None:
+                    samples[figure] = sampled
             script_result = self._evaluate(script, session) if script is not None else None
             return PageCheck(
                 url=url,
@@ -414,7 +678,51 @@ class Browser:
                 first_paint_ms=probe["firstPaintMs"],
                 script_result=script_result,
                 seconds=time.monotonic() - started,
+                bars=[Bar.from_probe(b) for b in probe["bars"]],
+                samples=samples,
             )
         finally:
             self._send("Target.closeTarget", {"targetId": target})
             self._events = [e for e in self._events if e.get("sessionId") != session]
+
+    def _sample_bars(self, session: str, figure: str, save_in: Path | None) -> list[Bar] | None:
+        """Scroll to ``figure``, screenshot it, and measure how much of each bar is painted.
+
+        None when the page has no such figure.  A bar too thin to sample inside its
+        anti-aliased edge, or off the screen, keeps ``painted`` None.
+        """
+        script = _FIGURE_IN_VIEW.replace("__ID__", json.dumps(figure)).replace("__BARS__", _BARS)
+        found = self._evaluate(script, session)
+        if found is None:
+            return None
+        left, top = math.floor(found["left"]), math.floor(found["top"])
+        width = max(1, math.ceil(found["left"] + found["width"]) - left)
+        height = max(1, math.floor(found["top"] + found["height"]) - top)
+        shot = self._send(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "clip": {"x": left, "y": top, "width": width, "height": height, "scale": 1},
+                "optimizeForSpeed": True,
+            },
+            session,
+        )
+        data = base64.b64decode(shot["data"])
+        if save_in is not None:
+            save_in.mkdir(parents=True, exist_ok=True)
+            (save_in / f"{figure}.png").write_bytes(data)
+        pixels = decode_png(data)[:, :, :3].astype(np.int16)
+        bars = []
+        for bar in (Bar.from_probe(b) for b in found["bars"]):
+            x, y, w, h = bar.box
+            x0 = max(math.ceil(x + _INSET_PX) - left, 0)
+            x1 = min(math.floor(x + w - _INSET_PX) - left, pixels.shape[1])
+            y0 = max(math.ceil(y + _INSET_PX) - top, 0)
+            y1 = min(math.floor(y + h - _INSET_PX) - top, pixels.shape[0])
+            painted = None
+            if x1 > x0 and y1 > y0:
+                inside = pixels[y0:y1, x0:x1]
+                distance = np.abs(inside - np.array(bar.background, dtype=np.int16)).max(axis=2)
+                painted = float((distance >= _SEEN).mean())
+            bars.append(dataclasses.replace(bar, painted=painted))
+        return bars

@@ -43,6 +43,7 @@ __all__ = [
     "CATEGORY_ORDER",
     "VERDICT_COLORS",
     "VERDICT_SYMBOLS",
+    "bar_marker",
     "base_layout",
     "comparison_label",
     "esc",
@@ -110,6 +111,39 @@ def base_layout(fig: go.Figure, height: int) -> None:
         margin={"l": 10, "r": 20, "t": 60, "b": 50},
         hoverlabel={"align": "left"},
     )
+
+
+def _luminance(color: str) -> float:
+    """WCAG relative luminance of a ``#rrggbb`` colour."""
+    channels = [int(color.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def bar_marker(color: str, shape: str) -> dict[str, Any]:
+    """A bar's marker: filled with ``color`` and, for a ``shape``, hatched on top of it.
+
+    The hatch is drawn over the colour (``fillmode="overlay"`` with the colour
+    as ``bgcolor``) in black or white, whichever stands out more, so a hatched
+    bar is as solid as a plain one and its pattern still tells the arms apart
+    without colour.  (With Plotly's default ``replace``, the lines *are* the
+    fill: white lines on no background draw nothing.)
+    """
+    if not shape:
+        return {"color": color, "pattern": {"shape": ""}}
+    light = _luminance(color)
+    lines = "#000000" if (light + 0.05) / 0.05 >= 1.05 / (light + 0.05) else "#ffffff"
+    return {
+        "color": color,
+        "pattern": {
+            "shape": shape,
+            "fillmode": "overlay",
+            "bgcolor": color,
+            "fgcolor": lines,
+            "fgopacity": 0.6,
+            "solidity": 0.3,
+        },
+    }
 
 
 def top_legend(title: str | None = None) -> dict[str, Any]:
@@ -364,12 +398,10 @@ def units_bar(results: Mapping[str, Any]) -> go.Figure:
                 x=[esc(arm) for arm in chosen],
                 y=[units[arm] for arm in chosen],
                 name="AI arm" if ai else "arm without AI",
-                marker={
-                    "color": _ARM_COLORS[ai],
-                    "pattern": {"shape": "/" if ai else "", "fgcolor": "#ffffff"},
-                },
+                marker=bar_marker(_ARM_COLORS[ai], "/" if ai else ""),
                 text=[fmt_count(units[arm]) for arm in chosen],
-                textposition="auto",
+                textposition="outside",  # not over the hatch
+                cliponaxis=False,
                 customdata=[
                     f"{esc(arm)}{' (AI)' if ai else ''}<br>units: {fmt_count(units[arm])}<br>"
                     f"expected share: {fmt_share(expected.get(arm))}"
@@ -427,10 +459,7 @@ def power_chart(results: Mapping[str, Any]) -> go.Figure | None:
                 y=[labels[i] for i in chosen],
                 orientation="h",
                 name="short of the plan" if weak else "reaches the plan",
-                marker={
-                    "color": _UNDERPOWERED if weak else _POWERED,
-                    "pattern": {"shape": "/" if weak else "", "fgcolor": "#ffffff"},
-                },
+                marker=bar_marker(_UNDERPOWERED if weak else _POWERED, "/" if weak else ""),
                 text=[
                     fmt_pct(rows[i]["power"]["mde_relative"]) + (" \u26a0" if weak else "")
                     for i in chosen

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import plotly.graph_objects as go
 
-from analysis.report.figures import base_layout, top_legend
+from analysis.report.figures import bar_marker, base_layout, top_legend
 from analysis.report.formatting import arm_style, arm_styles, esc, finite, fmt_count, fmt_pct
 
 __all__ = ["BRANCH_STEPS", "funnel_chart", "time_on_task_chart", "trust_chart"]
@@ -66,10 +66,7 @@ def funnel_chart(results: Mapping[str, Any]) -> go.Figure | None:
                 y=[esc(step) for step in steps],
                 orientation="h",
                 name=esc(arm),
-                marker={
-                    "color": style["color"],
-                    "pattern": {"shape": style["pattern"], "fgcolor": "#ffffff"},
-                },
+                marker=bar_marker(style["color"], style["pattern"]),
                 text=texts,
                 textposition="outside",
                 cliponaxis=False,
@@ -173,10 +170,7 @@ def trust_chart(results: Mapping[str, Any]) -> go.Figure | None:
                 x=[esc(v) for v in values],
                 y=[v / total * 100 for v in row],
                 name=f"{esc(arm)} ({fmt_count(total)})",
-                marker={
-                    "color": style["color"],
-                    "pattern": {"shape": style["pattern"], "fgcolor": "#ffffff"},
-                },
+                marker=bar_marker(style["color"], style["pattern"]),
                 customdata=[
                     f"<b>{esc(arm)}</b>: answer {esc(v)}<br>{fmt_count(n)} "
                     f"({fmt_pct(n / total)} of the arm's answers)"

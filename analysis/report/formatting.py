@@ -44,6 +44,7 @@ __all__ = [
     "parse_date",
     "parse_datetime",
     "primary_metric",
+    "why_inconclusive",
 ]
 
 #: Categories in the order the report shows them (others follow, alphabetically).
@@ -299,8 +300,9 @@ def basis_view(comparison: Mapping[str, Any]) -> dict[str, Any]:
     of the verdict's own test, ``verdict_lift_ci``, when given; else the
     always-valid interval for a sequential basis, else the fixed-horizon one),
     ``ci_kind``, ``fixed_ci`` (fixed-horizon interval around ``lift``),
-    ``sequential_ci``, ``cuped`` (whether the CUPED estimate is shown) and
-    ``p_value`` (the adjusted p-value of the basis when given).
+    ``sequential_ci``, ``cuped`` (whether the CUPED estimate is shown),
+    ``p_value`` (the adjusted p-value of the basis when given) and ``raw_p_value``
+    (the basis's p-value before the multiplicity adjustment).
     """
     basis = str(comparison.get("verdict_basis") or "fixed_horizon")
     cuped: Mapping[str, Any] = comparison.get("cuped") or {}
@@ -316,6 +318,10 @@ def basis_view(comparison: Mapping[str, Any]) -> dict[str, Any]:
     p_value = comparison.get("verdict_p_value_adjusted")
     if not finite(p_value):
         p_value = comparison.get("p_value_adjusted")
+    if is_sequential:
+        raw_p = sequential.get("p_value")
+    else:
+        raw_p = cuped.get("p_value") if use_cuped else comparison.get("p_value")
     return {
         "basis": basis,
         "lift": lift if finite(lift) else None,
@@ -325,6 +331,7 @@ def basis_view(comparison: Mapping[str, Any]) -> dict[str, Any]:
         "sequential_ci": sequential_ci if is_pair(sequential_ci) else None,
         "cuped": use_cuped,
         "p_value": p_value if finite(p_value) else None,
+        "raw_p_value": raw_p if finite(raw_p) else None,
     }
 
 
@@ -334,6 +341,72 @@ BASIS_TEXT: Final[Mapping[str, str]] = {
     "sequential": "always-valid (sequential) test",
     "sequential_cuped": "always-valid (sequential) test on CUPED-adjusted values",
 }
+
+
+def _excludes_zero(ci: object) -> bool:
+    return is_pair(ci) and (float(ci[0]) > 0 or float(ci[1]) < 0)
+
+
+def _alpha_text(alpha: float) -> str:
+    return f"{alpha:.4g}"
+
+
+def why_inconclusive(
+    comparison: Mapping[str, Any], alpha: float = 0.05, family_size: int | None = None
+) -> str | None:
+    """Why an "inconclusive" verdict sits beside an interval that excludes 0, or None.
+
+    The answer is a clause that follows "Why inconclusive:".
+
+    Only for an inconclusive comparison whose shown interval (:func:`basis_view`)
+    or fixed-horizon interval excludes 0; nothing is computed, the reasons are
+    read from the numbers the results carry:
+
+    - the multiplicity adjustment: the basis's p-value is below ``alpha`` but
+      its adjusted p-value is not ("significant before adjusting for
+      ``family_size`` comparisons");
+    - the always-valid basis: the fixed-horizon interval excludes 0, but the
+      always-valid interval the verdict reads does not.
+
+    ``family_size`` is how many comparisons were adjusted together (Holm within
+    the primary and within the secondary metrics); None when not known.
+    """
+    if comparison.get("verdict") != "inconclusive":
+        return None
+    view = basis_view(comparison)
+    shown, fixed = view["ci"], view["fixed_ci"]
+    if not (_excludes_zero(shown) or _excludes_zero(fixed)):
+        return None
+    raw, adjusted = view["raw_p_value"], view["p_value"]
+    level = _alpha_text(alpha)
+    if raw is not None and adjusted is not None and raw < alpha <= adjusted:
+        many = (
+            f"{family_size} comparisons"
+            if family_size is not None and family_size > 1
+            else "multiple comparisons"
+        )
+        return (
+            f"significant before adjusting for {many} ({fmt_p_eq(raw)}), not after "
+            f"(adjusted {fmt_p_eq(adjusted)}; alpha {level})"
+        )
+    sequential = view["basis"].startswith("sequential")
+    shown_includes = is_pair(shown) or (raw is not None and raw >= alpha)
+    if sequential and _excludes_zero(fixed) and not _excludes_zero(shown) and shown_includes:
+        valid = f" ({fmt_ci(shown)})" if is_pair(shown) else ""
+        return (
+            f"the fixed-horizon interval {fmt_ci(fixed)} excludes 0, but the always-valid "
+            f"interval, which allows nightly looks, still includes 0{valid}"
+        )
+    basis = BASIS_TEXT.get(view["basis"], view["basis"])
+    if raw is not None and raw >= alpha:
+        return (
+            f"an interval excludes 0, but the verdict reads the {basis}, which gives "
+            f"{fmt_p_eq(raw)} before any adjustment (alpha {level})"
+        )
+    return (
+        f"an interval excludes 0, but the verdict reads the {basis}: adjusted "
+        f"{fmt_p_eq(adjusted)} (alpha {level})"
+    )
 
 
 def primary_metric(results: Mapping[str, Any]) -> str | None:

@@ -201,7 +201,13 @@ def render_report(
         results, [s["metric"] for s in segment_list]
     )
     exposure, exposure_caveat = sections.exposure_rows(results)
-    rows = [sections.comparison_row(c) for c in comparisons]
+    families = sections.family_sizes(comparisons)
+
+    def row(c: Mapping[str, Any]) -> dict[str, Any]:
+        family = families.get(str(c.get("role")))
+        return sections.comparison_row(c, alpha=experiment.get("alpha"), family_size=family)
+
+    rows = [row(c) for c in comparisons]
     context = {
         "title": experiment.get("name") or results.get("experiment_id"),
         "experiment": experiment,
@@ -218,7 +224,7 @@ def render_report(
         "health_ok": health.health_checks(results),
         "headline": [r for r in rows if r["role"] == "primary"] or rows[:1],
         "scorecard": [
-            {"category": category, "rows": [sections.comparison_row(c) for c in items]}
+            {"category": category, "rows": [row(c) for c in items]}
             for category, items in ordered_comparisons(comparisons)
         ],
         "has_sequential": any(r["ci_kind"] == "always-valid" for r in rows),
@@ -246,7 +252,10 @@ def render_report(
         "heterogeneity": heterogeneity,
         "heterogeneity_other": heterogeneity_other,
         "has_segments_field": "segments" in results,
-        "pooled": [sections.comparison_row(c) for c in results.get("pooled_ai") or []],
+        "pooled": [
+            sections.comparison_row(c, alpha=experiment.get("alpha"))
+            for c in results.get("pooled_ai") or []
+        ],
         "has_pooled_field": "pooled_ai" in results,
         "power_html": _figure_html(
             power_chart(results), "fig-power", "Detectable lift now and planned"
@@ -260,9 +269,7 @@ def render_report(
         "srm": results.get("srm") or {},
         "validation": validation,
         "validation_href": page,
-        "failed_expectations": [
-            health.expectation_text(f) for f in validation.get("failed_expectations") or []
-        ],
+        "failed_expectations": health.failure_items(results),
         "confidence": _confidence(experiment.get("alpha")),
         "plotly_src": src,
         "pushdown": pushdown,

@@ -32,7 +32,9 @@ from analysis.report.formatting import (
     fmt_value,
     parse_date,
     parse_datetime,
+    why_inconclusive,
 )
+from analysis.report.health import check_item
 
 _DASH: Final = "\u2013"
 
@@ -42,6 +44,7 @@ __all__ = [
     "comparison_row",
     "descriptive",
     "exposure_rows",
+    "family_sizes",
     "header",
     "heterogeneity_rows",
     "power_rows",
@@ -241,12 +244,39 @@ def _details(c: Mapping[str, Any], view: Mapping[str, Any]) -> list[tuple[str, s
     return out
 
 
-def comparison_row(c: Mapping[str, Any]) -> dict[str, Any]:
-    """One scorecard row: the basis lift and interval, the verdict, and every detail."""
+def family_sizes(comparisons: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How many comparisons were adjusted together, per role (analysis.comparisons).
+
+    Holm runs within the primary and within the secondary metrics × arms, over
+    the comparisons with a p-value of the verdict's basis; guardrails are not
+    adjusted, so they have no family here.
+    """
+    sizes: dict[str, int] = {}
+    for c in comparisons:
+        role = str(c.get("role"))
+        if role in ("primary", "secondary") and basis_view(c)["raw_p_value"] is not None:
+            sizes[role] = sizes.get(role, 0) + 1
+    return sizes
+
+
+def comparison_row(
+    c: Mapping[str, Any], *, alpha: object = None, family_size: int | None = None
+) -> dict[str, Any]:
+    """One scorecard row: the basis lift and interval, the verdict, and every detail.
+
+    ``alpha`` (the experiment's, 0.05 when not given) and ``family_size`` (how many
+    comparisons were adjusted together) let :func:`why_inconclusive` say why an
+    inconclusive verdict sits beside an interval that excludes 0 (``why``).
+    """
     kind = c.get("kind")
     view = basis_view(c)
     verdict = str(c.get("verdict") or "inconclusive")
     details = _details(c, view)
+    why = why_inconclusive(
+        c, alpha=float(alpha) if finite(alpha) else 0.05, family_size=family_size
+    )
+    if why is not None:
+        details.insert(0, ("Why inconclusive", why))
     bayes = _mapping(c.get("bayes"))
     title = "\n".join(f"{name}: {text}" for name, text in details)
     return {
@@ -270,6 +300,7 @@ def comparison_row(c: Mapping[str, Any]) -> dict[str, Any]:
         "verdict": verdict,
         "verdict_class": verdict if verdict in VERDICT_MARKS else "unknown",
         "noninferiority": noninferiority(c),
+        "why": why,
         "details": details,
         "title": title,
         "note": c.get("note"),
@@ -396,6 +427,9 @@ def exposure_rows(results: Mapping[str, Any]) -> tuple[list[dict[str, Any]], str
 def validation_context(results: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the data quality page shows: checks, failures, cleaning counts.
 
+    Each check carries its plain words (``words``, from
+    :func:`analysis.report.health.check_words`) and its GX name (``expectation``).
+
     ``validation.expectations`` (every expectation with its ``success``), when the
     results carry it, is listed in full; otherwise only the failed ones are.
     """
@@ -414,8 +448,10 @@ def validation_context(results: Mapping[str, Any]) -> dict[str, Any]:
         "passed": passed,
         "failed": [
             {
+                **check_item(f),
                 "table": f.get("table"),
                 "column": f.get("column"),
+                "condition": f.get("condition"),
                 "expectation": f.get("expectation"),
                 "severity": f.get("severity"),
                 "critical": f.get("severity") == "critical",
@@ -426,8 +462,10 @@ def validation_context(results: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "all": [
             {
+                **check_item(e),
                 "table": e.get("table"),
                 "column": e.get("column"),
+                "condition": e.get("condition"),
                 "expectation": e.get("expectation"),
                 "severity": e.get("severity"),
                 "success": e.get("success"),

@@ -22,18 +22,20 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import polars as pl
-from prefect import flow, get_run_logger, task
+from prefect import Task, flow, get_run_logger, task
 from prefect.artifacts import (
     create_link_artifact,
     create_markdown_artifact,
     create_table_artifact,
 )
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BeforeValidator, Field
@@ -55,10 +57,22 @@ from analysis.partials_cache import CacheUse, cached_partials_of, partials_cache
 from analysis.pipeline import Measurement, measure, summarise
 from analysis.pushdown import DatabaseCheck
 from analysis.quarantine import collect_tables, write_quarantine
-from analysis.report.publish import ensure_plotly_asset, publish_run, write_index
+from analysis.report.publish import (
+    ensure_plotly_asset,
+    publish_run,
+    recover_runs,
+    remove_site_leftovers,
+    write_index,
+)
 from analysis.report.render import render_run_files
 from analysis.results import to_json
-from analysis.sources import EventCoverage, SourceError, event_coverage, read_experiment
+from analysis.sources import (
+    EventCoverage,
+    SourceError,
+    event_coverage,
+    read_experiment,
+    retryable,
+)
 from analysis.suites import experiment_period
 from analysis.summary import ATTENTION, comparison_rows, markdown_summary, nightly_markdown
 from analysis.validation import (
@@ -127,7 +141,18 @@ def artifact_key(experiment_id: str, what: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"proof-{experiment_id}-{what}".lower())
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def _worth_retrying(task: Task[Any, Any], task_run: TaskRun | None, state: State[Any]) -> bool:
+    """Retry ``load`` only when a retry can succeed: a database that did not answer or
+    dropped the connection, not a refused login, an unknown database or a missing table."""
+    return isinstance(state.data, BaseException) and retryable(state.data)
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=_worth_retrying,
+)
 def load(
     config: ProofConfig, experiment: Experiment, as_of: dt.date
 ) -> tuple[dict[str, pl.DataFrame] | None, EventCoverage | None]:
@@ -316,12 +341,40 @@ def analyse(
 @task(cache_policy=NO_CACHE)
 def publish(results: dict[str, Any], out_dir: Path, checked: CheckedData | DatabaseCheck) -> Path:
     """Publish the run; one publisher per experiment, and one index writer, at a time."""
-    ensure_plotly_asset(out_dir)
     files = {"results.json": to_json(results), **render_run_files(results, PLOTLY_SRC)}
-    with locks.exclusive(locks.publish_limit(results["experiment_id"])):
-        run_dir = publish_run(out_dir, results["experiment_id"], results["run_id"], files)
-        write_quarantine(run_dir, checked.quarantine.quarantined)
-    with locks.exclusive(locks.INDEX):
+    return publish_files(
+        Path(out_dir), results["experiment_id"], results["run_id"], files,
+        checked.quarantine.quarantined, get_run_logger(),
+    )  # fmt: skip
+
+
+def publish_files(
+    out_dir: Path,
+    experiment_id: str,
+    run_id: str,
+    files: Mapping[str, str | bytes],
+    quarantined: Mapping[str, pl.DataFrame],
+    logger: locks.Logger,
+) -> Path:
+    """Publish a rendered run with its quarantine files, all or nothing; then the index.
+
+    Under the output directory's file locks (they die with a killed run): the
+    leftovers of killed publishers are repaired or removed first; the run,
+    quarantine included, becomes visible by one rename.
+    """
+    what = f"publishing {experiment_id} run {run_id}"
+    with locks.exclusive(out_dir, locks.INDEX, what=what, logger=logger):
+        for line in remove_site_leftovers(out_dir):
+            logger.info(line)
+        ensure_plotly_asset(out_dir)
+    with locks.exclusive(out_dir, locks.publish_lock(experiment_id), what=what, logger=logger):
+        for line in recover_runs(out_dir, experiment_id):
+            logger.info("%s: %s", experiment_id, line)
+        run_dir = publish_run(
+            out_dir, experiment_id, run_id, files,
+            fill=lambda folder: write_quarantine(folder, quarantined),
+        )  # fmt: skip
+    with locks.exclusive(out_dir, locks.INDEX, what=what, logger=logger):
         write_index(out_dir)
     return run_dir
 

@@ -89,6 +89,16 @@ class QuietExpectedFailures(logging.Filter):
         return not isinstance(record.exc_info[1], self.expected)
 
 
+def _end_temporary_server_with_run() -> None:
+    """Without PREFECT_API_URL, Prefect starts a temporary server: make it end with this run."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        from flows import end_temporary_server_with_process
+
+        end_temporary_server_with_process()
+
+
 def _quiet_expected_failures(debug: bool) -> None:
     """Unless ``debug``, filter Prefect's console handlers with QuietExpectedFailures."""
     if debug:
@@ -217,6 +227,7 @@ def run(
     from flows.analyze import analyze_experiment, nightly
 
     _quiet_expected_failures(debug)
+    _end_temporary_server_with_run()
     day = as_of.date() if as_of else None
     if experiment is not None:
         try:
@@ -334,6 +345,7 @@ def demo(
     from flows.analyze import nightly
 
     _quiet_expected_failures(debug)
+    _end_temporary_server_with_run()
     summaries = nightly(None, str(config_dir), str(out), None)
     _print_summaries(summaries)
     index = (out / "index.html").resolve()

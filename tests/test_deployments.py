@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import itertools
 import json
 import os
 import signal
@@ -536,38 +535,6 @@ def test_documented_automations_are_valid_and_render() -> None:
     )  # fmt: skip
     body = render_user_template_sync(validation.actions[0].model_dump()["body"], {"event": failed})
     assert "table events, column ts: not_null (3 rows)" in body
-
-
-@pytest.mark.usefixtures("prefect_server")
-def test_publish_limit_lets_one_holder_in_at_a_time() -> None:
-    """Two publishers of the same experiment never overlap; the limit is created once."""
-    import threading
-
-    from prefect.client.orchestration import get_client
-
-    from flows import locks
-
-    name = locks.publish_limit(f"lock-test-{time.time_ns()}")
-    spans: list[tuple[float, float]] = []
-
-    def hold() -> None:
-        with locks.exclusive(name, timeout_seconds=60):
-            start = time.monotonic()
-            time.sleep(0.5)
-            spans.append((start, time.monotonic()))
-
-    threads = [threading.Thread(target=hold) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=90)
-    assert len(spans) == 3
-    spans.sort()
-    assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
-    with get_client(sync_client=True) as client:
-        limit = client.read_global_concurrency_limit_by_name(name)
-    assert limit.limit == 1
-    assert limit.active_slots == 0
 
 
 # --------------------------------------------------------------------------- artifact text

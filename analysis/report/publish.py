@@ -9,6 +9,15 @@ Layout of ``out_dir``::
 A run directory is written in full under a hidden temporary name and renamed
 into place, so a reader (or a web server) sees either the previous run or the
 new one, and a failure leaves the last good report untouched.
+
+A publisher killed at any moment (``kill -9``, a power cut after the fsyncs)
+leaves at most: a ``.tmp-*`` folder (a run that never became visible, or a
+replaced run on its way out), a ``.old-<run>-*`` folder (a complete replaced
+run whose successor may not be in place yet) and ``.<file>.*.tmp`` files.
+:func:`recover_runs` and :func:`remove_site_leftovers`, called by the next
+publisher while it holds the same locks, put the replaced run back when its
+successor is missing and remove the rest.  Concurrent publishers must take
+turns per experiment, and for the index and assets (``flows.locks``).
 """
 
 from __future__ import annotations
@@ -17,10 +26,11 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 from urllib.parse import quote
@@ -43,6 +53,8 @@ __all__ = [
     "collect_index_entries",
     "ensure_plotly_asset",
     "publish_run",
+    "recover_runs",
+    "remove_site_leftovers",
     "write_index",
     "write_text_atomic",
 ]
@@ -55,6 +67,8 @@ PLOTLY_ASSET: Final = "plotly.min.js"
 REPORT_PLOTLY_SRC: Final = f"../../{ASSET_DIR}/{PLOTLY_ASSET}"
 _FILE_MODE: Final = 0o644
 _DIR_MODE: Final = 0o755
+#: A complete run moved aside while its successor is renamed into place.
+_ASIDE: Final = re.compile(r"\.old-(?P<run_id>.+)-[0-9a-f]{8}")
 
 
 # --------------------------------------------------------------------------- low level
@@ -142,15 +156,19 @@ def publish_run(
     experiment_id: str,
     run_id: str,
     files: Mapping[str, str | bytes],
+    fill: Callable[[Path], object] | None = None,
 ) -> Path:
     """Publish one run's files as ``out_dir/<experiment_id>/<run_id>/``, all or nothing.
 
     ``files`` maps relative file names (``"report.html"``, ``"results.json"``)
-    to text (written as UTF-8) or bytes.  They are written and fsynced in a
-    hidden temporary directory next to the target, which is then renamed into
-    place.  An existing run of the same id is moved aside, replaced and then
-    deleted.  If anything fails before the rename, the temporary directory is
-    removed and previously published runs are untouched.
+    to text (written as UTF-8) or bytes.  They are written in a hidden
+    temporary directory next to the target; ``fill``, if given, is then called
+    with that directory to add more (e.g. the quarantine files).  Everything
+    is fsynced, and the directory is renamed into place: the run appears
+    complete or not at all.  An existing run of the same id is moved aside
+    (``.old-<run_id>-*``), replaced, and only then deleted.  If anything fails
+    before the rename, the temporary directory is removed and previously
+    published runs are untouched.
     """
     _check_component(experiment_id, "experiment_id")
     _check_component(run_id, "run_id")
@@ -171,12 +189,9 @@ def publish_run(
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            path.chmod(_FILE_MODE)
-        for directory in (tmp, *(p for p in tmp.rglob("*") if p.is_dir())):
-            directory.chmod(_DIR_MODE)
-        _fsync_dir(tmp)
+        if fill is not None:
+            fill(tmp)
+        _sync_tree(tmp)
         _swap_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -185,8 +200,26 @@ def publish_run(
     return target
 
 
+def _sync_tree(root: Path) -> None:
+    """Give every file and directory under ``root`` its mode, and fsync them (deepest first)."""
+    for directory, _, names in sorted(os.walk(root), key=lambda w: -len(Path(w[0]).parts)):
+        for name in names:
+            path = Path(directory) / name
+            path.chmod(_FILE_MODE)
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        Path(directory).chmod(_DIR_MODE)
+        _fsync_dir(Path(directory))
+
+
 def _swap_into_place(new: Path, target: Path) -> None:
-    """Rename ``new`` to ``target``; an existing ``target`` is moved aside and deleted after."""
+    """Rename ``new`` to ``target``; an existing ``target`` is moved aside and deleted after.
+
+    At every moment, the previous run is ``target`` or, complete, the
+    ``.old-*`` folder: :func:`recover_runs` puts it back if its successor
+    never arrived.  Its deletion starts by renaming it to ``.tmp-*``, so that
+    an ``.old-*`` folder is never a partly deleted one.
+    """
     if not target.exists():
         new.rename(target)
         return
@@ -198,7 +231,66 @@ def _swap_into_place(new: Path, target: Path) -> None:
         with contextlib.suppress(OSError):
             old.rename(target)  # put the previous run back
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(target.parent)
+    _discard(old)
+
+
+def _discard(folder: Path) -> None:
+    """Delete ``folder``: first rename it to a ``.tmp-*`` name, then remove it."""
+    doomed = folder.with_name(f".tmp-discard-{secrets.token_hex(4)}")
+    try:
+        folder.rename(doomed)
+    except OSError:
+        doomed = folder
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def recover_runs(out_dir: Path, experiment_id: str) -> list[str]:
+    """Repair what killed publishers left in ``out_dir/<experiment_id>``; say what was done.
+
+    A run moved aside (``.old-<run_id>-*``) whose successor is missing is
+    renamed back to ``<run_id>``; one whose successor is in place is deleted;
+    every ``.tmp-*`` folder is deleted.  Call it only while holding the
+    experiment's publish lock (no live publisher may be at work there).
+    """
+    experiment_dir = Path(out_dir) / _check_component(experiment_id, "experiment_id")
+    if not experiment_dir.is_dir():
+        return []
+    done: list[str] = []
+    for entry in sorted(experiment_dir.iterdir()):
+        match = _ASIDE.fullmatch(entry.name)
+        if match is None or not entry.is_dir():
+            continue
+        target = experiment_dir / match["run_id"]
+        if target.exists():
+            _discard(entry)
+            done.append(f"removed {entry.name}, a run replaced by {target.name}")
+        else:
+            entry.rename(target)
+            done.append(f"restored run {target.name}: the run replacing it never finished")
+    for entry in sorted(experiment_dir.glob(".tmp-*")):
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        done.append(f"removed {entry.name}, left by a publisher that did not finish")
+    if done:
+        _fsync_dir(experiment_dir)
+    return done
+
+
+def remove_site_leftovers(out_dir: Path) -> list[str]:
+    """Remove the temporary files of killed writers of ``index.html`` and the shared assets.
+
+    Call it only while holding the index lock (no live writer of those files).
+    """
+    root = Path(out_dir)
+    done = []
+    for pattern in (".index.html.*.tmp", f"{ASSET_DIR}/.{PLOTLY_ASSET}.*.tmp"):
+        for path in sorted(root.glob(pattern)):
+            path.unlink(missing_ok=True)
+            done.append(f"removed {path.relative_to(root)}, left by a writer that did not finish")
+    return done
 
 
 # --------------------------------------------------------------------------- index

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import socket
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,14 +215,6 @@ def test_every_float_column_of_the_contract_has_a_non_finite_rule() -> None:
 # --------------------------------------------------------------------------- inside the database
 
 
-def _pg_reachable() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
 @pytest.fixture(params=["duckdb", "sql"])
 def in_database(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -239,8 +230,6 @@ def in_database(
                 con.unregister("frame")
         yield DuckDBSource(kind="duckdb", path=path, validate_in_database=True)
         return
-    if not _pg_reachable():
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
     with throwaway_schema("proof_nonfinite") as (con, name):
         for table, frame in tables.items():
             copy_into(con, f"{name}.{table}", frame)

@@ -18,7 +18,6 @@ the checks; the in-database paths are checked against the same counts.
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -86,14 +85,6 @@ def _write_parquet(directory: Path, tables: dict[str, pl.DataFrame]) -> FileSour
     )
 
 
-def _pg_reachable() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
 @pytest.fixture
 def make_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeSource]:
     """Write the tables to a source of a kind: a DuckDB file, parquet files or PostgreSQL."""
@@ -104,8 +95,6 @@ def make_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mak
                 return _write_duckdb(tmp_path / "w.duckdb", tables)
             if kind == "parquet":
                 return _write_parquet(tmp_path / "files", tables)
-            if not _pg_reachable():
-                pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
             con, name = stack.enter_context(throwaway_schema("proof_nullunits"))
             for table, frame in tables.items():
                 copy_into(con, f"{name}.{table}", frame)

@@ -155,7 +155,7 @@ def test_an_unreachable_source_prints_its_message_without_a_traceback(
     plain, debug = _plain_and_debug(config_dir, tmp_path / "out", "-e", EXPERIMENT, env=env)
     _assert_clear_stop(plain, debug, f"{EXPERIMENT}: source 'warehouse'")
     assert "127.0.0.1:1" in plain.stderr
-    assert "SourceError" in debug.stderr
+    assert "SourceUnavailableError" in debug.stderr  # retried: nothing listened
 
 
 def test_a_bug_still_shows_its_traceback(config_dir: Path, tmp_path: Path) -> None:

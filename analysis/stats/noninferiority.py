@@ -133,20 +133,7 @@ def noninferiority_from_lift(
         # Never carry NaN out (contract section 3): undefined numbers become None.
         clean_lift = lift if lift is not None and math.isfinite(lift) else None
         clean_df = df if df is not None and not math.isnan(df) else None
-        return NonInferiorityResult(
-            margin,
-            goal,
-            limit,
-            clean_lift,
-            None,
-            None,
-            False,
-            False,
-            alpha,
-            clean_df,
-            note,
-            level=1 - 2 * alpha,
-        )
+        return _undefined(margin, goal, alpha, note, 1 - 2 * alpha, lift=clean_lift, df=clean_df)
 
     if lift is None or not math.isfinite(lift):
         return undefined("the lift is undefined")
@@ -169,6 +156,24 @@ def noninferiority_from_lift(
         inferior = lift + q * lift_se < limit
     return NonInferiorityResult(
         margin, goal, limit, lift, bound, p_value, passed, inferior, alpha, df, level=1 - 2 * alpha
+    )
+
+
+def _undefined(
+    margin: float,
+    goal: Goal,
+    alpha: float,
+    note: str,
+    level: float,
+    *,
+    lift: float | None = None,
+    df: float | None = None,
+    basis: str = "fixed_horizon",
+) -> NonInferiorityResult:
+    """A result that shows nothing: no bound, no p-value, neither passed nor inferior."""
+    limit = margin if goal == "decrease" else -margin
+    return NonInferiorityResult(
+        margin, goal, limit, lift, None, None, False, False, alpha, df, note, level, basis
     )
 
 
@@ -205,27 +210,9 @@ def noninferiority_test(
         ValueError: margin <= 0, an unknown goal, or alpha outside (0, 1).
     """
     _check(margin, goal, alpha)
-    limit = margin if goal == "decrease" else -margin
-
-    def undefined(note: str) -> NonInferiorityResult:
-        return NonInferiorityResult(
-            margin,
-            goal,
-            limit,
-            None,
-            None,
-            None,
-            False,
-            False,
-            alpha,
-            None,
-            note,
-            level=1 - 2 * alpha,
-        )
-
     found = _lift(control, treatment)
     if isinstance(found, str):
-        return undefined(found)
+        return _undefined(margin, goal, alpha, found, 1 - 2 * alpha)
     lift, lift_var = found
     if df is None:
         df = welch_df(control, treatment)
@@ -254,21 +241,7 @@ def noninferiority_sequential(
     rho = sequential_rho(alpha, n_star)
 
     def undefined(note: str, lift: float | None = None) -> NonInferiorityResult:
-        return NonInferiorityResult(
-            margin,
-            goal,
-            limit,
-            lift,
-            None,
-            None,
-            False,
-            False,
-            alpha,
-            None,
-            note,
-            level=1 - alpha,
-            basis="sequential",
-        )
+        return _undefined(margin, goal, alpha, note, 1 - alpha, lift=lift, basis="sequential")
 
     found = _lift(control, treatment)
     if isinstance(found, str):

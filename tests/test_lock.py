@@ -176,10 +176,11 @@ def test_check_catches_a_pin_that_does_not_satisfy_its_dependents(tmp_path: Path
     assert any("the venv has anyio" in problem for problem in problems)
 
 
-def test_check_catches_an_index_host() -> None:
+def test_check_catches_an_index_option() -> None:
     text = (REQUIREMENTS / "dev.txt").read_text()
-    doctored = "--index-url https://pypi.example.org/simple\n" + text
-    assert download_locations(doctored) == ["--index-url https://pypi.example.org/simple"]
+    # An option line is caught by its option alone; no host needs to be written here.
+    doctored = "--find-links wheels/\n" + text
+    assert download_locations(doctored) == ["--find-links wheels/"]
     with pytest.raises(ValueError, match="not a pinned requirement"):
         read_lock(doctored)
 

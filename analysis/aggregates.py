@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import polars as pl
-
 
 @dataclass(frozen=True, slots=True)
 class Moments:
@@ -84,39 +82,6 @@ class Moments:
             m2_y=self.m2_y + other.m2_y + dy * dy * w,
             c_xy=self.c_xy + other.c_xy + dx * dy * w,
         )
-
-
-def moment_exprs(x: pl.Expr, y: pl.Expr | None = None, prefix: str = "") -> list[pl.Expr]:
-    """Polars aggregations whose one-row result :func:`moments_from_row` reads.
-
-    Counts are cast to Float64 first: polars' default ``pl.len()`` is UInt32 and
-    squares of integer columns can overflow silently.
-
-    A unit enters only with a complete pair: a row whose ``x`` or ``y`` is null
-    is left out of every moment, so that ``n``, the means and the cross sum all
-    describe the same set of units.
-    """
-    if y is None:
-        xf = x.cast(pl.Float64).drop_nulls()
-        return [
-            xf.count().cast(pl.Int64).alias(prefix + "n"),
-            xf.mean().alias(prefix + "mean_x"),
-            pl.lit(1.0).alias(prefix + "mean_y"),
-            ((xf - xf.mean()) ** 2).sum().alias(prefix + "m2_x"),
-            pl.lit(0.0).alias(prefix + "m2_y"),
-            pl.lit(0.0).alias(prefix + "c_xy"),
-        ]
-    complete = x.is_not_null() & y.is_not_null()
-    xf = x.cast(pl.Float64).filter(complete)
-    yf = y.cast(pl.Float64).filter(complete)
-    return [
-        xf.count().cast(pl.Int64).alias(prefix + "n"),
-        xf.mean().alias(prefix + "mean_x"),
-        yf.mean().alias(prefix + "mean_y"),
-        ((xf - xf.mean()) ** 2).sum().alias(prefix + "m2_x"),
-        ((yf - yf.mean()) ** 2).sum().alias(prefix + "m2_y"),
-        ((xf - xf.mean()) * (yf - yf.mean())).sum().alias(prefix + "c_xy"),
-    ]
 
 
 def moments_from_row(row: Mapping[str, Any], prefix: str = "") -> Moments:

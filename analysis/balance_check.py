@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from analysis.aggregates import Moments
-from analysis.comparisons import ArmData, arm_pairs
-from analysis.config import Experiment, Metric
+from analysis.comparisons import arm_pairs
+from analysis.config.experiments import Experiment, Metric
 from analysis.joint import JointMoments
+from analysis.measurement import ArmData
 from analysis.stats.balance import BalanceResult, pre_exposure_check
 from analysis.stats.inference import delta_ratio_test, welch_test
 

@@ -43,16 +43,17 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 from scipy import stats
 
 from analysis.aggregates import Moments
-from analysis.config import Experiment, Metric
+from analysis.config.experiments import Experiment, Metric
 from analysis.joint import JointMoments
+from analysis.measurement import ArmData
 from analysis.stats.bayes import BayesResult, GaussianPrior, bayesian_lift
 from analysis.stats.cuped import CupedOutcome, cuped_estimates
 from analysis.stats.inference import (
@@ -68,7 +69,7 @@ from analysis.stats.noninferiority import (
     noninferiority_sequential,
     noninferiority_test,
 )
-from analysis.stats.power import MdeResult, mde
+from analysis.stats.power import DaysToMde, MdeResult, days_to_mde, mde
 from analysis.stats.quantile import QuantileSample, quantile_estimate, quantile_test
 from analysis.stats.sequential import (
     SequentialResult,
@@ -78,15 +79,6 @@ from analysis.stats.sequential import (
 )
 
 EMPTY_SAMPLE = QuantileSample(np.empty(0), np.empty(0, dtype=np.int64))
-
-
-@dataclass(frozen=True)
-class ArmData:
-    """Per-arm inputs of the statistics, keyed ``{metric: {variant: ...}}``."""
-
-    moments: Mapping[str, Mapping[str, Moments]]
-    samples: Mapping[str, Mapping[str, QuantileSample]] = field(default_factory=dict)
-    joint: Mapping[str, Mapping[str, JointMoments]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +97,7 @@ class Comparison:
         mde: the minimum detectable effect with the units so far.
         noninferiority: the one-sided test against the guardrail's margin, if it has one.
         verdict_lift_ci: Fieller's lift interval of the basis's test (module docstring).
+        to_planned_mde: the days until ``mde`` reaches the planned MDE, at the accrual so far.
     """
 
     metric: Metric
@@ -123,6 +116,16 @@ class Comparison:
     mde: MdeResult
     noninferiority: NonInferiorityResult | None = None
     verdict_lift_ci: tuple[float, float] | None = None
+    to_planned_mde: DaysToMde | None = None
+
+    @property
+    def cuped_note(self) -> str | None:
+        """Why CUPED was not applied, or the note of the CUPED-adjusted comparison."""
+        if self.cuped is None:
+            return "not for quantiles"
+        if self.cuped_result is None:
+            return self.cuped.skip_reason or "not estimable"
+        return self.cuped_result.note
 
     @property
     def basis_result(self) -> TwoArmResult:
@@ -298,6 +301,7 @@ def compare_all(
         else None
     )
     use_sequential = sequential_drives(experiment, as_of)
+    days_elapsed = (as_of - experiment.start).days + 1
     roles = {experiment.metrics.primary: "primary"}
     roles |= {m: "secondary" for m in experiment.metrics.secondary if m not in roles}
     roles |= {m: "guardrail" for m in experiment.metrics.guardrails if m not in roles}
@@ -319,6 +323,7 @@ def compare_all(
                 basis += "_cuped"
             role = roles[metric.name]
             margin = options.guardrail_margins.get(metric.name) if role == "guardrail" else None
+            power = mde(basis_result.control, basis_result.treatment, alpha, options.power)
             drafts.append(
                 Comparison(
                     metric=metric,
@@ -334,7 +339,7 @@ def compare_all(
                     p_value_adjusted=None,
                     verdict_p_value=None,
                     verdict="inconclusive",
-                    mde=mde(basis_result.control, basis_result.treatment, alpha, options.power),
+                    mde=power,
                     noninferiority=None
                     if margin is None
                     else guardrail_test(
@@ -348,6 +353,7 @@ def compare_all(
                     verdict_lift_ci=verdict_interval(
                         basis_result, use_sequential, alpha, options.sequential_n_star
                     ),
+                    to_planned_mde=days_to_mde(options.planned_mde, power.relative, days_elapsed),
                 )
             )
 

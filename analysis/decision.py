@@ -31,8 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from analysis.comparisons import Comparison
-from analysis.config import Experiment
-from analysis.metrics import Cleaning
+from analysis.config.experiments import Experiment
+from analysis.measurement import Cleaning
 from analysis.stats.balance import BalanceResult
 from analysis.stats.srm import SrmResult
 

@@ -8,9 +8,10 @@ the arms) and of trust-survey answers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import polars as pl
+
+from analysis.measurement import Histogram
 
 FUNNEL_STEPS = (
     ("ai_shown", "AI output shown"),
@@ -23,12 +24,6 @@ TRUST_VALUES = tuple(range(1, 8))
 #: Every event whose rows the pictures read (the rest never leave the partials).
 EVENTS = (*(name for name, _ in FUNNEL_STEPS), "trust_survey")
 TIME_BINS = 30
-
-
-@dataclass(frozen=True, slots=True)
-class Histogram:
-    edges: tuple[float, ...]
-    counts: dict[str, list[int]]
 
 
 def funnel_counts(events: pl.LazyFrame, ai_variants: list[str]) -> dict[str, list[tuple[str, int]]]:

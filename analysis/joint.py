@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 
 from analysis.aggregates import Moments
 
@@ -130,29 +129,6 @@ def joint_moments_from_array(values: npt.ArrayLike) -> JointMoments:
         tuple(float(v) for v in means),
         tuple(tuple(float(v) for v in row) for row in c),
     )
-
-
-def joint_moment_exprs(columns: Sequence[str], prefix: str = "") -> list[pl.Expr]:
-    """Polars aggregations whose one-row result :func:`joint_moments_from_row` reads.
-
-    Usable in ``select(...)`` or ``group_by(...).agg(...)``.  Values are cast to
-    Float64 first (integer squares can overflow silently).  A unit enters only
-    with all k values present: a row with a null in any of ``columns`` is left
-    out of every moment, so ``n``, the means and every co-moment describe the
-    same set of units.  Output columns: ``{prefix}n``, ``{prefix}mean_{i}`` and
-    ``{prefix}c_{i}_{j}`` for ``i <= j``.
-    """
-    complete = pl.all_horizontal([pl.col(c).is_not_null() for c in columns])
-    vals = [pl.col(c).cast(pl.Float64).filter(complete) for c in columns]
-    devs = [v - v.mean() for v in vals]
-    exprs = [complete.sum().cast(pl.Int64).alias(f"{prefix}n")]
-    exprs += [v.mean().alias(f"{prefix}mean_{i}") for i, v in enumerate(vals)]
-    exprs += [
-        (devs[i] * devs[j]).sum().alias(f"{prefix}c_{i}_{j}")
-        for i in range(len(columns))
-        for j in range(i, len(columns))
-    ]
-    return exprs
 
 
 def joint_moments_from_row(

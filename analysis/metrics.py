@@ -15,16 +15,15 @@ The walk, all lazy polars:
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import polars as pl
 
-from analysis.aggregates import Moments, moment_exprs, moments_from_row
-from analysis.config import EventAggregate, Experiment, Metric
-from analysis.joint import JointMoments, joint_moment_exprs, joint_moments_from_row
+from analysis.aggregates import Moments, moments_from_row
+from analysis.config.experiments import EventAggregate, Experiment, Metric
+from analysis.joint import JointMoments, joint_moments_from_row
+from analysis.measurement import Cleaning, Window
 from analysis.partials import (
     PartialSpec,
     aggregate_name,
@@ -32,32 +31,13 @@ from analysis.partials import (
     partials,
     unit_table_from_partials,
 )
+from analysis.polars_exprs import (
+    joint_moment_exprs,
+    moment_exprs,
+    winsorize_caps_exprs,
+    winsorize_expr,
+)
 from analysis.stats.quantile import QuantileSample
-from analysis.stats.winsorize import winsorize_caps_exprs, winsorize_expr
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """The analysis window of one run."""
-
-    as_of: dt.date
-    window_days: int | None = None
-    pre_days: int = 0
-
-    @property
-    def end(self) -> dt.datetime:
-        """The end of the analysis date, UTC (exclusive)."""
-        return dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time(), dt.UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Cleaning:
-    """Counts of what the cleaning step set aside (reported in results.json)."""
-
-    events: int
-    duplicates_dropped: int
-    crossovers_excluded: int
-    units: Mapping[str, int]
 
 
 def clean_assignments(assignments: pl.LazyFrame, window: Window) -> pl.LazyFrame:

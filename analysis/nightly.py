@@ -19,8 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from analysis.aggregates import Moments
-from analysis.comparisons import ArmData, Comparison, compare_all, data_through
-from analysis.config import Experiment, Metric
+from analysis.comparisons import Comparison, compare_all, data_through
+from analysis.config.experiments import Experiment, Metric
+from analysis.measurement import ArmData
 
 Values = npt.NDArray[np.float64]
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from analysis.config import EventAggregate, Metric
+from analysis.config.experiments import EventAggregate, Metric
 
 WEEK_DAYS = 7
 PRE_WEEK = -1

@@ -62,9 +62,10 @@ from typing import Any
 
 import polars as pl
 
-from analysis.metrics import Window, clean_assignments
+from analysis.measurement import Window
+from analysis.metrics import clean_assignments
 from analysis.partials import PartialSpec, exposures, partials
-from analysis.sources import Tables
+from analysis.sources.read import Tables
 
 log = logging.getLogger(__name__)
 

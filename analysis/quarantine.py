@@ -7,7 +7,7 @@ and the rows it quarantines, so that per table
 
 and every quarantined row keeps all its columns plus ``reason``. The per-row
 rules are the ``row_level`` expectations of ``expectations/<table>.json``
-(translated to polars by :func:`analysis.suites.failing_rows`); the rules
+(translated to polars by :func:`analysis.suites.conditions.failing_rows`); the rules
 about groups of rows follow the contract:
 
 assignments, in this order (a row gets the first reason that applies):
@@ -44,11 +44,13 @@ from typing import Any
 
 import polars as pl
 
-from analysis.config import Experiment
+from analysis.config.experiments import Experiment
 from analysis.keys import maybe_repeated
-from analysis.metrics import Cleaning
-from analysis.sources import Tables
-from analysis.suites import DEFAULT_SUITE_DIR, Suite, failing_rows, load_suite, run_params
+from analysis.measurement import Cleaning
+from analysis.sources.read import Tables
+from analysis.suites.conditions import failing_rows
+from analysis.suites.load import DEFAULT_SUITE_DIR, Suite, load_suite
+from analysis.suites.params import run_params
 
 REASON = "reason"
 CROSSOVER = "crossover"
@@ -152,7 +154,7 @@ def raw_cleaning(
     """``cleaning`` (measured on the used rows) with the counts of a quarantine's raw rows.
 
     What :meth:`QuarantineResult.cleaning` reports, for any quarantine (e.g. the
-    one run inside the database, ``validation_sql.SqlQuarantine``).
+    one run inside the database, ``analysis.sql.quarantine.SqlQuarantine``).
     """
     return replace(
         cleaning,
@@ -171,7 +173,7 @@ def collect_tables(
 ) -> dict[str, pl.DataFrame]:
     """Read both tables once (a lazy frame over a database would query it per use).
 
-    :func:`split` and ``validation.validate_experiment`` both take the result.
+    :func:`split` and ``validation.experiment.validate_experiment`` both take the result.
     """
     if isinstance(tables, Tables):
         tables = {"assignments": tables.assignments, "events": tables.events}

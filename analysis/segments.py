@@ -18,8 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from analysis.aggregates import Moments
-from analysis.comparisons import ArmData, arm_pairs, fixed_test, verdict_of
-from analysis.config import Experiment, Metric
+from analysis.comparisons import arm_pairs, fixed_test, verdict_of
+from analysis.config.experiments import Experiment, Metric
+from analysis.measurement import ArmData
 from analysis.stats.heterogeneity import HeterogeneityResult, cochran_q
 from analysis.stats.inference import TwoArmResult, lift_variance
 from analysis.stats.multiplicity import benjamini_hochberg

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from analysis.aggregates import Moments, moment_exprs, moments_from_row
+from analysis.aggregates import Moments, moments_from_row
 from analysis.comparisons import arm_pairs
-from analysis.config import EventAggregate, Experiment, Metric
-from analysis.metrics import Window
+from analysis.config.experiments import EventAggregate, Experiment, Metric
+from analysis.measurement import Window
 from analysis.partials import WEEK_DAYS, aggregate_name, daily_increments
+from analysis.polars_exprs import moment_exprs
 from analysis.stats.inference import TwoArmResult, delta_ratio_test, lift_variance, welch_test
 from analysis.stats.sequential import SequentialResult, sequential_interval
 from analysis.stats.trend import TrendResult, lift_trend

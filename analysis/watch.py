@@ -35,8 +35,8 @@ import duckdb
 import polars as pl
 
 from analysis import settings
-from analysis.config import DuckDBSource, FileSource, SqlSource
-from analysis.sources import SourceError
+from analysis.config.sources import DuckDBSource, FileSource, SqlSource
+from analysis.sources.errors import SourceError
 
 log = logging.getLogger(__name__)
 

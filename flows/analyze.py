@@ -1,18 +1,16 @@
 """Prefect flows: analyse one experiment, or every running experiment nightly.
 
-Orchestration only: each task calls one function of ``analysis``; retries sit
-on the task that reads the source. No statistic is computed here.
+Orchestration only, written once for every engine: ``analyze-experiment``
+picks the engine of the experiment's source (:func:`analysis.engines.engine_for`),
+then runs its two steps as tasks — ``check`` (read, quarantine, validate;
+retried when the source did not answer) and ``measure`` — then ``analyse``
+(the statistics, :func:`analysis.pipeline.summarise`) and ``publish``, and
+leaves artifacts (report link, summary, comparisons) and a
+``proof.decision.made`` event. No statistic is computed here.
 
-- ``analyze-experiment`` loads, validates, computes, analyses and publishes one
-  experiment, then leaves artifacts (report link, summary, comparisons) and a
-  ``proof.decision.made`` event. Validation results are cached by a data
-  fingerprint (``revalidate=True`` ignores the cache); per-day partial
-  aggregates are kept per (day, cohort) (``no_cache=True`` ignores every
-  stored result and recomputes).
-- For a ``sql`` or ``duckdb`` source with ``pushdown: true`` the rows are never read:
-  quarantine, validation and the aggregation run inside the database
-  (:mod:`analysis.pushdown`), and only the quarantined rows and sufficient
-  statistics come back.
+- Validation results are cached by a data fingerprint (``revalidate=True``
+  ignores the cache); per-day partial aggregates are kept per (day, cohort)
+  (``no_cache=True`` ignores every stored result and recomputes).
 - ``nightly`` runs ``analyze-experiment`` for every running experiment,
   ``NIGHTLY_PARALLEL`` at a time, and ends with a summary of all of them.
 """
@@ -20,10 +18,9 @@ on the task that reads the source. No statistic is computed here.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
-import threading
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,56 +37,30 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BeforeValidator, Field
 
-from analysis import pushdown
 from analysis.comparisons import data_through
 from analysis.config import (
     ConfigError,
-    DuckDBSource,
     Experiment,
     Metric,
-    ProofConfig,
-    SqlSource,
     load_config,
     validate_run_id,
+    yesterday,
 )
-from analysis.partials import PartialSpec
-from analysis.partials_cache import CacheUse, cached_partials_of, partials_cache_dir
-from analysis.pipeline import Measurement, measure, summarise
-from analysis.pushdown import DatabaseCheck
-from analysis.quarantine import collect_tables, write_quarantine
+from analysis.engines import Checked, Engine, Measurement, RunOptions, engine_for
+from analysis.pipeline import summarise
+from analysis.quarantine import write_quarantine
 from analysis.report.publish import (
     ensure_plotly_asset,
     publish_run,
     recover_runs,
     remove_site_leftovers,
-    write_index,
 )
 from analysis.report.render import render_run_files
-from analysis.results import to_json
-from analysis.sources import (
-    EventCoverage,
-    SourceError,
-    event_coverage,
-    read_experiment,
-    retryable,
-)
-from analysis.suites import experiment_period
+from analysis.report.site_index import write_index
+from analysis.results import Results, to_json
+from analysis.sources.errors import SourceError, retryable
 from analysis.summary import ATTENTION, comparison_rows, markdown_summary, nightly_markdown
-from analysis.validation import (
-    CheckedData,
-    CriticalValidationError,
-    ValidationReport,
-    check_experiment,
-    validate_unit_metrics,
-    validation_cache_dir,
-)
-from analysis.validation_sql import (
-    check_experiment_sql,
-    check_source,
-    kept_rows,
-    validates_in_database,
-)
-from analysis.warehouse import WarehouseMeasurement
+from analysis.validation_report import CriticalValidationError
 from flows import events, locks
 
 PLOTLY_SRC = "../../assets/plotly.min.js"
@@ -102,12 +73,6 @@ EXPECTED_FAILURES: tuple[type[Exception], ...] = (
     CriticalValidationError,
 )
 NIGHTLY_PARALLEL = 2  # experiments analysed at once by `nightly` (deployments may change it)
-
-# Great Expectations keeps its current context in a process-wide global, and
-# the validation adapter swaps warning filters: one validation at a time per
-# process (concurrent nightly experiments still load and compute in parallel).
-_GX_LOCK = threading.Lock()
-
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -126,10 +91,6 @@ def _as_of_text(value: object) -> object:
 
 
 AsOf = Annotated[dt.date | None, BeforeValidator(_as_of_text)]
-
-
-def yesterday() -> dt.date:
-    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
 def new_run_id(now: dt.datetime) -> str:
@@ -153,169 +114,30 @@ def _worth_retrying(task: Task[Any, Any], task_run: TaskRun | None, state: State
     retry_delay_seconds=[2, 10],
     retry_condition_fn=_worth_retrying,
 )
-def load(
-    config: ProofConfig, experiment: Experiment, as_of: dt.date
-) -> tuple[dict[str, pl.DataFrame] | None, EventCoverage | None]:
-    """Read the experiment's tables once, and count events of unassigned units at the source.
-
-    A source checked inside the database (push-down, or DuckDB) is not read
-    here: its tables and columns are only checked (None).
-    """
-    source = config.sources[experiment.source]
-    raw: dict[str, pl.DataFrame] | None = None
-    if isinstance(source, SqlSource | DuckDBSource) and validates_in_database(source):
-        check_source(experiment.source, source)  # tables and columns; no row is read
-    else:
-        period = experiment_period(experiment, as_of)  # its events without a unit too
-        tables = read_experiment(experiment.source, source, experiment.id, null_units=period)
-        raw = collect_tables(tables)
-    since = dt.datetime.combine(experiment.start, dt.time(), dt.UTC) - dt.timedelta(
-        days=experiment.pre_window_days
-    )
-    until = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), dt.UTC)
-    try:
-        coverage = event_coverage(experiment.source, source, since, until)
-    except SourceError as exc:
-        get_run_logger().warning("cannot count unassigned events: %s", exc)
-        coverage = None
-    return raw, coverage
-
-
-def _stop_if_failed(report: ValidationReport, experiment_id: str, run_id: str) -> None:
-    """A critical failure: emit ``proof.validation.failed`` and stop before any statistic."""
-    if not report.success:
-        events.validation_failed(experiment_id, run_id, report.summary())
-        raise CriticalValidationError(report.summary())
-
-
-@task(cache_policy=NO_CACHE)
-def check(
-    raw: dict[str, pl.DataFrame],
-    coverage: EventCoverage | None,
-    experiment: Experiment,
-    as_of: dt.date,
-    out_dir: str,
-    run_id: str,
-    revalidate: bool,
-) -> CheckedData:
+def check(engine: Engine[Any], experiment: Experiment, as_of: dt.date, run_id: str) -> Checked[Any]:
     """Quarantine row-level failures, then validate (per day partition, cached).
 
     A critical failure emits ``proof.validation.failed`` and stops the run
-    before any statistic; the last good report stays published.
+    before any statistic; the last good report stays published. A source that
+    did not answer is tried again; a refused login or a missing table is not.
     """
-    with _GX_LOCK:
-        checked = check_experiment(
-            raw,
-            experiment,
-            as_of,
-            coverage=coverage,
-            cache_dir=validation_cache_dir(Path(out_dir), experiment.id),
-            revalidate=revalidate,
-        )
-    _stop_if_failed(checked.report, experiment.id, run_id)
-    return checked
+    try:
+        return engine.check(experiment, as_of)
+    except CriticalValidationError as exc:
+        events.validation_failed(experiment.id, run_id, exc.summary)
+        raise
 
 
 @task(cache_policy=NO_CACHE)
-def check_then_read(
-    config: ProofConfig,
-    experiment: Experiment,
-    as_of: dt.date,
-    coverage: EventCoverage | None,
-    run_id: str,
-) -> CheckedData:
-    """Quarantine and validation as SQL inside DuckDB, then read only the kept rows.
-
-    The same split and report as ``check`` (tested), without reading the
-    quarantined rows twice or handing pandas copies to GX. A critical failure
-    stops the run as in ``check``.
-    """
-    source = config.sources[experiment.source]
-    assert isinstance(source, DuckDBSource)
-    now = dt.datetime.now(dt.UTC)
-    with _GX_LOCK:
-        held, report = check_experiment_sql(
-            experiment.source, source, experiment, as_of, now=now, coverage=coverage
-        )
-    _stop_if_failed(report, experiment.id, run_id)
-    kept = kept_rows(experiment.source, source, experiment, as_of, held, now=now)
-    return CheckedData(kept, report)
-
-
-@task(cache_policy=NO_CACHE)
-def check_in_database(
-    config: ProofConfig,
-    experiment: Experiment,
-    as_of: dt.date,
-    coverage: EventCoverage | None,
-    run_id: str,
-) -> DatabaseCheck:
-    """Quarantine and validation as SQL inside the database (push-down sources).
-
-    A critical failure stops the run as in ``check``.
-    """
-    source = config.sources[experiment.source]
-    assert isinstance(source, SqlSource | DuckDBSource)
-    with _GX_LOCK:
-        checked = pushdown.check(experiment.source, source, experiment, as_of, coverage=coverage)
-    _stop_if_failed(checked.report, experiment.id, run_id)
-    return checked
-
-
-@task(cache_policy=NO_CACHE)
-def compute_in_database(
-    config: ProofConfig,
+def measure(
+    engine: Engine[Any],
+    checked: Checked[Any],
     experiment: Experiment,
     metrics: list[Metric],
     as_of: dt.date,
-    checked: DatabaseCheck,
-) -> tuple[Measurement, WarehouseMeasurement]:
-    """Per-arm statistics of the kept rows, aggregated inside the database."""
-    source = config.sources[experiment.source]
-    assert isinstance(source, SqlSource | DuckDBSource)
-    measurement, found = pushdown.measure(
-        experiment.source, source, experiment, metrics, as_of, checked
-    )
-    get_run_logger().info(
-        "%s: aggregated inside the database (%s); rows returned: %s",
-        experiment.id, found.dialect, dict(found.rows),
-    )  # fmt: skip
-    return measurement, found
-
-
-@task(cache_policy=NO_CACHE)
-def compute(
-    checked: CheckedData,
-    experiment: Experiment,
-    metrics: list[Metric],
-    as_of: dt.date,
-    out_dir: str,
-    no_cache: bool,
 ) -> Measurement:
-    """Per-arm statistics; per-day partials of unchanged (day, cohort)s come from the cache."""
-    clean = checked.quarantine
-    cache_dir = partials_cache_dir(Path(out_dir), experiment.id)
-    inputs = clean.partial_inputs()
-    uses: list[CacheUse] = []
-
-    def partial_rows(spec: PartialSpec) -> pl.LazyFrame:
-        rows, use = cached_partials_of(inputs, spec, cache_dir, as_of, refresh=no_cache)
-        uses.append(use)
-        return rows
-
-    def unit_check(table: pl.LazyFrame) -> ValidationReport:
-        with _GX_LOCK:
-            return validate_unit_metrics(
-                table, experiment, metrics, clean.analysed_units(as_of), as_of=as_of
-            )
-
-    measurement = measure(
-        clean.tables(), experiment, metrics, as_of, unit_check,
-        partial_rows=partial_rows, unique_events=True,
-    )  # fmt: skip
-    for use in uses:
-        get_run_logger().info("%s: %s", experiment.id, use.summary)
-    return replace(measurement, cleaning=clean.cleaning(measurement.cleaning))
+    """Per-arm statistics of the kept rows, timelines, funnel and histograms."""
+    return engine.measure(checked, experiment, metrics, as_of)
 
 
 @task(cache_policy=NO_CACHE)
@@ -323,28 +145,29 @@ def analyse(
     experiment: Experiment,
     metrics: list[Metric],
     measurement: Measurement,
-    checked: CheckedData | DatabaseCheck,
+    checked: Checked[Any],
     run_id: str,
     as_of: dt.date,
-) -> dict[str, Any]:
+) -> Results:
     report = checked.report
     if measurement.unit_validation is not None:
         report = report.merge(measurement.unit_validation)
-    _stop_if_failed(report, experiment.id, run_id)
-    quarantined = sum(checked.quarantine.rows_quarantined.values())
+    if not report.success:  # the per-unit metric table failed a critical check
+        events.validation_failed(experiment.id, run_id, report.summary())
+        raise CriticalValidationError(report.summary())
     return summarise(
         experiment, metrics, measurement, report.summary(), run_id, as_of,
-        dt.datetime.now(dt.UTC), quarantined,
+        dt.datetime.now(dt.UTC), checked.rows_quarantined,
     )  # fmt: skip
 
 
 @task(cache_policy=NO_CACHE)
-def publish(results: dict[str, Any], out_dir: Path, checked: CheckedData | DatabaseCheck) -> Path:
+def publish(results: Results, out_dir: Path, checked: Checked[Any]) -> Path:
     """Publish the run; one publisher per experiment, and one index writer, at a time."""
     files = {"results.json": to_json(results), **render_run_files(results, PLOTLY_SRC)}
     return publish_files(
-        Path(out_dir), results["experiment_id"], results["run_id"], files,
-        checked.quarantine.quarantined, get_run_logger(),
+        Path(out_dir), results.experiment_id, results.run_id, files,
+        checked.quarantined, get_run_logger(),
     )  # fmt: skip
 
 
@@ -380,9 +203,9 @@ def publish_files(
 
 
 @task(cache_policy=NO_CACHE)
-def record_artifacts(results: dict[str, Any], report_url: str) -> None:
+def record_artifacts(results: Results, report_url: str) -> None:
     """A link to the report, a markdown summary and the comparisons, in the Prefect UI."""
-    experiment_id, run_id = results["experiment_id"], results["run_id"]
+    experiment_id, run_id = results.experiment_id, results.run_id
     create_link_artifact(
         report_url,
         link_text=f"{experiment_id} / {run_id}: report.html",
@@ -402,10 +225,13 @@ def record_artifacts(results: dict[str, Any], report_url: str) -> None:
 
 
 @task(cache_policy=NO_CACHE)
-def announce(results: dict[str, Any], report_url: str) -> None:
-    """Emit ``proof.decision.made`` (automations notify on it)."""
-    attention = results["decision"]["recommendation"] in ATTENTION
-    events.decision_made(results, report_url, attention)
+def announce(results: Results, report_url: str) -> None:
+    """Emit ``proof.decision.made`` (automations notify on it).
+
+    The event's payload is drawn from the results as published (their JSON object).
+    """
+    attention = results.decision.recommendation in ATTENTION
+    events.decision_made(json.loads(to_json(results)), report_url, attention)
 
 
 @flow(name="analyze-experiment", log_prints=True)
@@ -449,33 +275,23 @@ def analyze_experiment(
         )  # fmt: skip
     logger.info("analysing %s as of %s (run %s)", experiment.id, day, rid)
 
-    raw, coverage = load(config, experiment, day)
-    checked: CheckedData | DatabaseCheck
-    found: WarehouseMeasurement | None = None
-    source = config.sources[experiment.source]
-    if raw is None and pushdown.enabled(source):  # pushed down into the database
-        checked = check_in_database(config, experiment, day, coverage, rid)
-        measurement, found = compute_in_database(config, experiment, metrics, day, checked)
-    elif raw is None:  # checked inside DuckDB; only the kept rows were read
-        checked = check_then_read(config, experiment, day, coverage, rid)
-        measurement = compute(checked, experiment, metrics, day, out_dir, no_cache)
-    else:
-        checked = check(raw, coverage, experiment, day, out_dir, rid, revalidate or no_cache)
-        raw = None  # the source's rows: the split keeps the used ones, free the rest now
-        measurement = compute(checked, experiment, metrics, day, out_dir, no_cache)
+    options = RunOptions(Path(out_dir), revalidate, no_cache, log=logger.info)
+    engine = engine_for(experiment.source, config.sources[experiment.source], options)
+    logger.info("%s: computed by the %s engine", experiment.id, engine.name)
+    checked = check(engine, experiment, day, rid)
+    measurement = measure(engine, checked, experiment, metrics, day)
     results = analyse(experiment, metrics, measurement, checked, rid, day)
-    if found is not None:
-        results = pushdown.annotate(results, found)
     run_dir = publish(results, Path(out_dir), checked)
     report_url = (run_dir / "report.html").resolve().as_uri()
     record_artifacts(results, report_url)
     announce(results, report_url)
-    logger.info("%s: %s — %s", experiment.id, results["decision"]["recommendation"], run_dir)
+    recommendation = results.decision.recommendation
+    logger.info("%s: %s — %s", experiment.id, recommendation, run_dir)
     return {
         "experiment_id": experiment.id,
         "run_id": rid,
         "report": str(run_dir / "report.html"),
-        "decision": results["decision"]["recommendation"],
+        "decision": recommendation,
     }
 
 

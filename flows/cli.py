@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from analysis.config.run import yesterday
+
 app = typer.Typer(
     name="proof",
     help="Proof: does the AI version of a feature actually help people? "
@@ -51,10 +53,6 @@ Debug = Annotated[
         "always show theirs.",
     ),
 ]
-
-
-def _yesterday() -> dt.date:
-    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
 def _fail(message: str, exc: BaseException | None = None, *, debug: bool = False) -> None:
@@ -140,9 +138,11 @@ def simulate(
     ] = None,
 ) -> None:
     """Generate realistic experiment data with known true effects."""
-    from analysis.config import ConfigError, DuckDBSource, FileSource, load_config
-    from analysis.simulate import simulate as run_simulation
-    from analysis.simulate import write_duckdb, write_parquet
+    from analysis.config.base import ConfigError
+    from analysis.config.load import load_config
+    from analysis.config.sources import DuckDBSource, FileSource
+    from analysis.devtools.simulate import simulate as run_simulation
+    from analysis.devtools.simulate import write_duckdb, write_parquet
 
     if fmt not in ("duckdb", "parquet"):
         _fail(f"--format must be duckdb or parquet, not {fmt!r}")
@@ -166,7 +166,7 @@ def simulate(
         else:
             _fail("no default target in the config: pass --out")
             return
-    day = as_of.date() if as_of else _yesterday()
+    day = as_of.date() if as_of else yesterday()
     started = time.perf_counter()
     typer.echo(
         f"simulating {units:,} units for each of {len(experiments)} experiment(s) as of {day}…"
@@ -214,7 +214,9 @@ def run(
     An expected stop (a bad config, an unreadable source, a failed critical
     validation) prints its message alone, exit code 2; --debug adds the traceback.
     """
-    from analysis.config import ConfigError, load_config, validate_run_id
+    from analysis.config.base import ConfigError
+    from analysis.config.load import load_config
+    from analysis.config.run import validate_run_id
 
     try:
         if run_id is not None:  # before anything is read: a bad one would fail at publish
@@ -264,44 +266,26 @@ def validate(
     pushdown: true or a duckdb source with validate_in_database: true).
     Exit code 2 when a critical expectation failed.
     """
-    from analysis.config import ConfigError, DuckDBSource, SqlSource, load_config
-    from analysis.quarantine import collect_tables
-    from analysis.sources import SourceError, event_coverage, read_experiment
-    from analysis.suites import experiment_period
-    from analysis.validation import check_experiment, format_summary, validation_cache_dir
-    from analysis.validation_sql import check_experiment_sql, validates_in_database
+    from analysis.config.base import ConfigError
+    from analysis.config.load import load_config
+    from analysis.engines import RunOptions, engine_for
+    from analysis.sources.errors import SourceError
+    from analysis.validation_report import CriticalValidationError, format_summary
 
-    day = as_of.date() if as_of else _yesterday()
+    day = as_of.date() if as_of else yesterday()
     try:
         config = load_config(config_dir)
         exp = config.experiment(experiment)
-        source = config.sources[exp.source]
-        since = dt.datetime.combine(exp.start, dt.time(), dt.UTC) - dt.timedelta(
-            days=exp.pre_window_days
-        )
-        until = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
-        if isinstance(source, SqlSource | DuckDBSource) and validates_in_database(source):
-            # pushdown: true, validate_in_database: true — quarantine and GX run inside
-            # the database, as in a run
-            coverage = event_coverage(exp.source, source, since, until)
-            report = check_experiment_sql(exp.source, source, exp, day, coverage=coverage)[1]
-        else:
-            period = experiment_period(exp, day)  # its events without a unit too
-            raw = collect_tables(read_experiment(exp.source, source, exp.id, null_units=period))
-            coverage = event_coverage(exp.source, source, since, until)
-            report = check_experiment(
-                raw,
-                exp,
-                day,
-                coverage=coverage,
-                cache_dir=validation_cache_dir(out, exp.id),
-                revalidate=revalidate,
-            ).report
+        options = RunOptions(out_dir=out, revalidate=revalidate)
+        engine = engine_for(exp.source, config.sources[exp.source], options)
+        summary = engine.check(exp, day).report.summary()
+    except CriticalValidationError as exc:
+        summary = dict(exc.summary)
     except (ConfigError, SourceError) as exc:
         _fail(str(exc))
         return
-    typer.echo(format_summary(report.summary(), f"{exp.id} as of {day}"))
-    if not report.success:
+    typer.echo(format_summary(summary, f"{exp.id} as of {day}"))
+    if not summary["success"]:
         raise typer.Exit(code=2)
 
 
@@ -323,7 +307,9 @@ def demo(
     debug: Debug = False,
 ) -> None:
     """Simulate demo data into the embedded DuckDB if it is missing, then run the nightly flow."""
-    from analysis.config import ConfigError, DuckDBSource, load_config
+    from analysis.config.base import ConfigError
+    from analysis.config.load import load_config
+    from analysis.config.sources import DuckDBSource
 
     try:
         config = load_config(config_dir)
@@ -367,7 +353,8 @@ def serve(
     Needs a Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api after
     `proof server`). Runs until stopped (Ctrl-C); restarting it is safe.
     """
-    from analysis.config import ConfigError, load_config
+    from analysis.config.base import ConfigError
+    from analysis.config.load import load_config
 
     api = _server_api()
     try:
@@ -407,7 +394,8 @@ def deploy(
     Workers (`prefect worker start --pool NAME`) need this package installed and the
     config dir, data and reports dir at the same paths as here.
     """
-    from analysis.config import ConfigError, load_config
+    from analysis.config.base import ConfigError
+    from analysis.config.load import load_config
 
     api = _server_api()
     from flows.deployments import deploy_to_work_pool

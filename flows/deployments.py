@@ -30,7 +30,7 @@ from prefect.schedules import Cron, Interval
 from prefect.types.entrypoint import EntrypointType
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from analysis.config import ConfigError
+from analysis.config.base import ConfigError
 from flows import events
 from flows.analyze import analyze_experiment, nightly
 from flows.watch import watch_sources

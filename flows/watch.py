@@ -19,8 +19,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from analysis import watch
-from analysis.config import load_config
-from analysis.sources import SourceError
+from analysis.config.load import load_config
+from analysis.sources.errors import SourceError
 from flows import events
 
 STATE_FILE = Path(".state") / "watch.json"

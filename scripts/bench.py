@@ -71,13 +71,15 @@ def peak_mib() -> float:
 def stage_pipeline(db: str) -> dict[str, Any]:
     import polars as pl
 
-    from analysis.config import DuckDBSource, load_config
-    from analysis.pipeline import measure, summarise
+    from analysis.config.load import load_config
+    from analysis.config.sources import DuckDBSource
+    from analysis.engines.polars_measure import measure
+    from analysis.pipeline import summarise
     from analysis.quarantine import collect_tables
     from analysis.report.render import render_report
     from analysis.results import to_json
-    from analysis.sources import read_experiment
-    from analysis.validation import check_experiment
+    from analysis.sources.read import read_experiment
+    from analysis.validation.experiment import check_experiment
 
     config = load_config(ROOT / "configs")
     experiment = config.experiment("smart-compose")
@@ -354,8 +356,8 @@ def _simulate(events: float, path: Path) -> None:
     import duckdb
     import polars as pl
 
-    from analysis.config import load_config
-    from analysis.simulate import simulate, write_duckdb
+    from analysis.config.load import load_config
+    from analysis.devtools.simulate import simulate, write_duckdb
 
     experiment = load_config(ROOT / "configs").experiment("smart-compose")
     units = max(int(events / EVENTS_PER_UNIT), 100)

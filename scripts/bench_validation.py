@@ -38,10 +38,10 @@ NOW = dt.datetime(2026, 11, 26, 6, tzinfo=dt.UTC)
 def bench(events: float) -> dict[str, Any]:
     import polars as pl
 
-    from analysis.config import load_config
+    from analysis.config.load import load_config
+    from analysis.devtools.simulate import derived_seed, simulate_experiment
     from analysis.quarantine import split
-    from analysis.simulate import derived_seed, simulate_experiment
-    from analysis.validation import validate_experiment
+    from analysis.validation.experiment import validate_experiment
 
     experiment = load_config(ROOT / "configs").experiment("smart-compose")
     units = max(int(events / EVENTS_PER_UNIT), 100)

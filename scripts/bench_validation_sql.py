@@ -8,8 +8,8 @@ each in this process after GX has been imported once:
   ``collect_tables``: connectorx, every row);
 * ``split`` — ``quarantine.split`` over the rows read;
 * ``pandas`` — ``validate_experiment`` with no cache (GX over pandas, per day);
-* ``sql validate`` — ``validation_sql.validate_sql`` (GX's SQL engine);
-* ``sql quarantine`` — ``validation_sql.quarantine_sql`` (labels in SQL, only
+* ``sql validate`` — ``analysis.sql.gx.validate_sql`` (GX's SQL engine);
+* ``sql quarantine`` — ``analysis.sql.quarantine.quarantine_sql`` (labels in SQL, only
   the quarantined rows read back).
 
 It checks that both paths agree (outcomes and quarantine counts), drops the
@@ -51,12 +51,15 @@ def _load(uri: str, schema: str, tables: dict[str, Any]) -> None:
 def bench(uri: str, events: float) -> dict[str, Any]:
     import psycopg
 
-    from analysis.config import SqlSource, load_config
+    from analysis.config.load import load_config
+    from analysis.config.sources import SqlSource
+    from analysis.devtools.simulate import derived_seed, simulate_experiment
     from analysis.quarantine import collect_tables, split
-    from analysis.simulate import derived_seed, simulate_experiment
-    from analysis.sources import read_experiment
-    from analysis.validation import validate_experiment
-    from analysis.validation_sql import quarantine_sql, validate_sql
+    from analysis.sources.read import read_experiment
+    from analysis.sql.database import Database
+    from analysis.sql.gx import validate_sql
+    from analysis.sql.quarantine import quarantine_sql
+    from analysis.validation.experiment import validate_experiment
 
     experiment = load_config(ROOT / "configs").experiment("smart-compose")
     units = max(int(events / EVENTS_PER_UNIT), 100)
@@ -83,10 +86,10 @@ def bench(uri: str, events: float) -> dict[str, Any]:
         out["pandas"] = time.perf_counter() - start
         del raw
         start = time.perf_counter()
-        sql = validate_sql("bench", src, experiment, AS_OF, now=NOW)
+        sql = validate_sql(Database.open("bench", src), experiment, AS_OF, now=NOW)
         out["sql validate"] = time.perf_counter() - start
         start = time.perf_counter()
-        quarantined = quarantine_sql("bench", src, experiment, AS_OF, now=NOW)
+        quarantined = quarantine_sql(Database.open("bench", src), experiment, AS_OF, now=NOW)
         out["sql quarantine"] = time.perf_counter() - start
         same = [(o.key, o.success, o.unexpected_count) for o in pandas.outcomes] == [
             (o.key, o.success, o.unexpected_count) for o in sql.outcomes

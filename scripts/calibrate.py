@@ -41,10 +41,10 @@ import numpy.typing as npt
 import polars as pl
 
 from analysis import nightly
-from analysis.config import load_config
+from analysis.config.load import load_config
+from analysis.engines.polars_measure import winsorize_table
 from analysis.joint import JointMoments
 from analysis.metrics import arm_moments
-from analysis.pipeline import winsorize_table
 from analysis.stats.cuped import CupedKind, cuped_estimates
 from analysis.stats.inference import TwoArmResult, compare, delta_ratio_test, welch_test
 from analysis.stats.quantile import QuantileSample, quantile_test

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.report_fixtures builds the demo site
 
-from analysis.report.browser import (  # noqa: E402
+from analysis.devtools.browser import (  # noqa: E402
     BAR_FIGURES,
     DESKTOP,
     PHONE,
@@ -39,7 +39,8 @@ from analysis.report.browser import (  # noqa: E402
     find_chromium,
     serve_directory,
 )
-from analysis.report.publish import ASSET_DIR, PLOTLY_ASSET, collect_index_entries  # noqa: E402
+from analysis.report.publish import ASSET_DIR, PLOTLY_ASSET  # noqa: E402
+from analysis.report.site_index import collect_index_entries  # noqa: E402
 
 REPORT_BUDGET_BYTES = 1_000_000
 FIRST_PAINT_BUDGET_MS = 1000.0

@@ -17,10 +17,11 @@ from typing import Any
 
 import polars as pl
 
-from analysis.config import Experiment
+from analysis.config.experiments import Experiment
+from analysis.devtools.simulate import SimulatedData
 from analysis.quarantine import QuarantineResult, split
-from analysis.simulate import SimulatedData
-from analysis.validation import ValidationReport, validate_experiment
+from analysis.validation.experiment import validate_experiment
+from analysis.validation_report import ValidationReport
 
 #: The local PostgreSQL every machine of this kind runs (trust auth; .ci/run starts it).
 PG_URI = "postgresql://postgres@127.0.0.1:5432/test"
@@ -137,35 +138,162 @@ def assert_same_outcomes(want: ValidationReport, got: ValidationReport) -> None:
     assert got.rows == want.rows
 
 
+#: results.json sections push-down computes as SQL aggregates; none may be empty in these tests.
+COMPUTED_SECTIONS = (
+    "comparisons", "segments", "over_time", "exposure_trend", "funnel", "distributions",
+)  # fmt: skip
+
+
+def _comparable_validation(validation: dict[str, Any], drop_unit_checks: bool) -> dict[str, Any]:
+    """The validation record without what differs by design.
+
+    Not compared: the example rows and a type check's observed type (pandas'
+    or the catalog's name), the partition counts (push-down keeps no
+    validation cache); with ``drop_unit_checks``, the per-unit metric checks
+    (push-down does not run them), the counts recomputed without them.
+    """
+
+    def kept(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for record in records:
+            if drop_unit_checks and record["table"] == "unit_metrics":
+                continue
+            out.append({k: v for k, v in record.items() if k not in ("examples", "observed")})
+        return out
+
+    expectations = kept(validation["expectations"])
+    failed = sum(1 for e in expectations if not e["success"])
+    rows = {
+        t: n for t, n in validation["rows"].items() if not drop_unit_checks or t != "unit_metrics"
+    }
+    return {
+        **{k: v for k, v in validation.items() if k != "partitions"},
+        "expectations": expectations,
+        "failed_expectations": kept(validation["failed_expectations"]),
+        "expectations_evaluated": len(expectations),
+        "passed": len(expectations) - failed,
+        "failed": failed,
+        "rows": rows,
+    }
+
+
 def assert_pushed_down_like(got: dict[str, Any], want: dict[str, Any], dialect: str) -> None:
     """A push-down run's results.json against the polars path's on the same rows.
 
-    Every section push-down computes agrees (floats to 1e-9 relative); the
-    quarantine and the validation outcome are the same (push-down does not
-    check the per-unit metric table); the sections it leaves out are named.
+    Every section agrees (floats to 1e-9 relative): the statistics, segments,
+    both timelines, the funnel and the histograms (each non-empty, so that
+    the comparison says something), every other key, and the validation —
+    outcome by outcome — but for the per-unit metric checks, the one thing
+    push-down does not run (``NOT_AVAILABLE``, named in ``pushdown``).
     """
-    from analysis.pushdown import NOT_AVAILABLE
+    from analysis.engines.database import NOT_AVAILABLE
     from tests.test_flows import _assert_close
 
-    assert got["comparisons"]
-    assert want["over_time"]  # the polars path has the sections push-down leaves out
-    left_out = {"run_id", "generated_at", "validation", "pushdown", *NOT_AVAILABLE}
-    _assert_close(
-        {k: v for k, v in got.items() if k not in left_out},
-        {k: v for k, v in want.items() if k not in left_out},
-    )
-    assert got["validation"]["quarantine"] == want["validation"]["quarantine"]
+    assert set(NOT_AVAILABLE) == {"unit_metrics"}
+    for section in COMPUTED_SECTIONS:
+        assert want[section], section
+    assert got.keys() - {"pushdown"} == want.keys()
+    for key in want.keys() - {"run_id", "generated_at", "validation"}:
+        _assert_close(got[key], want[key], key)
     assert got["validation"]["success"] is want["validation"]["success"] is True
-
-    def failed(results: dict[str, Any]) -> set[tuple[str, str, str | None]]:
-        return {
-            (f["table"], f["expectation"], f.get("column"))
-            for f in results["validation"]["failed_expectations"]
-            if f["table"] != "unit_metrics"
-        }
-
-    assert failed(got) == failed(want)
-    assert got["pushdown"]["computed_in"] == "database"
-    assert got["pushdown"]["dialect"] == dialect
-    assert set(got["pushdown"]["not_available"]) == set(NOT_AVAILABLE)
+    assert not any(e["table"] == "unit_metrics" for e in got["validation"]["expectations"])
+    assert any(e["table"] == "unit_metrics" for e in want["validation"]["expectations"])
+    _assert_close(
+        _comparable_validation(got["validation"], drop_unit_checks=False),
+        _comparable_validation(want["validation"], drop_unit_checks=True),
+        "validation",
+    )
+    pushdown = got["pushdown"]
+    assert pushdown["computed_in"] == "database"
+    assert pushdown["dialect"] == dialect
+    assert pushdown["not_available"] == list(NOT_AVAILABLE)
+    # only sufficient statistics came back: a few rows per query, none per unit
+    assert set(pushdown["rows_returned"]) >= {
+        "cleaning",
+        "moments",
+        "daily",
+        "weekly",
+        "descriptives",
+    }
     assert "pushdown" not in want
+
+
+def _assert_moments_close(got: Any, want: Any, what: str) -> None:
+    import math
+
+    assert got.n == want.n, f"{what}: n {got.n} != {want.n}"
+    for name in ("mean_x", "mean_y", "m2_x", "m2_y", "c_xy"):
+        a, b = getattr(got, name), getattr(want, name)
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), f"{what}.{name}: {a} != {b}"
+
+
+def _assert_nested_moments(got: Any, want: Any, what: str) -> None:
+    """``{key: ... {key: Moments}}`` with the same keys in the same order, moments close."""
+    from analysis.aggregates import Moments
+
+    if isinstance(want, Moments):
+        _assert_moments_close(got, want, what)
+        return
+    assert set(got) == set(want), f"{what}: {sorted(got)} != {sorted(want)}"
+    for key, value in want.items():
+        _assert_nested_moments(got[key], value, f"{what}/{key}")
+
+
+def assert_measured_like(got: Any, want: Any) -> None:
+    """Two engines' :class:`~analysis.measurement.Measurement` of the same rows, section by section.
+
+    ``got`` is the database engine's, ``want`` the polars engine's (its
+    cleaning already that of the quarantine split). Floats agree to 1e-9
+    relative, counts and histogram bins exactly; every section the polars
+    engine fills is filled (none is empty here), and the database engine
+    leaves only the per-unit checks out.
+    """
+    import numpy as np
+
+    from analysis.engines.database import NOT_AVAILABLE
+    from analysis.stats.quantile import quantile_estimate
+
+    assert got.computed_in is not None
+    assert got.computed_in.not_available == tuple(NOT_AVAILABLE) == ("unit_metrics",)
+    assert got.unit_validation is None
+    assert got.cleaning == want.cleaning
+    for section in ("moments", "joint", "samples"):
+        assert getattr(want.data, section), section
+    _assert_nested_moments(got.data.moments, want.data.moments, "moments")
+    assert got.data.joint.keys() == want.data.joint.keys()
+    for metric, by_variant in want.data.joint.items():
+        assert got.data.joint[metric].keys() == by_variant.keys(), metric
+        for variant, joint in by_variant.items():
+            mine = got.data.joint[metric][variant]
+            assert mine.n == joint.n, metric
+            assert np.allclose(mine.means, joint.means, rtol=1e-9, atol=1e-9), metric
+            assert np.allclose(mine.comoments, joint.comoments, rtol=1e-9, atol=1e-9), metric
+    assert want.segments
+    _assert_nested_moments(got.segments, want.segments, "segments")
+    for dim, by_metric in want.segments.items():  # segment values in the same (sorted) order
+        for metric, by_value in by_metric.items():
+            assert list(got.segments[dim][metric]) == list(by_value), (dim, metric)
+    assert got.data.samples.keys() == want.data.samples.keys()
+    for metric, by_variant in want.data.samples.items():
+        assert got.data.samples[metric].keys() == by_variant.keys(), metric
+        for variant, sample in by_variant.items():
+            mine = got.data.samples[metric][variant]
+            assert sorted(mine.values.tolist()) == sorted(sample.values.tolist()), metric
+            assert mine.n_units == sample.n_units, metric
+            assert quantile_estimate(mine, 0.95, 0.05) == quantile_estimate(sample, 0.95, 0.05)
+    assert want.daily
+    _assert_nested_moments(got.daily, want.daily, "daily")
+    assert want.weekly
+    assert all(want.weekly.values())
+    _assert_nested_moments(got.weekly, want.weekly, "weekly")
+    assert want.funnel
+    assert any(n for steps in want.funnel.values() for _, n in steps)
+    assert got.funnel == want.funnel
+    assert want.trust
+    assert any(any(counts) for counts in want.trust.values())
+    assert got.trust == want.trust
+    assert want.time_on_task is not None
+    assert got.time_on_task is not None
+    assert got.time_on_task.counts == want.time_on_task.counts
+    # the bounds are polars' quantiles to the last bit, so the bins hold the same values
+    assert got.time_on_task.edges == want.time_on_task.edges

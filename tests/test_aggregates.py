@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.aggregates import Moments, moment_exprs, moments_from_row
+from analysis.aggregates import Moments, moments_from_row
+from analysis.polars_exprs import moment_exprs
 
 # Per-unit values: small counts (the usual numerator/denominator) or bounded reals.
 values = st.one_of(

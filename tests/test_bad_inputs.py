@@ -19,22 +19,21 @@ import duckdb
 import polars as pl
 import pytest
 
-from analysis import metrics as metrics_mod
-from analysis.config import DuckDBSource, Experiment, FileSource, SqlSource, load_config
-from analysis.pipeline import measure
+from analysis.config.experiments import Experiment
+from analysis.config.load import load_config
+from analysis.config.sources import DuckDBSource, FileSource, SqlSource
+from analysis.engines.polars_measure import measure
+from analysis.measurement import Cleaning
 from analysis.quarantine import QuarantineResult, collect_tables
-from analysis.sources import (
-    SourceError,
-    SourceSchemaError,
-    event_coverage,
-    read_experiment,
-)
-from analysis.suites import experiment_period
-from analysis.validation import (
+from analysis.sources.coverage import event_coverage
+from analysis.sources.errors import SourceError, SourceSchemaError
+from analysis.sources.read import read_experiment
+from analysis.suites.params import experiment_period
+from analysis.validation.experiment import check_experiment
+from analysis.validation_report import (
     CriticalValidationError,
     ExpectationOutcome,
     ValidationReport,
-    check_experiment,
     format_summary,
 )
 from tests import validation_factories as f
@@ -213,7 +212,7 @@ def test_duplicated_event_ids_keep_one_copy(tmp_path: Path) -> None:
     run = _run(_duckdb(tmp_path / "w.duckdb", f.assignments(), events))
     assert run.warning("duplicate_event_id").unexpected_count == 7  # GX: every copy
     assert run.quarantine.counts["events"] == {"duplicate_event_id": 4}
-    assert run.quarantine.cleaning(metrics_mod.Cleaning(0, 0, 0, {})).duplicates_dropped == 4
+    assert run.quarantine.cleaning(Cleaning(0, 0, 0, {})).duplicates_dropped == 4
 
 
 def test_crossovers_are_excluded_and_counted(tmp_path: Path) -> None:

@@ -24,8 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from analysis.report import ensure_plotly_asset, write_index
-from analysis.report.browser import (
+from analysis.devtools.browser import (
     BAR_FIGURES,
     DESKTOP,
     MIN_PAINTED,
@@ -35,7 +34,8 @@ from analysis.report.browser import (
     decode_png,
     find_chromium,
 )
-from analysis.report.browser import serve_directory as serve
+from analysis.devtools.browser import serve_directory as serve
+from analysis.report import ensure_plotly_asset, write_index
 from tests import report_fixtures as fixtures
 
 #: First contentful paint; the issue asks for under a second locally (about 0.3 s measured),

@@ -19,12 +19,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from analysis.config import load_config
+from analysis.config.load import load_config
+from analysis.devtools.simulate import simulate
 from analysis.partials import PartialSpec
 from analysis.partials_cache import CacheUse, cached_partials_of
-from analysis.partitions import validate_partitions
-from analysis.simulate import simulate
-from analysis.sources import Tables
+from analysis.partitions.validate import validate_partitions
+from analysis.sources.read import Tables
 from tests import validation_factories as f
 from tests.conftest import AS_OF, CONFIGS
 from tests.test_partitions import ReferenceValidator, _suite
@@ -161,7 +161,7 @@ def _validation_warnings(caplog: pytest.LogCaptureFixture) -> str:
     return "\n".join(
         r.getMessage()
         for r in caplog.records
-        if r.name == "analysis.partitions" and r.levelno >= logging.WARNING
+        if r.name == "analysis.partitions.cache" and r.levelno >= logging.WARNING
     )
 
 
@@ -169,7 +169,7 @@ def _revalidated(events: pl.DataFrame, cache: Path, caplog: pytest.LogCaptureFix
     """Validate again from ``cache``; the outcomes must be what a full revalidation says."""
     want = validate_partitions(events, _suite(), ReferenceValidator(), revalidate=True)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="analysis.partitions"):
+    with caplog.at_level(logging.WARNING, logger="analysis.partitions.cache"):
         got = validate_partitions(events, _suite(), ReferenceValidator(), cache_dir=cache)
     assert got.outcomes == want.outcomes
     assert (got.validated, got.reused) == (1, 2)

@@ -18,8 +18,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from analysis.config import load_config
-from analysis.simulate import simulate, write_parquet
+from analysis.config.load import load_config
+from analysis.devtools.simulate import simulate, write_parquet
 from tests.conftest import AS_OF, make_config_dir
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -161,11 +161,11 @@ def test_an_unreachable_source_prints_its_message_without_a_traceback(
 def test_a_bug_still_shows_its_traceback(config_dir: Path, tmp_path: Path) -> None:
     script = tmp_path / "buggy_proof.py"
     script.write_text(
-        "import flows.analyze\n"
+        "import analysis.engines.polars_engine\n"
         "from flows.cli import app\n\n\n"
         "def broken_check(*args, **kwargs):\n"
         "    raise ZeroDivisionError('a bug in the analysis')\n\n\n"
-        "flows.analyze.check_experiment = broken_check\n"
+        "analysis.engines.polars_engine.check_experiment = broken_check\n"
         "app()\n"
     )
     ran = _proof(

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analysis.config import ConfigError, DuckDBSource, FileSource, SqlSource, load_config
+from analysis.config.base import ConfigError
+from analysis.config.load import load_config
+from analysis.config.sources import DuckDBSource, FileSource, SqlSource
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

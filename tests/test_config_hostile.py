@@ -20,7 +20,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from analysis.config import ConfigError, load_config, validate_run_id
+from analysis.config.base import ConfigError
+from analysis.config.load import load_config
+from analysis.config.run import validate_run_id
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -346,10 +348,10 @@ def test_the_flow_refuses_a_bad_run_id_before_loading(tmp_path: Path) -> None:
 
 
 def test_the_reserved_names_are_those_the_output_directory_uses() -> None:
-    from analysis.config import RESERVED_OUTPUT_NAMES
+    from analysis.config.base import RESERVED_OUTPUT_NAMES
     from analysis.partials_cache import partials_cache_dir
     from analysis.report.publish import ASSET_DIR
-    from analysis.validation import validation_cache_dir
+    from analysis.validation.experiment import validation_cache_dir
     from flows.watch import STATE_FILE
 
     out = Path("out")

@@ -45,11 +45,12 @@ from typing import Any
 import polars as pl
 import pytest
 
-from analysis.config import load_config
+from analysis.config.load import load_config
+from analysis.devtools.simulate import simulate, write_parquet
 from analysis.quarantine import write_quarantine
 from analysis.report import REPORT_PLOTLY_SRC, render_run_files
-from analysis.report.publish import ensure_plotly_asset, publish_run, write_index
-from analysis.simulate import simulate, write_parquet
+from analysis.report.publish import ensure_plotly_asset, publish_run
+from analysis.report.site_index import write_index
 from tests.conftest import AS_OF, make_config_dir
 from tests.report_fixtures import load
 

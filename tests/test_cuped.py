@@ -29,12 +29,8 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-from analysis.joint import (
-    JointMoments,
-    joint_moment_exprs,
-    joint_moments_from_array,
-    joint_moments_from_row,
-)
+from analysis.joint import JointMoments, joint_moments_from_array, joint_moments_from_row
+from analysis.polars_exprs import joint_moment_exprs
 from analysis.stats.cuped import cuped_estimates
 from analysis.stats.inference import compare, delta_ratio_test, welch_test
 

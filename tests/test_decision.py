@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from analysis.comparisons import Comparison
-from analysis.config import load_config
+from analysis.config.load import load_config
 from analysis.decision import decide
 from analysis.stats.bayes import bayesian_lift
 from analysis.stats.inference import ArmEstimate, TwoArmResult

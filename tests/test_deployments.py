@@ -28,8 +28,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from analysis.config import ConfigError, load_config
-from analysis.simulate import simulate, write_duckdb
+from analysis.config.base import ConfigError
+from analysis.config.load import load_config
+from analysis.devtools.simulate import simulate, write_duckdb
 from flows.analyze import analyze_experiment, nightly
 from flows.deployments import build_deployments, load_schedule
 from flows.watch import watch_sources
@@ -544,26 +545,32 @@ def _results() -> dict[str, Any]:
     comparison = {
         "metric": "task_completion_rate", "label": "Task completion | rate", "role": "primary",
         "category": "outcome", "control": "control", "treatment": "ai",
+        "kind": "ratio", "goal": "increase",
         "n_control": 1000, "n_treatment": 1010, "mean_control": 0.5, "mean_treatment": 0.55,
+        "diff": 0.05, "diff_ci": [0.01, 0.09],
         "lift": 0.1, "lift_ci": [0.02, 0.18], "p_value": 0.012, "p_value_adjusted": None,
-        "verdict": "better", "verdict_basis": "fixed_horizon",
+        "method": "delta_method_t", "verdict": "better", "verdict_basis": "fixed_horizon",
         "cuped": {"applied": False}, "sequential": {"lift_ci": None},
     }  # fmt: skip
     secondary = comparison | {"metric": "edit_rate", "label": "Edit rate", "role": "secondary"}
     return {
+        "schema_version": 1,
         "experiment_id": "smart-compose",
         "run_id": "r1",
         "analysis_date": "2026-11-20",
         "experiment": {"name": "Smart compose", "metrics": {"primary": "task_completion_rate"}},
-        "data": {"units": {"control": 1000, "ai": 1010}},
-        "srm": {"p_value": 0.0004, "flagged": True},
+        "data": {"units": {"control": 1000, "ai": 1010}, "events": 50_000,
+                 "duplicates_dropped": 0, "crossovers_excluded": 0, "quarantined_rows": 0},
+        "srm": {"p_value": 0.0004, "flagged": True, "expected": {"control": 0.5, "ai": 0.5},
+                "observed": {"control": 1000, "ai": 1010}},
         "validation": {
             "success": True,
             "failed_expectations": [{"expectation": "expect_column_values_to_be_unique"}],
         },
         "comparisons": [comparison, secondary],
+        "segments": [],
         "decision": {"recommendation": "investigate", "reasons": ["Sample-ratio mismatch."]},
-    }
+    }  # fmt: skip
 
 
 def test_markdown_summary_shows_decision_primary_metric_srm_and_validation() -> None:

@@ -15,8 +15,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from analysis.config import load_config
-from analysis.simulate import simulate, write_parquet
+from analysis.config.load import load_config
+from analysis.devtools.simulate import simulate, write_parquet
 from flows.cli import app
 from tests.conftest import AS_OF, make_config_dir
 

@@ -18,13 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.aggregates import Moments, moment_exprs, moments_from_row
-from analysis.joint import (
-    JointMoments,
-    joint_moment_exprs,
-    joint_moments_from_array,
-    joint_moments_from_row,
-)
+from analysis.aggregates import Moments, moments_from_row
+from analysis.joint import JointMoments, joint_moments_from_array, joint_moments_from_row
+from analysis.polars_exprs import joint_moment_exprs, moment_exprs
 
 COLUMNS = ["a", "b", "c", "d"]
 

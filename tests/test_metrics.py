@@ -12,14 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis import schema
-from analysis.config import load_config
-from analysis.metrics import (
-    Window,
-    arm_moments,
-    clean_assignments,
-    cleaning_counts,
-    unit_table,
-)
+from analysis.config.load import load_config
+from analysis.measurement import Window
+from analysis.metrics import arm_moments, clean_assignments, cleaning_counts, unit_table
 
 CONFIG = load_config(Path(__file__).resolve().parent.parent / "configs")
 EXPERIMENT = CONFIG.experiment("smart-compose")

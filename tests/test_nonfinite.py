@@ -29,18 +29,19 @@ import pytest
 
 from analysis import schema
 from analysis.comparisons import compare_all
-from analysis.config import DuckDBSource, Experiment, SqlSource, load_config
-from analysis.pipeline import measure
+from analysis.config.experiments import Experiment
+from analysis.config.load import load_config
+from analysis.config.sources import DuckDBSource, SqlSource
+from analysis.engines.polars_measure import measure
 from analysis.quarantine import QuarantineResult, split
-from analysis.suites import failing_rows, load_suite, run_params
-from analysis.validation import (
-    CriticalValidationError,
-    ExpectationOutcome,
-    ValidationReport,
-    check_experiment,
-    validate_experiment,
-)
-from analysis.validation_sql import check_experiment_sql, kept_rows
+from analysis.sql.database import Database
+from analysis.sql.gx import check_experiment_sql
+from analysis.sql.quarantine import kept_rows
+from analysis.suites.conditions import failing_rows
+from analysis.suites.load import load_suite
+from analysis.suites.params import run_params
+from analysis.validation.experiment import check_experiment, validate_experiment
+from analysis.validation_report import CriticalValidationError, ExpectationOutcome, ValidationReport
 from tests import validation_factories as f
 from tests.pg_factories import PG_URI, assert_same_outcomes, copy_into, throwaway_schema
 
@@ -242,7 +243,8 @@ def in_database(
 def test_non_finite_values_inside_the_database(in_database: DuckDBSource | SqlSource) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        held, report = check_experiment_sql(SOURCE, in_database, EXPERIMENT, f.AS_OF, now=f.NOW)
+        db = Database.open(SOURCE, in_database)
+        held, report = check_experiment_sql(db, EXPERIMENT, f.AS_OF, now=f.NOW)
         polars_held = split(_tables(), EXPERIMENT, f.AS_OF, now=f.NOW)
         polars_report = validate_experiment(
             _tables(), EXPERIMENT, f.AS_OF, now=f.NOW, quarantine=polars_held.counts
@@ -250,5 +252,5 @@ def test_non_finite_values_inside_the_database(in_database: DuckDBSource | SqlSo
     _assert_quarantined(held.counts, held.rows["events"], report)
     assert held.rows_in["events"] == _events().height
     assert_same_outcomes(polars_report, report)  # every rule, count and element count
-    used = kept_rows(SOURCE, in_database, EXPERIMENT, f.AS_OF, held, now=f.NOW)
+    used = kept_rows(db, EXPERIMENT, f.AS_OF, held, now=f.NOW)
     _assert_p95_from_finite_values(used, EXPERIMENT)

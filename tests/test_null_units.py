@@ -11,7 +11,7 @@ unseen. The events without a unit whose ``ts`` falls in the experiment's
 period (start minus the pre-period, to the end of the analysis date) are
 read, counted by a warning and quarantined as ``null_unit_id``.
 
-Every case runs the read as the flow does it (``flows.analyze.load``), then
+Every case runs the read as the flow does it (its engine, :func:`analysis.engines.engine_for`), then
 the checks; the in-database paths are checked against the same counts.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -28,27 +28,18 @@ import polars as pl
 import pytest
 
 from analysis import schema
-from analysis.config import (
-    DuckDBSource,
-    Experiment,
-    FileSource,
-    ProofConfig,
-    SqlSource,
-    ValidationOptions,
-    load_config,
-)
-from analysis.pipeline import measure
-from analysis.quarantine import write_quarantine
-from analysis.sources import EventCoverage
-from analysis.suites import load_suite, run_params
-from analysis.validation import (
-    CheckedData,
-    CriticalValidationError,
-    ExpectationOutcome,
-    check_experiment,
-    validate_tables,
-)
-from analysis.validation_sql import check_experiment_sql
+from analysis.config.experiments import Experiment, ValidationOptions
+from analysis.config.load import load_config
+from analysis.config.sources import DuckDBSource, FileSource, SqlSource
+from analysis.engines import Checked, RunOptions, engine_for
+from analysis.engines.polars_measure import measure
+from analysis.quarantine import QuarantineResult, write_quarantine
+from analysis.sql.database import Database
+from analysis.sql.gx import check_experiment_sql
+from analysis.suites.load import load_suite
+from analysis.suites.params import run_params
+from analysis.validation.tables import validate_tables
+from analysis.validation_report import CriticalValidationError, ExpectationOutcome
 from tests import validation_factories as f
 from tests.pg_factories import PG_URI, copy_into, throwaway_schema
 
@@ -106,45 +97,25 @@ def make_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mak
         yield make
 
 
-def _config(source: AnySource, experiment: Experiment) -> ProofConfig:
-    return ProofConfig(
-        config_dir=Path("."),
-        metrics=CONFIG.metrics,
-        sources={SOURCE: source},
-        experiments={experiment.id: experiment},
-    )
-
-
-def _load(
-    source: AnySource, experiment: Experiment
-) -> tuple[dict[str, pl.DataFrame], EventCoverage | None]:
-    """The flow's own read: the experiment's rows, and the coverage counted at the source."""
-    from flows.analyze import load
-
-    raw, coverage = load.fn(_config(source, experiment), experiment, f.AS_OF)
-    assert raw is not None
-    return raw, coverage
-
-
 def _check(
     source: AnySource, experiment: Experiment
-) -> tuple[dict[str, pl.DataFrame], CheckedData]:
-    """Read as the flow does, split and validate; raises CriticalValidationError like the flow."""
-    raw, coverage = _load(source, experiment)
+) -> tuple[Mapping[str, int], Checked[QuarantineResult]]:
+    """Read, split and validate as a run does (its engine); raises CriticalValidationError.
+
+    Returns the rows read per table, and what the checks found.
+    """
+    engine = engine_for(SOURCE, source, RunOptions(now=f.NOW))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        checked = check_experiment(raw, experiment, f.AS_OF, now=f.NOW, coverage=coverage)
-    if not checked.report.success:
-        raise CriticalValidationError(checked.report.summary())
-    held = checked.quarantine
+        checked = engine.check(experiment, f.AS_OF)
+    held = checked.kept
     for table in ("assignments", "events"):  # nothing is lost
-        assert held.rows_in[table] == raw[table].height
         assert held.rows_in[table] == held.rows_used[table] + held.rows_quarantined[table]
         assert held.rows_quarantined[table] == sum(held.counts[table].values())
-    return raw, checked
+    return held.rows_in, checked
 
 
-def _failed(checked: CheckedData, table: str, reason: str) -> ExpectationOutcome:
+def _failed(checked: Checked[QuarantineResult], table: str, reason: str) -> ExpectationOutcome:
     return next(
         o
         for o in checked.report.outcomes
@@ -180,15 +151,15 @@ def test_a_few_null_unit_ids_in_assignments_warn_and_the_run_goes_on(
     assert outcome.column == "unit_id"
     assert "0.001" in (outcome.explain or "")  # says where the run would stop
     assert checked.report.success
-    assert checked.quarantine.counts["assignments"] == {"null_unit_id": 5}
-    assert checked.quarantine.counts["events"] == {}
-    quarantined = checked.quarantine.quarantined["assignments"]
+    assert checked.kept.counts["assignments"] == {"null_unit_id": 5}
+    assert checked.kept.counts["events"] == {}
+    quarantined = checked.kept.quarantined["assignments"]
     assert quarantined.get_column("unit_id").null_count() == 5
     assert set(quarantined.get_column("reason")) == {"null_unit_id"}
     # the statistics run on the used rows
-    measurement = measure(checked.quarantine.tables(), experiment, METRICS, f.AS_OF)
+    measurement = measure(checked.kept.tables(), experiment, METRICS, f.AS_OF)
     assert sum(measurement.cleaning.units.values()) == CLEAN_UNITS
-    assert sum(measurement.cleaning.units.values()) == checked.quarantine.analysed_units(f.AS_OF)
+    assert sum(measurement.cleaning.units.values()) == checked.kept.analysed_units(f.AS_OF)
 
 
 def test_null_unit_ids_above_the_share_stop_the_run_naming_table_column_rule_and_count(
@@ -313,15 +284,15 @@ def test_events_without_a_unit_are_counted_and_quarantined(
 ) -> None:
     tables = {"assignments": f.assignments(), "events": _events_with_null_units()}
     source = make_source(kind, tables)
-    raw, checked = _check(source, f.experiment())  # a warning, not a stop
+    rows_in, checked = _check(source, f.experiment())  # a warning, not a stop
 
-    assert raw["events"].height == f.events().height + IN_PERIOD
+    assert rows_in["events"] == f.events().height + IN_PERIOD
     outcome = _failed(checked, "events", "null_unit_id")
     assert outcome.severity == "warning"
-    assert (outcome.unexpected_count, outcome.element_count) == (IN_PERIOD, raw["events"].height)
+    assert (outcome.unexpected_count, outcome.element_count) == (IN_PERIOD, rows_in["events"])
     assert outcome.column == "unit_id"
     assert checked.report.success
-    held = checked.quarantine
+    held = checked.kept
     assert held.counts["events"] == {"null_unit_id": IN_PERIOD}
     assert held.unassigned_events == 0
     # not also counted as "events of units no assignment names"
@@ -347,7 +318,9 @@ def test_events_without_a_unit_inside_the_database(make_source: MakeSource, kind
     experiment = f.experiment()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        held, report = check_experiment_sql(SOURCE, source, experiment, f.AS_OF, now=f.NOW)
+        held, report = check_experiment_sql(
+            Database.open(SOURCE, source), experiment, f.AS_OF, now=f.NOW
+        )
     assert held.counts["events"] == {"null_unit_id": IN_PERIOD}
     assert held.rows_in["events"] == f.events().height + IN_PERIOD
     assert held.rows["events"].get_column("unit_id").null_count() == IN_PERIOD
@@ -361,7 +334,7 @@ def test_events_without_a_unit_inside_the_database(make_source: MakeSource, kind
 
 
 def test_the_period_of_an_experiment() -> None:
-    from analysis.suites import experiment_period
+    from analysis.suites.params import experiment_period
 
     since, until = experiment_period(f.experiment(), f.AS_OF)
     assert (since, until) == (SINCE, UNTIL)

@@ -13,12 +13,13 @@ from polars.testing import assert_frame_equal
 
 from analysis import timeline
 from analysis.aggregates import Moments
-from analysis.config import load_config
-from analysis.metrics import Window, clean_assignments
+from analysis.config.load import load_config
+from analysis.devtools.simulate import simulate
+from analysis.measurement import Window
+from analysis.metrics import clean_assignments
 from analysis.partials import PartialSpec, partials, unit_table_from_partials
 from analysis.partials_cache import CacheUse, cached_partials, cached_partials_of
 from analysis.quarantine import split
-from analysis.simulate import simulate
 from tests.conftest import AS_OF, CONFIGS
 
 CONFIG = load_config(CONFIGS)

@@ -10,22 +10,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from analysis.partitions import (
-    BatchOutcome,
-    clamp,
-    merge_outcomes,
-    partition_fingerprints,
-    validate_partitions,
-)
-from analysis.suites import (
-    Expectation,
-    Suite,
-    failing_rows,
-    load_suite,
-    parse_condition,
-    run_params,
-)
-from analysis.validation import GxBatchValidator, validate_frame
+from analysis.partitions.batches import BatchOutcome, merge_outcomes
+from analysis.partitions.days import clamp, partition_fingerprints
+from analysis.partitions.validate import validate_partitions
+from analysis.suites.conditions import failing_rows, parse_condition
+from analysis.suites.load import Expectation, Suite, load_suite
+from analysis.suites.params import run_params
+from analysis.validation.gx import GxBatchValidator
+from analysis.validation.tables import validate_frame
 from tests import validation_factories as f
 
 

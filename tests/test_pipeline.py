@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from analysis import metrics as metrics_mod
 from analysis.comparisons import compare_all
-from analysis.config import ProofConfig, load_config
-from analysis.pipeline import measure
-from analysis.simulate import default_behaviours, simulate, true_lifts, write_duckdb
-from analysis.sources import read_experiment
+from analysis.config.load import ProofConfig, load_config
+from analysis.devtools.simulate import default_behaviours, simulate, true_lifts, write_duckdb
+from analysis.engines.polars_measure import measure
+from analysis.measurement import Window
+from analysis.sources.read import read_experiment
 from tests.conftest import AS_OF, make_config_dir
 
 UNITS = 40_000
@@ -49,7 +49,7 @@ def test_true_lifts_lie_inside_their_cis(config: ProofConfig, experiment_id: str
     """For a fixed seed, every true lift is inside its 95% CI.
 
     The true lifts come from the simulator's generative parameters, derived
-    analytically (analysis.simulate.true_metric_values), not from data. With
+    analytically (analysis.devtools.simulate.true_metric_values), not from data. With
     about twenty 95% intervals some miss would be expected for a random seed;
     coverage itself is checked by simulation in test_calibration.py. Here a
     miss by more than the CI's half-width would show a biased estimator.
@@ -97,5 +97,5 @@ def test_aa_data_has_no_significant_primary(tmp_path: Path) -> None:
 
 
 def test_window_end_is_exclusive_end_of_day() -> None:
-    window = metrics_mod.Window(dt.date(2026, 11, 20))
+    window = Window(dt.date(2026, 11, 20))
     assert window.end == dt.datetime(2026, 11, 21, tzinfo=dt.UTC)

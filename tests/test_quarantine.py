@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from analysis import schema
-from analysis.metrics import Cleaning
+from analysis.measurement import Cleaning
 from analysis.quarantine import QuarantineResult, split, write_quarantine
 from tests import validation_factories as f
 

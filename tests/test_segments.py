@@ -6,11 +6,13 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from analysis.balance_check import balance_check
-from analysis.config import ProofConfig, load_config
-from analysis.pipeline import POOLED, Measurement, measure, pooled_ai_comparisons
+from analysis.config.load import ProofConfig, load_config
+from analysis.devtools.simulate import simulate, write_duckdb
+from analysis.engines.polars_measure import measure
+from analysis.measurement import Measurement
+from analysis.pipeline import POOLED, pooled_ai_comparisons
 from analysis.segments import segment_comparisons
-from analysis.simulate import simulate, write_duckdb
-from analysis.sources import read_experiment
+from analysis.sources.read import read_experiment
 from tests.conftest import AS_OF, make_config_dir
 
 

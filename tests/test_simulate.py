@@ -2,7 +2,7 @@
 
 The truth tests compute every catalog metric directly from simulated data with
 polars (independently of the pipeline) and require it to lie within four honest
-standard errors of :func:`analysis.simulate.true_metric_values`.
+standard errors of :func:`analysis.devtools.simulate.true_metric_values`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.config import EventAggregate, Experiment, Metric, ProofConfig, load_config
-from analysis.simulate import (
+from analysis.config.experiments import EventAggregate, Experiment, Metric
+from analysis.config.load import ProofConfig, load_config
+from analysis.devtools.simulate import (
     AI_EVENTS,
     CONTROL_BEHAVIOUR,
     LOW_TRUST_SHARE,

@@ -12,8 +12,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from analysis import schema
-from analysis.config import DuckDBSource, FileSource, SqlSource
-from analysis.sources import SourceError, SourceSchemaError, Tables, read_experiment
+from analysis.config.sources import DuckDBSource, FileSource, SqlSource
+from analysis.sources.errors import SourceError, SourceSchemaError
+from analysis.sources.read import Tables, read_experiment
 from tests.pg_factories import PG_URI, throwaway_schema
 
 T0 = dt.datetime(2026, 10, 1, 12, tzinfo=dt.UTC)

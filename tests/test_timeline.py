@@ -6,11 +6,14 @@ import polars as pl
 import pytest
 
 from analysis import descriptives, timeline
-from analysis.aggregates import Moments, moment_exprs, moments_from_row
-from analysis.config import Metric, load_config
-from analysis.metrics import Window, arm_moments, clean_assignments, in_window_events, unit_table
+from analysis.aggregates import Moments, moments_from_row
+from analysis.config.experiments import Metric
+from analysis.config.load import load_config
+from analysis.devtools.simulate import simulate
+from analysis.measurement import Window
+from analysis.metrics import arm_moments, clean_assignments, in_window_events, unit_table
 from analysis.partials import PartialSpec, aggregate_name, partials
-from analysis.simulate import simulate
+from analysis.polars_exprs import moment_exprs
 from tests.conftest import AS_OF, CONFIGS
 
 CONFIG = load_config(CONFIGS)

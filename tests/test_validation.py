@@ -12,27 +12,17 @@ import polars as pl
 import pytest
 
 from analysis import metrics as metrics_mod
-from analysis.config import load_config
+from analysis.config.load import load_config
+from analysis.measurement import Window
 from analysis.quarantine import split
-from analysis.sources import EventCoverage
-from analysis.suites import (
-    DEFAULT_SUITE_DIR,
-    MissingParameterError,
-    Suite,
-    failing_rows,
-    load_suite,
-    run_params,
-)
-from analysis.validation import (
-    CriticalValidationError,
-    GxBatchValidator,
-    ValidationReport,
-    format_summary,
-    validate_experiment,
-    validate_frame,
-    validate_tables,
-    validate_unit_metrics,
-)
+from analysis.sources.coverage import EventCoverage
+from analysis.suites.conditions import failing_rows
+from analysis.suites.load import DEFAULT_SUITE_DIR, MissingParameterError, Suite, load_suite
+from analysis.suites.params import run_params
+from analysis.validation.experiment import validate_experiment
+from analysis.validation.gx import GxBatchValidator
+from analysis.validation.tables import validate_frame, validate_tables, validate_unit_metrics
+from analysis.validation_report import CriticalValidationError, ValidationReport, format_summary
 from tests import validation_factories as f
 from tests.test_quarantine import _dirty
 
@@ -257,7 +247,7 @@ def test_hash_chunks_give_the_same_counts_as_one_batch() -> None:
 
 def _unit_table() -> tuple[pl.DataFrame, int]:
     result = split(f.tables(), f.experiment(), f.AS_OF, now=f.NOW)
-    window = metrics_mod.Window(f.AS_OF, None, 14)
+    window = Window(f.AS_OF, None, 14)
     units = metrics_mod.clean_assignments(result.tables().assignments, window)
     table = metrics_mod.unit_table(units, result.tables().events, UNIT_METRICS, window).collect()
     return table, result.analysed_units(f.AS_OF)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,20 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from analysis.config import DuckDBSource, load_config
+from analysis.config.load import load_config
+from analysis.config.sources import DuckDBSource
+from analysis.devtools.simulate import simulate
+from analysis.engines import Checked, DatabaseEngine, RunOptions
+from analysis.engines.polars_measure import measure
 from analysis.quarantine import QuarantineResult, collect_tables
-from analysis.simulate import simulate
-from analysis.sources import SourceError, read_experiment
-from analysis.validation import ValidationReport, format_summary
-from analysis.validation_sql import SqlQuarantine, check_experiment_sql, kept_rows
+from analysis.sources.errors import SourceError
+from analysis.sources.read import read_experiment
+from analysis.sql.database import Database
+from analysis.sql.gx import check_experiment_sql
+from analysis.sql.quarantine import SqlQuarantine, kept_rows
+from analysis.validation_report import ValidationReport, format_summary
 from tests.pg_factories import (
+    assert_measured_like,
     assert_pushed_down_like,
     assert_same_outcomes,
     planted,
@@ -67,7 +75,7 @@ def polars_path(source: DuckDBSource) -> tuple[QuarantineResult, ValidationRepor
 
 @pytest.fixture(scope="module")
 def duck_path(source: DuckDBSource) -> tuple[SqlQuarantine, ValidationReport]:
-    return check_experiment_sql("duck", source, EXPERIMENT, AS_OF, now=NOW)
+    return check_experiment_sql(Database.open("duck", source), EXPERIMENT, AS_OF, now=NOW)
 
 
 def test_gx_on_duckdb_finds_every_planted_error_as_the_polars_path(
@@ -112,7 +120,7 @@ def test_kept_rows_are_the_split_of_the_polars_path(
 ) -> None:
     expected, _ = polars_path
     held, _ = duck_path
-    got = kept_rows("duck", source, EXPERIMENT, AS_OF, held, now=NOW)
+    got = kept_rows(Database.open("duck", source), EXPERIMENT, AS_OF, held, now=NOW)
     assert got.counts == {t: dict(c) for t, c in expected.counts.items()}
     assert got.rows_in == dict(expected.rows_in)
     assert got.rows_used == expected.rows_used
@@ -128,13 +136,37 @@ def test_kept_rows_are_the_split_of_the_polars_path(
     )
 
 
+@pytest.mark.parametrize("percentile", [None, 0.95], ids=["plain", "winsorised"])
+def test_every_section_is_measured_inside_duckdb_as_the_polars_path(
+    source: DuckDBSource,
+    polars_path: tuple[QuarantineResult, ValidationReport],
+    duck_path: tuple[SqlQuarantine, ValidationReport],
+    percentile: float | None,
+) -> None:
+    """The database engine on the DuckDB file and the polars engine on the split, section
+    by section (the PostgreSQL twin is in tests/test_validation_sql.py), plain and winsorised."""
+    update = {"winsorize_percentile": percentile}
+    experiment = EXPERIMENT.model_copy(
+        update={"statistics": EXPERIMENT.statistics.model_copy(update=update)}
+    )
+    held, _ = polars_path
+    metrics = CONFIG.metrics_of(experiment)
+    want = measure(held.tables(), experiment, metrics, AS_OF, unique_events=True)
+    in_file, report = duck_path
+    checked = Checked(report, in_file.quarantined, in_file, NOW)
+    got = DatabaseEngine("duck", source, RunOptions()).measure(checked, experiment, metrics, AS_OF)
+    assert_measured_like(got, replace(want, cleaning=held.cleaning(want.cleaning)))
+    assert got.computed_in is not None
+    assert got.computed_in.dialect == "duckdb"
+
+
 def test_a_missing_file_or_table_is_named(source: DuckDBSource, tmp_path: Path) -> None:
     gone = source.model_copy(update={"path": tmp_path / "nothing.duckdb"})
     with pytest.raises(SourceError, match=r"'duck'.*nothing\.duckdb not found"):
-        check_experiment_sql("duck", gone, EXPERIMENT, AS_OF, now=NOW)
+        check_experiment_sql(Database.open("duck", gone), EXPERIMENT, AS_OF, now=NOW)
     missing = source.model_copy(update={"events": "no_such_events"})
     with pytest.raises(SourceError, match=r"'no_such_events' \(the events table\) does not exist"):
-        check_experiment_sql("duck", missing, EXPERIMENT, AS_OF, now=NOW)
+        check_experiment_sql(Database.open("duck", missing), EXPERIMENT, AS_OF, now=NOW)
 
 
 def test_memory_limit_holds_for_every_connection_proof_opens(
@@ -142,8 +174,8 @@ def test_memory_limit_holds_for_every_connection_proof_opens(
 ) -> None:
     """Proof's own connections and GX's engine (one configuration, or DuckDB refuses
     the file) get the limit, and the checks still run under it."""
-    from analysis.sources import connect_duckdb
-    from analysis.validation_sql import database
+    from analysis.sources.connect import connect_duckdb
+    from analysis.sql.database import database
 
     limited = source.model_copy(update={"memory_limit": "512MB"})
     setting = "SELECT current_setting('memory_limit') AS m"
@@ -155,7 +187,7 @@ def test_memory_limit_holds_for_every_connection_proof_opens(
     db = database("duck", limited)
     assert db.fetch(setting).item() == "488.2 MiB"
     assert db.connect_args["config"] == {"memory_limit": "512MB"}  # what GX's engine opens with
-    held, report = check_experiment_sql("duck", limited, EXPERIMENT, AS_OF, now=NOW)
+    held, report = check_experiment_sql(Database.open("duck", limited), EXPERIMENT, AS_OF, now=NOW)
     assert held.counts == duck_path[0].counts
     assert [o.success for o in report.outcomes] == [o.success for o in duck_path[1].outcomes]
 

@@ -3,8 +3,8 @@
 Simulated data of both demo experiments (so the experiment filter matters),
 with bad rows planted in smart-compose, is loaded into a throwaway schema
 under the source's own column names (``user_id``, ``occurred_at``). The SQL
-path (``analysis.validation_sql``) is compared with the polars path over the
-same rows read by ``analysis.sources.read_experiment``.
+path (``analysis.sql``) is compared with the polars path over the
+same rows read by ``analysis.sources.read.read_experiment``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,29 +20,27 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from analysis import pushdown
 from analysis.aggregates import Moments
-from analysis.config import SqlSource, load_config
-from analysis.pipeline import measure
-from analysis.pushdown import DatabaseCheck
+from analysis.config.load import load_config
+from analysis.config.sources import SqlSource
+from analysis.devtools.simulate import simulate
+from analysis.engines import Checked, DatabaseEngine, RunOptions
+from analysis.engines.polars_measure import measure
 from analysis.quarantine import QuarantineResult, collect_tables
-from analysis.simulate import simulate
-from analysis.sources import SourceError, read_experiment
+from analysis.sources.errors import SourceError
+from analysis.sources.read import read_experiment
+from analysis.sql.aggregate import measure_in_database
+from analysis.sql.database import DIALECT, Database, sqlalchemy_url
+from analysis.sql.gx import check_experiment_sql, validate_sql
+from analysis.sql.quarantine import SqlQuarantine
+from analysis.sql.rules import failing_predicate, passing_predicate
 from analysis.stats.quantile import quantile_estimate
-from analysis.suites import Expectation, load_suite, run_params
-from analysis.validation import ValidationReport, format_summary
-from analysis.validation_sql import (
-    DIALECT,
-    SqlQuarantine,
-    check_experiment_sql,
-    failing_predicate,
-    passing_predicate,
-    sqlalchemy_url,
-    validate_sql,
-)
-from analysis.warehouse import measure_in_database
+from analysis.suites.load import Expectation, load_suite
+from analysis.suites.params import run_params
+from analysis.validation_report import ValidationReport, format_summary
 from tests.pg_factories import (
     PG_URI,
+    assert_measured_like,
     assert_same_outcomes,
     copy_into,
     pg_type,
@@ -109,7 +108,7 @@ def polars_path(raw: dict[str, pl.DataFrame]) -> tuple[QuarantineResult, Validat
 
 @pytest.fixture(scope="module")
 def sql_path(source: SqlSource) -> tuple[SqlQuarantine, ValidationReport]:
-    return check_experiment_sql("pg", source, EXPERIMENT, AS_OF, now=NOW)
+    return check_experiment_sql(Database.open("pg", source), EXPERIMENT, AS_OF, now=NOW)
 
 
 def test_planted_rows_are_in_the_data(
@@ -229,7 +228,7 @@ def test_a_bad_database_is_named_without_its_password(
     monkeypatch.setenv("PROOF_TEST_VSQL_BAD", uri)
     src = SqlSource(kind="sql", uri_env="PROOF_TEST_VSQL_BAD", assignments="a", events="e")
     with pytest.raises(SourceError) as info:
-        validate_sql("analytics-pg", src, EXPERIMENT, AS_OF, now=NOW)
+        validate_sql(Database.open("analytics-pg", src), EXPERIMENT, AS_OF, now=NOW)
     text = str(info.value)
     assert "'analytics-pg'" in text
     assert message in text
@@ -241,17 +240,17 @@ def test_a_missing_table_or_variable_is_named(
 ) -> None:
     missing = source.model_copy(update={"events": "no_such_schema.events"})
     with pytest.raises(SourceError, match=r"'no_such_schema.events' \(the events table\)"):
-        validate_sql("pg", missing, EXPERIMENT, AS_OF, now=NOW)
+        validate_sql(Database.open("pg", missing), EXPERIMENT, AS_OF, now=NOW)
     monkeypatch.delenv(ENV)
     with pytest.raises(SourceError, match=f"{ENV} is not set"):
-        validate_sql("pg", source, EXPERIMENT, AS_OF, now=NOW)
+        validate_sql(Database.open("pg", source), EXPERIMENT, AS_OF, now=NOW)
 
 
 def test_without_temporary_tables_the_outcomes_are_the_same(
     source: SqlSource, sql_path: tuple[SqlQuarantine, ValidationReport]
 ) -> None:
     _, with_temp = sql_path
-    plain = validate_sql("pg", source, EXPERIMENT, AS_OF, now=NOW, temp_table=False)
+    plain = validate_sql(Database.open("pg", source), EXPERIMENT, AS_OF, now=NOW, temp_table=False)
     assert [(o.key, o.success, o.unexpected_count) for o in plain.outcomes] == [
         (o.key, o.success, o.unexpected_count) for o in with_temp.outcomes
     ]
@@ -276,9 +275,11 @@ def test_the_kept_rows_aggregate_inside_the_database_as_the_polars_path(
     held, _ = polars_path
     metrics = CONFIG.metrics_of(EXPERIMENT)
     want = measure(held.tables(), EXPERIMENT, metrics, AS_OF, unique_events=True)
-    checked = DatabaseCheck(*sql_path, now=NOW)
-    got, found = pushdown.measure("pg", source, EXPERIMENT, metrics, AS_OF, checked)
-    assert found.dialect == DIALECT
+    in_database, report = sql_path
+    checked = Checked(report, in_database.quarantined, in_database, NOW)
+    got = DatabaseEngine("pg", source, RunOptions()).measure(checked, EXPERIMENT, metrics, AS_OF)
+    assert got.computed_in is not None
+    assert got.computed_in.dialect == DIALECT
     assert got.cleaning == held.cleaning(want.cleaning)
     assert got.cleaning.duplicates_dropped > 0
     assert got.cleaning.crossovers_excluded > 0
@@ -317,15 +318,38 @@ def test_the_kept_rows_aggregate_inside_the_database_as_the_polars_path(
     assert raw.cleaning.units != got.cleaning.units or raw.data.moments != got.data.moments
 
 
-def test_pushdown_refuses_winsorisation_by_name(
-    source: SqlSource, sql_path: tuple[SqlQuarantine, ValidationReport]
+@pytest.mark.parametrize("percentile", [None, 0.95], ids=["plain", "winsorised"])
+def test_every_section_is_measured_inside_the_database_as_the_polars_path(
+    source: SqlSource,
+    polars_path: tuple[QuarantineResult, ValidationReport],
+    sql_path: tuple[SqlQuarantine, ValidationReport],
+    percentile: float | None,
 ) -> None:
-    capped = EXPERIMENT.model_copy(
-        update={
-            "statistics": EXPERIMENT.statistics.model_copy(update={"winsorize_percentile": 0.99})
-        }
+    """Both engines' measurements of the kept rows, section by section: moments, CUPED,
+    segments, quantile samples, both timelines, the funnel and the histograms; winsorised,
+    the caps are pooled quantiles per event (ratio numerators that add up values, in the
+    window and the pre-period) and per unit (mean metrics), computed in SQL."""
+    update = {"winsorize_percentile": percentile}
+    experiment = EXPERIMENT.model_copy(
+        update={"statistics": EXPERIMENT.statistics.model_copy(update=update)}
     )
-    checked = DatabaseCheck(*sql_path, now=NOW)
-    metrics = CONFIG.metrics_of(EXPERIMENT)
-    with pytest.raises(SourceError, match=r"winsorize_percentile.*pushdown: false"):
-        pushdown.measure("pg", source, capped, metrics, AS_OF, checked)
+    held, _ = polars_path
+    metrics = CONFIG.metrics_of(experiment)
+    want = measure(held.tables(), experiment, metrics, AS_OF, unique_events=True)
+    if percentile is not None:  # the caps bite: the statistics differ from the plain ones
+        plain = measure(held.tables(), EXPERIMENT, metrics, AS_OF, unique_events=True)
+        assert want.data.moments["time_on_task"] != plain.data.moments["time_on_task"]
+        assert (
+            want.data.moments["support_tickets_per_user"]
+            != (plain.data.moments["support_tickets_per_user"])
+        )
+    in_database, report = sql_path
+    checked = Checked(report, in_database.quarantined, in_database, NOW)
+    got = DatabaseEngine("pg", source, RunOptions()).measure(checked, experiment, metrics, AS_OF)
+    assert_measured_like(got, replace(want, cleaning=held.cleaning(want.cleaning)))
+    assert got.computed_in is not None
+    rows = got.computed_in.rows_returned
+    assert set(rows) == {"cleaning", "moments", "quantiles", "daily", "weekly", "descriptives"}
+    # sufficient statistics only: rows per arm and day/week/bin, never per unit
+    assert rows["daily"] <= 2 * len(experiment.variants) * ((AS_OF - experiment.start).days + 1)
+    assert rows["descriptives"] <= len(experiment.variants) * (5 + 7 + 30) + 1

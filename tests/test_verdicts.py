@@ -18,9 +18,11 @@ import pytest
 from scipy import optimize, stats
 
 from analysis.aggregates import Moments
-from analysis.comparisons import ArmData, compare_all, data_through, verdict_interval
-from analysis.config import Experiment, load_config
+from analysis.comparisons import compare_all, data_through, verdict_interval
+from analysis.config.experiments import Experiment
+from analysis.config.load import load_config
 from analysis.decision import decide
+from analysis.measurement import ArmData
 from analysis.nightly import aa_reads, fortnight, guardrail_at_margin
 from analysis.stats.inference import ArmEstimate, compare, fieller_lift_ci
 from analysis.stats.srm import SrmResult
@@ -283,7 +285,7 @@ def test_a_primary_metric_that_cannot_be_estimated_means_investigate() -> None:
 
 
 def test_many_crossed_over_units_mean_investigate() -> None:
-    from analysis.metrics import Cleaning
+    from analysis.measurement import Cleaning
 
     experiment = two_week_test()
     better = {"control": Moments(5000, 3.0, 1.0, 15000.0), "ai": Moments(5000, 3.3, 1.0, 15000.0)}

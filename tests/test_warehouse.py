@@ -20,20 +20,19 @@ from sqlglot import exp
 
 from analysis import metrics as metrics_mod
 from analysis.aggregates import Moments
-from analysis.config import (
-    DuckDBSource,
-    EventAggregate,
-    Experiment,
-    Metric,
-    SqlSource,
-    load_config,
-)
+from analysis.config.experiments import EventAggregate, Experiment, Metric
+from analysis.config.load import load_config
+from analysis.config.sources import DuckDBSource, SqlSource
+from analysis.descriptives import EVENTS
+from analysis.devtools.simulate import SimulatedData, simulate_experiment
+from analysis.engines.database import NOT_AVAILABLE
+from analysis.engines.polars_measure import measure, winsorize_table
 from analysis.joint import JointMoments
-from analysis.simulate import SimulatedData, simulate_experiment
-from analysis.sources import SourceError, without_nested_loops
-from analysis.stats.quantile import quantile_estimate
-from analysis.validation_sql import database
-from analysis.warehouse import (
+from analysis.measurement import Cleaning, ComputedIn, Measurement, Window
+from analysis.sources.connect import without_nested_loops
+from analysis.sources.errors import SourceError
+from analysis.sources.read import Tables
+from analysis.sql.aggregate import (
     MISSING,
     WarehouseMeasurement,
     _connect,
@@ -41,7 +40,18 @@ from analysis.warehouse import (
     dialect_of,
     measure_in_database,
 )
-from tests.pg_factories import PG_URI, throwaway_schema
+from analysis.sql.aggregate_descriptives import TIME_RANGE
+from analysis.sql.aggregate_quantiles import linear_quantiles
+from analysis.sql.database import database
+from analysis.sql.expressions import column, eq, integer, named, ref, table, with_ctes
+from analysis.stats.quantile import quantile_estimate
+from tests.pg_factories import (
+    PG_URI,
+    _assert_nested_moments,
+    assert_measured_like,
+    copy_into,
+    throwaway_schema,
+)
 
 CONFIG = load_config(Path(__file__).resolve().parent.parent / "configs")
 AS_OF = dt.date(2026, 11, 20)
@@ -166,7 +176,7 @@ def data() -> SimulatedData:
 
 @dataclass(frozen=True)
 class Expected:
-    cleaning: metrics_mod.Cleaning
+    cleaning: Cleaning
     moments: Mapping[str, Mapping[str, Moments]]
     joint: Mapping[str, Mapping[str, JointMoments]]
     segments: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Moments]]]]
@@ -174,13 +184,19 @@ class Expected:
 
 
 def _polars_path(data: SimulatedData, experiment: Experiment, metrics: list[Metric]) -> Expected:
-    window = metrics_mod.Window(AS_OF, experiment.window_days, experiment.pre_window_days)
+    window = Window(AS_OF, experiment.window_days, experiment.pre_window_days)
     assignments = data.assignments.lazy().filter(pl.col("experiment_id") == experiment.id)
     events = data.events.lazy().join(
         assignments.select("unit_id").unique(), on="unit_id", how="semi"
     )
     units = metrics_mod.clean_assignments(assignments, window).collect().lazy()
     table = metrics_mod.unit_table(units, events, metrics, window).collect().lazy()
+    percentile = experiment.statistics.winsorize_percentile
+    if percentile is not None:  # as the polars engine: per-event and per-unit caps
+        capped = metrics_mod.in_window_events(
+            units, events, window, metrics_mod.event_capped_events(metrics)
+        )
+        table = winsorize_table(table, metrics, percentile, capped).collect().lazy()
     samples: dict[str, dict[str, pl.DataFrame]] = {}
     for m in metrics:
         if m.kind == "quantile":
@@ -417,6 +433,126 @@ def test_postgres_errors_do_not_leak_credentials(monkeypatch: pytest.MonkeyPatch
         measure_in_database("pg", source, experiment, metrics, AS_OF)
 
 
+# --------------------------------------------------------------------------- every section
+
+
+def _polars_engine(
+    data: SimulatedData, experiment: Experiment, metrics: list[Metric]
+) -> Measurement:
+    """The polars engine's measurement of the experiment's raw rows (no quarantine)."""
+    assignments = data.assignments.lazy().filter(pl.col("experiment_id") == experiment.id)
+    events = data.events.lazy().join(
+        assignments.select("unit_id").unique(), on="unit_id", how="semi"
+    )
+    return measure(Tables(assignments, events), experiment, metrics, AS_OF)
+
+
+@pytest.mark.parametrize("where", ["duckdb", "postgres"])
+@pytest.mark.parametrize("index", [0, 1], ids=["windowed", "open-ended"])
+def test_every_section_equals_the_polars_engine(
+    data: SimulatedData,
+    duckdb_path: Path,
+    pg_schema: str,
+    where: str,
+    index: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Moments (winsorised for the windowed experiment), segments, samples, both
+    timelines, the funnel and the histograms of the edge rows' data (late units, a
+    unit assigned twice, events a microsecond either side of a boundary), as the polars
+    engine computes them; the timelines and pictures return a few rows per arm."""
+    experiment, metrics = _experiments()[index]
+    if where == "duckdb":
+        source: DuckDBSource | SqlSource = DuckDBSource(
+            kind="duckdb", path=duckdb_path, assignments="raw data.assignments",
+            events="raw data.events", columns=MAPPING,
+        )  # fmt: skip
+    else:
+        monkeypatch.setenv("PROOF_TEST_PG_URI", PG_URI)
+        source = _pg_source(pg_schema)
+    got = measure_in_database("w", source, experiment, metrics, AS_OF)
+    measured = Measurement(
+        cleaning=got.cleaning, data=got.data, segments=got.segments, daily=got.daily,
+        weekly=got.weekly, funnel=got.funnel, time_on_task=got.time_on_task, trust=got.trust,
+        computed_in=ComputedIn(got.dialect, got.rows, tuple(NOT_AVAILABLE)),
+    )  # fmt: skip
+    assert_measured_like(measured, _polars_engine(data, experiment, metrics))
+    days = (AS_OF - experiment.start).days + 1
+    assert got.rows["daily"] <= 2 * len(experiment.variants) * days
+    assert got.rows["weekly"] <= 2 * len(experiment.variants) * (days // 7 + 1)
+    assert got.rows["descriptives"] <= len(experiment.variants) * (5 + 7 + 30) + 1
+
+
+@pytest.mark.parametrize(
+    ("index", "primary"),
+    [(1, "users_completing_a_task"), (0, "tasks_completed_per_user"), (0, "seconds_on_tasks")],
+    ids=["proportion", "mean-of-count", "mean-of-sum"],
+)
+def test_timelines_of_a_proportion_or_mean_primary(
+    data: SimulatedData, duckdb_path: Path, index: int, primary: str
+) -> None:
+    """The daily timeline's indicator (a proportion's running ``x > 0``) and float sums."""
+    experiment, metrics = _experiments()[index]
+    experiment = experiment.model_copy(
+        update={"metrics": experiment.metrics.model_copy(update={"primary": primary})}
+    )
+    source = DuckDBSource(
+        kind="duckdb", path=duckdb_path, assignments="raw data.assignments",
+        events="raw data.events", columns=MAPPING,
+    )  # fmt: skip
+    got = measure_in_database("w", source, experiment, metrics, AS_OF)
+    want = _polars_engine(data, experiment, metrics)
+    assert want.daily
+    _assert_nested_moments(got.daily, want.daily, "daily")
+    assert primary in want.weekly
+    _assert_nested_moments(got.weekly, want.weekly, "weekly")
+
+
+def _quantile_values() -> dict[int, np.ndarray]:
+    rng = np.random.default_rng(5)
+    arrays = [rng.normal(size=n) * 10 ** rng.uniform(-3, 6) for n in (1, 2, 3, 7, 100, 1001)]
+    arrays.append(rng.integers(0, 4, size=57) / 3)  # ties
+    arrays.append(np.log(rng.lognormal(3, 1, size=2000)) / np.log(10) + 1e6)  # big, close
+    return dict(enumerate(arrays))
+
+
+@pytest.mark.parametrize("where", ["duckdb", "postgres"])
+def test_linear_quantiles_are_polars_to_the_last_bit(where: str) -> None:
+    """The caps and the histogram bounds: polars' linear quantile, bit for bit."""
+    values = _quantile_values()
+    frame = pl.DataFrame(
+        {
+            "k": [k for k, a in values.items() for _ in a],
+            "v": np.concatenate(list(values.values())),
+        }
+    )
+    levels = (0.005, 0.5, 0.95, 0.99, 0.995, 0.999)
+    want = {
+        i: pl.Series(values[k]).quantile(q, interpolation="linear")
+        for i, (k, q) in enumerate((k, q) for k in values for q in levels)
+    }
+
+    def query(name: str) -> str:
+        targets = [
+            (sqlglot.select(named(column("v"), "v")).from_(table(name))
+             .where(eq(column("k"), integer(k))), q)
+            for k in values for q in levels
+        ]  # fmt: skip
+        body = sqlglot.select(column("key"), column("value")).from_(ref("q"))
+        dialect = "duckdb" if where == "duckdb" else "postgres"
+        return with_ctes(body, linear_quantiles("q", targets)).sql(dialect=dialect)
+
+    if where == "duckdb":
+        with duckdb.connect() as con:
+            con.register("quantile_values", frame.to_arrow())
+            rows = con.sql(query("quantile_values")).fetchall()
+    else:
+        with throwaway_schema("proof_q") as (con, name):
+            copy_into(con, f"{name}.quantile_values", frame)
+            rows = con.execute(query(f"{name}.quantile_values")).fetchall()
+    assert dict(rows) == want
+
+
 # --------------------------------------------------------------------------- dialects
 
 
@@ -437,10 +573,22 @@ def test_dialects_quote_every_identifier_and_round_trip(dialect: str) -> None:
         tables={"assignments": "my-project.raw data.assignments", "events": "raw.Events"},
         columns=columns,
     )
-    assert set(queries) == {"cleaning", "moments", "quantiles"}
+    assert set(queries) == {
+        "cleaning", "moments", "quantiles", "daily", "weekly", "descriptives"
+    }  # fmt: skip
     event_names = {p.event for m in metrics for p in (m.value, m.numerator, m.denominator) if p}
+    event_names |= set(EVENTS)  # the funnel's and the histograms'
     allowed_literals = {odd.id, "", MISSING, "2026-11-21 00:00:00+00:00"} | event_names
     allowed_literals |= {str(24 * d) for d in (28, 14)}  # the window and pre-period, in hours
+    allowed_literals.add("2026-10-15 00:00:00+00:00")  # day 0 of the daily timeline
+    # doubles as text (exact): the winsorising and time-on-task quantiles, the trust halves
+    assert odd.statistics.winsorize_percentile is not None
+    levels = (odd.statistics.winsorize_percentile, *TIME_RANGE)
+    allowed_literals |= {repr(q) for q in levels} | {
+        repr(a + h) for a in range(1, 8) for h in (-0.5, 0.5)
+    }
+    allowed_literals |= {"-Infinity", "Infinity"}  # finite values only enter the caps
+    allowed_literals |= set(odd.ai_variants())  # the funnel's arms
     for name, sql in queries.items():
         tree = sqlglot.parse_one(sql, read=dialect)
         # the same text again from the parsed tree: the dialect reads what it was given

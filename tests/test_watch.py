@@ -13,8 +13,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from analysis.config import DuckDBSource, FileSource, SqlSource
-from analysis.sources import SourceError
+from analysis.config.sources import DuckDBSource, FileSource, SqlSource
+from analysis.sources.errors import SourceError
 from analysis.watch import (
     Fingerprint,
     Landed,
@@ -354,8 +354,8 @@ def test_unreadable_state_is_logged_and_treated_as_a_first_look(
 def test_watch_sources_flow_emits_once_per_landing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from analysis.config import load_config
-    from analysis.simulate import simulate, write_duckdb
+    from analysis.config.load import load_config
+    from analysis.devtools.simulate import simulate, write_duckdb
     from flows import events
     from flows.watch import STATE_FILE, watch_sources
     from tests.conftest import AS_OF, make_config_dir

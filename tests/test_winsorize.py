@@ -22,7 +22,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import mstats
 
-from analysis.stats.winsorize import winsorize_caps, winsorize_caps_exprs, winsorize_expr
+from analysis.polars_exprs import winsorize_caps_exprs, winsorize_expr
+from analysis.stats.winsorize import winsorize_caps
 
 
 def clip_with(values: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -28,16 +28,19 @@ from scipy import stats
 
 from analysis import metrics as metrics_mod
 from analysis.comparisons import fixed_test
-from analysis.config import Experiment, load_config
-from analysis.metrics import Window, clean_assignments, in_window_events
+from analysis.config.experiments import Experiment
+from analysis.config.load import load_config
+from analysis.devtools.simulate import simulate
+from analysis.engines.polars_measure import measure
+from analysis.measurement import Measurement, Window
+from analysis.metrics import clean_assignments, in_window_events
 from analysis.partials import aggregate_name
 from analysis.partials_cache import cached_partials_of
-from analysis.pipeline import Measurement, measure
+from analysis.polars_exprs import winsorize_expr
 from analysis.quarantine import split
-from analysis.simulate import simulate
-from analysis.sources import Tables
+from analysis.sources.read import Tables
 from analysis.stats.inference import delta_ratio_test
-from analysis.stats.winsorize import winsorize_caps, winsorize_expr
+from analysis.stats.winsorize import winsorize_caps
 from tests.conftest import AS_OF, CONFIGS
 
 CONFIG = load_config(CONFIGS)

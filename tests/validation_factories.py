@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 
 from analysis import schema
-from analysis.config import Experiment
+from analysis.config.experiments import Experiment
 
 EXPERIMENT_ID = "exp"
 START = dt.date(2026, 10, 1)

@@ -1,9 +1,11 @@
 """Reports: Plotly figures, HTML pages and the static site, drawn from results only.
 
-The report sees ``results.json`` (schema_version 1), never data, and never
-recomputes a statistic: it formats, arranges and publishes.
+The report sees a run's results (:class:`analysis.results.Results`, the typed
+``results.json``; a parsed results.json dict is read into it first), never
+data, and never recomputes a statistic: it formats, arranges and publishes.
 
-Typical use, after the analysis wrote ``results`` and its JSON text::
+Typical use, after the analysis built ``results`` and its JSON text
+(:func:`analysis.results.to_json`)::
 
     from analysis.report import (
         REPORT_PLOTLY_SRC, ensure_plotly_asset, publish_run, render_run_files, write_index,
@@ -11,23 +13,22 @@ Typical use, after the analysis wrote ``results`` and its JSON text::
 
     ensure_plotly_asset(out_dir)
     pages = render_run_files(results, plotly_src=REPORT_PLOTLY_SRC)  # report + validation
-    publish_run(out_dir, experiment_id, run_id, {"results.json": results_json, **pages})
+    publish_run(out_dir, experiment_id, run_id, {"results.json": to_json(results), **pages})
     write_index(out_dir)
 
-The published site is checked in headless Chromium by :mod:`analysis.report.browser`
-(``make check-report``).
+The published site is checked in headless Chromium by :mod:`analysis.devtools.browser`
+(``make check-report``), a developer tool this package never imports.
 """
 
-from analysis.report.figures import forest_plot, power_chart, units_bar
 from analysis.report.figures_ai import funnel_chart, time_on_task_chart, trust_chart
+from analysis.report.figures_lift import forest_plot
+from analysis.report.figures_power import power_chart, units_bar
 from analysis.report.figures_segments import segment_heatmap
 from analysis.report.figures_time import exposure_trend_chart, over_time_chart
 from analysis.report.publish import (
     REPORT_PLOTLY_SRC,
-    collect_index_entries,
     ensure_plotly_asset,
     publish_run,
-    write_index,
     write_text_atomic,
 )
 from analysis.report.render import (
@@ -38,6 +39,7 @@ from analysis.report.render import (
     render_run_files,
     render_validation,
 )
+from analysis.report.site_index import collect_index_entries, write_index
 
 __all__ = [
     "REPORT_PAGE",

@@ -1,7 +1,7 @@
 """Figures of what people did with the AI, and of value distributions per arm.
 
-Drawn from ``results["funnel"]`` (event counts per funnel step per AI arm) and
-``results["distributions"]`` (histograms of time on task and of the trust
+Drawn from ``results.funnel`` (event counts per funnel step per AI arm) and
+``results.distributions`` (histograms of time on task and of the trust
 survey).  Only counts arrive here; the figures show them and, to compare arms
 of different sizes, each count as a share of its own arm's total or of its
 arm's "AI output shown" count.  No statistic is estimated.
@@ -15,7 +15,8 @@ from typing import Any, Final
 import plotly.graph_objects as go
 
 from analysis.report.figures import bar_marker, base_layout, top_legend
-from analysis.report.formatting import arm_style, arm_styles, esc, finite, fmt_count, fmt_pct
+from analysis.report.formatting import arm_style, arm_styles, as_results, esc, fmt_count, fmt_pct
+from analysis.results.model import Results
 
 __all__ = ["BRANCH_STEPS", "funnel_chart", "time_on_task_chart", "trust_chart"]
 
@@ -23,34 +24,31 @@ __all__ = ["BRANCH_STEPS", "funnel_chart", "time_on_task_chart", "trust_chart"]
 BRANCH_STEPS: Final[frozenset[str]] = frozenset({"accepted", "edited", "rejected"})
 
 
-def _count(value: object) -> int:
-    return int(value) if finite(value) else 0
-
-
 def _ordered(arms: Sequence[str], styles: Mapping[str, Any]) -> list[str]:
     order = list(styles)
     return sorted(arms, key=lambda a: order.index(a) if a in order else len(order))
 
 
-def funnel_chart(results: Mapping[str, Any]) -> go.Figure | None:
+def funnel_chart(results: Results | Mapping[str, Any]) -> go.Figure | None:
     """AI output shown → accepted / edited / rejected → tasks completed, per AI arm.
 
     Horizontal bars of event counts, one colour and bar pattern per arm;
     accepted, edited and rejected also as a share of the AI outputs shown in
     that arm.  None when the results have no funnel.
     """
-    funnel: Sequence[Mapping[str, Any]] = [f for f in results.get("funnel") or [] if f.get("steps")]
+    r = as_results(results)
+    funnel = [f for f in r.funnel if f.steps]
     if not funnel:
         return None
-    styles = arm_styles(results)
-    steps = list(dict.fromkeys(str(s.get("step")) for f in funnel for s in f["steps"]))
+    styles = arm_styles(r)
+    steps = list(dict.fromkeys(str(s.step) for f in funnel for s in f.steps))
     fig = go.Figure()
     for entry in funnel:
-        arm = str(entry.get("variant"))
+        arm = str(entry.variant)
         style = arm_style(styles, arm)
-        counts = {str(s.get("step")): _count(s.get("count")) for s in entry["steps"]}
-        first = _count(entry["steps"][0].get("count"))
-        first_name = esc(entry["steps"][0].get("step"))
+        counts = {str(s.step): s.count or 0 for s in entry.steps}
+        first = entry.steps[0].count or 0
+        first_name = esc(entry.steps[0].step)
         texts = []
         for step in steps:
             count = counts.get(step, 0)
@@ -96,24 +94,25 @@ def funnel_chart(results: Mapping[str, Any]) -> go.Figure | None:
     return fig
 
 
-def time_on_task_chart(results: Mapping[str, Any]) -> go.Figure | None:
+def time_on_task_chart(results: Results | Mapping[str, Any]) -> go.Figure | None:
     """Histogram of time on task per arm on a log scale (step lines of each arm's share).
 
     The bins are shared by the arms (``log10_edges``); each arm's counts are
     shown as shares of its own total so arms of different sizes compare.
     None when the results have no such histogram.
     """
-    dist: Mapping[str, Any] = (results.get("distributions") or {}).get("time_on_task") or {}
-    edges = [float(e) for e in dist.get("log10_edges") or [] if finite(e)]
-    counts: Mapping[str, Sequence[Any]] = dist.get("counts") or {}
-    if len(edges) < 2 or not counts:
+    r = as_results(results)
+    dist = r.distributions.time_on_task
+    if dist is None or len(dist.log10_edges) < 2 or not dist.counts:
         return None
-    unit = esc(dist.get("unit") or "seconds")
+    edges = dist.log10_edges
+    counts = dist.counts
+    unit = esc(dist.unit or "seconds")
     bounds = [10**e for e in edges]
-    styles = arm_styles(results)
+    styles = arm_styles(r)
     fig = go.Figure()
-    for arm in _ordered([str(a) for a in counts], styles):
-        values = [_count(v) for v in counts[arm]][: len(edges) - 1]
+    for arm in _ordered(list(counts), styles):
+        values = list(counts[arm][: len(edges) - 1])
         total = sum(values)
         if total == 0 or len(values) != len(edges) - 1:
             continue
@@ -147,20 +146,21 @@ def time_on_task_chart(results: Mapping[str, Any]) -> go.Figure | None:
     return fig
 
 
-def trust_chart(results: Mapping[str, Any]) -> go.Figure | None:
+def trust_chart(results: Results | Mapping[str, Any]) -> go.Figure | None:
     """Trust survey answers per arm: grouped bars of each arm's share of answers per value.
 
     None when the results have no answers.
     """
-    dist: Mapping[str, Any] = (results.get("distributions") or {}).get("trust_score") or {}
-    values = list(dist.get("values") or [])
-    counts: Mapping[str, Sequence[Any]] = dist.get("counts") or {}
-    if not values or not counts:
+    r = as_results(results)
+    dist = r.distributions.trust_score
+    if dist is None or not dist.values or not dist.counts:
         return None
-    styles = arm_styles(results)
+    values = dist.values
+    counts = dist.counts
+    styles = arm_styles(r)
     fig = go.Figure()
-    for arm in _ordered([str(a) for a in counts], styles):
-        row = [_count(v) for v in counts[arm]][: len(values)]
+    for arm in _ordered(list(counts), styles):
+        row = list(counts[arm][: len(values)])
         total = sum(row)
         if total == 0 or len(row) != len(values):
             continue

@@ -1,4 +1,4 @@
-"""Heatmaps of the lift by segment value (``results["segments"]``).
+"""Heatmaps of the lift by segment value (``results.segments``).
 
 One heatmap per metric shown (the primary metric and the trust metrics): a
 row per segment value (``platform: ios``), a column per comparison
@@ -10,7 +10,7 @@ across segments, so the cell reads without colour.  Nothing is estimated.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final
 
 import plotly.graph_objects as go
@@ -19,14 +19,16 @@ from analysis.report.figures import base_layout
 from analysis.report.formatting import (
     VERDICT_COLORS,
     VERDICT_MARKS,
+    as_results,
     esc,
-    finite,
     fmt_ci,
     fmt_count,
     fmt_lift,
     fmt_p,
     primary_metric,
 )
+from analysis.results.model import Results
+from analysis.results.records import SegmentRecord
 
 _DASH: Final = "\u2013"
 
@@ -35,62 +37,51 @@ __all__ = ["segment_heatmap", "segment_metrics"]
 _MID: Final = "#f7f7f7"
 
 
-def segment_metrics(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+def segment_metrics(results: Results) -> list[tuple[str, str]]:
     """``(metric, label)`` of the metrics with segment slices to show: primary, then trust."""
-    slices: Sequence[Mapping[str, Any]] = results.get("segments") or []
-    present = {str(s.get("metric")): s.get("label") for s in slices}
+    present = {str(s.metric): s.label for s in results.segments}
     primary = primary_metric(results)
     wanted: list[str] = [primary] if primary is not None else []
-    trust = [
-        str(c.get("metric"))
-        for c in results.get("comparisons") or []
-        if c.get("category") == "trust"
-    ]
+    trust = [c.metric for c in results.comparisons if c.category == "trust"]
     wanted += sorted(trust, key=lambda m: "trust" not in m)  # the trust score itself first
     return [(m, str(present[m] or m)) for m in dict.fromkeys(wanted) if m in present]
 
 
-def _goal(results: Mapping[str, Any], metric: str) -> str:
-    for comparison in results.get("comparisons") or []:
-        if comparison.get("metric") == metric and comparison.get("goal") in {
-            "increase",
-            "decrease",
-        }:
-            return str(comparison["goal"])
+def _goal(results: Results, metric: str) -> str:
+    for comparison in results.comparisons:
+        if comparison.metric == metric and comparison.goal in {"increase", "decrease"}:
+            return comparison.goal
     return "increase"
 
 
-def _hover(s: Mapping[str, Any]) -> str:
+def _hover(s: SegmentRecord) -> str:
     lines = [
-        f"<b>{esc(s.get('dimension'))}: {esc(s.get('value'))}</b>",
-        f"{esc(s.get('treatment'))} vs {esc(s.get('control'))}",
-        f"lift {fmt_lift(s.get('lift'))} {fmt_ci(s.get('lift_ci'))}",
-        f"n = {fmt_count(s.get('n_treatment'))} vs {fmt_count(s.get('n_control'))}",
-        f"p = {fmt_p(s.get('p_value'))}, BH-adjusted p = {fmt_p(s.get('p_value_adjusted'))}",
-        f"verdict: {esc(s.get('verdict') or _DASH)}",
+        f"<b>{esc(s.dimension)}: {esc(s.value)}</b>",
+        f"{esc(s.treatment)} vs {esc(s.control)}",
+        f"lift {fmt_lift(s.lift)} {fmt_ci(s.lift_ci)}",
+        f"n = {fmt_count(s.n_treatment)} vs {fmt_count(s.n_control)}",
+        f"p = {fmt_p(s.p_value)}, BH-adjusted p = {fmt_p(s.p_value_adjusted)}",
+        f"verdict: {esc(s.verdict or _DASH)}",
     ]
-    if s.get("reason"):
-        lines.append(esc(s["reason"]))
+    if s.reason:
+        lines.append(esc(s.reason))
     return "<br>".join(lines)
 
 
-def segment_heatmap(results: Mapping[str, Any], metric: str) -> go.Figure | None:
+def segment_heatmap(results: Results | Mapping[str, Any], metric: str) -> go.Figure | None:
     """The lift of ``metric`` by segment value and comparison; None without slices."""
-    slices = [s for s in results.get("segments") or [] if str(s.get("metric")) == metric]
+    r = as_results(results)
+    slices = [s for s in r.segments if str(s.metric) == metric]
     if not slices:
         return None
-    dimensions = [str(d) for d in (results.get("experiment") or {}).get("segments") or []]
-    dimensions += [str(s.get("dimension")) for s in slices]
+    dimensions = [*r.experiment.segments, *(str(s.dimension) for s in slices)]
     order = list(dict.fromkeys(dimensions))
     rows = sorted(
-        dict.fromkeys((str(s.get("dimension")), str(s.get("value"))) for s in slices),
-        key=lambda r: order.index(r[0]),
+        dict.fromkeys((str(s.dimension), str(s.value)) for s in slices),
+        key=lambda row: order.index(row[0]),
     )
-    cols = list(dict.fromkeys((str(s.get("control")), str(s.get("treatment"))) for s in slices))
-    cell = {
-        tuple(str(s.get(k)) for k in ("dimension", "value", "control", "treatment")): s
-        for s in slices
-    }
+    cols = list(dict.fromkeys((str(s.control), str(s.treatment)) for s in slices))
+    cell = {(str(s.dimension), str(s.value), str(s.control), str(s.treatment)): s for s in slices}
     z: list[list[float | None]] = []
     text: list[list[str]] = []
     hover: list[list[str]] = []
@@ -100,9 +91,9 @@ def segment_heatmap(results: Mapping[str, Any], metric: str) -> go.Figure | None
         hover_row: list[str] = []
         for control, treatment in cols:
             s = cell.get((dimension, value, control, treatment))
-            lift = s.get("lift") if s is not None else None
-            z_row.append(float(lift) * 100 if finite(lift) else None)
-            mark = VERDICT_MARKS.get(str(s.get("verdict")), "") if s is not None else ""
+            lift = s.lift if s is not None else None
+            z_row.append(lift * 100 if lift is not None else None)
+            mark = VERDICT_MARKS.get(str(s.verdict), "") if s is not None else ""
             text_row.append(f"{fmt_lift(lift)} {mark}".strip())
             hover_row.append(_hover(s) if s is not None else "not analysed")
         z.append(z_row)
@@ -110,7 +101,7 @@ def segment_heatmap(results: Mapping[str, Any], metric: str) -> go.Figure | None
         hover.append(hover_row)
     extent = max([abs(v) for r in z for v in r if v is not None] or [1.0]) or 1.0
     scale = [[0.0, VERDICT_COLORS["worse"]], [0.5, _MID], [1.0, VERDICT_COLORS["better"]]]
-    if _goal(results, metric) == "decrease":
+    if _goal(r, metric) == "decrease":
         scale = [[0.0, VERDICT_COLORS["better"]], [0.5, _MID], [1.0, VERDICT_COLORS["worse"]]]
     fig = go.Figure(
         go.Heatmap(

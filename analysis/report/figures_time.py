@@ -1,8 +1,8 @@
 """Figures of how the effect develops: over calendar time and over time since exposure.
 
-Drawn from ``results["over_time"]`` (the cumulative lift of the primary metric
+Drawn from ``results.over_time`` (the cumulative lift of the primary metric
 as it would have been read on each day, with its confidence sequence, and the
-units assigned so far) and ``results["exposure_trend"]`` (the lift in each
+units assigned so far) and ``results.exposure_trend`` (the lift in each
 week since a unit's first exposure).  Nothing is estimated here.
 """
 
@@ -18,13 +18,14 @@ from analysis.report.figures import base_layout, top_legend
 from analysis.report.formatting import (
     arm_style,
     arm_styles,
+    as_results,
     esc,
-    finite,
     fmt_ci,
     fmt_count,
     fmt_lift,
-    is_pair,
 )
+from analysis.results.model import Results
+from analysis.results.records import DayComparisonRecord, Pair
 
 __all__ = ["exposure_trend_chart", "over_time_chart"]
 
@@ -36,15 +37,15 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({red},{green},{blue},{alpha})"
 
 
-def _pairs(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    return list(dict.fromkeys((str(r.get("control")), str(r.get("treatment"))) for r in rows))
+def _pairs(rows: Sequence[DayComparisonRecord]) -> list[tuple[str, str]]:
+    return list(dict.fromkeys((str(r.control), str(r.treatment)) for r in rows))
 
 
-def _pct(value: object) -> float | None:
-    return float(value) * 100 if finite(value) else None
+def _pct(value: float | None) -> float | None:
+    return value * 100 if value is not None else None
 
 
-def over_time_chart(results: Mapping[str, Any]) -> go.Figure | None:
+def over_time_chart(results: Results | Mapping[str, Any]) -> go.Figure | None:
     """Cumulative lift per day with its always-valid band, and units accrued per arm.
 
     Top: for each treatment arm, the lift of ``over_time.metric`` as the
@@ -53,12 +54,13 @@ def over_time_chart(results: Mapping[str, Any]) -> go.Figure | None:
     looked at).  Bottom: units assigned so far, per arm.  None when the
     results have no ``over_time`` days.
     """
-    over_time: Mapping[str, Any] = results.get("over_time") or {}
-    days: Sequence[Mapping[str, Any]] = over_time.get("days") or []
-    if not days:
+    r = as_results(results)
+    over_time = r.over_time
+    if over_time is None or not over_time.days:
         return None
-    styles = arm_styles(results)
-    label = esc(over_time.get("label") or over_time.get("metric") or "primary metric")
+    days = over_time.days
+    styles = arm_styles(r)
+    label = esc(over_time.label or over_time.metric or "primary metric")
     fig = make_subplots(
         rows=2,
         cols=1,
@@ -67,33 +69,33 @@ def over_time_chart(results: Mapping[str, Any]) -> go.Figure | None:
         vertical_spacing=0.1,
         subplot_titles=[f"Cumulative lift of {label}", "Units assigned so far"],
     )
-    dates = [esc(day.get("date")) for day in days]
-    rows = [c for day in days for c in day.get("comparisons") or []]
+    dates = [esc(day.date) for day in days]
+    rows = [c for day in days for c in day.comparisons]
     for control, treatment in _pairs(rows):
         style = arm_style(styles, treatment)
         name = f"{esc(treatment)} vs {esc(control)}"
-        points: list[Mapping[str, Any] | None] = [
+        points: list[DayComparisonRecord | None] = [
             next(
                 (
                     c
-                    for c in day.get("comparisons") or []
-                    if str(c.get("control")) == control and str(c.get("treatment")) == treatment
+                    for c in day.comparisons
+                    if str(c.control) == control and str(c.treatment) == treatment
                 ),
                 None,
             )
             for day in days
         ]
-        banded = [
-            (date, p["sequential_lift_ci"])
+        banded: list[tuple[str, Pair]] = [
+            (date, p.sequential_lift_ci)
             for date, p in zip(dates, points, strict=True)
-            if p is not None and is_pair(p.get("sequential_lift_ci"))
+            if p is not None and p.sequential_lift_ci is not None
         ]
         if banded:
             fig.add_trace(
                 go.Scatter(
                     x=[d for d, _ in banded] + [d for d, _ in reversed(banded)],
-                    y=[float(ci[1]) * 100 for _, ci in banded]
-                    + [float(ci[0]) * 100 for _, ci in reversed(banded)],
+                    y=[ci[1] * 100 for _, ci in banded]
+                    + [ci[0] * 100 for _, ci in reversed(banded)],
                     fill="toself",
                     fillcolor=_rgba(style["color"], 0.18),
                     line={"width": 0},
@@ -109,11 +111,11 @@ def over_time_chart(results: Mapping[str, Any]) -> go.Figure | None:
             "<br>".join(
                 [
                     f"<b>{name}</b> on {esc(date)}",
-                    f"lift {fmt_lift(p.get('lift'))}",
-                    f"always-valid CI {fmt_ci(p.get('sequential_lift_ci'))}",
-                    f"fixed-horizon CI {fmt_ci(p.get('lift_ci'))}",
-                    f"units: {fmt_count((day.get('units') or {}).get(treatment))} vs "
-                    f"{fmt_count((day.get('units') or {}).get(control))}",
+                    f"lift {fmt_lift(p.lift)}",
+                    f"always-valid CI {fmt_ci(p.sequential_lift_ci)}",
+                    f"fixed-horizon CI {fmt_ci(p.lift_ci)}",
+                    f"units: {fmt_count(day.units.get(treatment))} vs "
+                    f"{fmt_count(day.units.get(control))}",
                 ]
             )
             if p is not None
@@ -123,7 +125,7 @@ def over_time_chart(results: Mapping[str, Any]) -> go.Figure | None:
         fig.add_trace(
             go.Scatter(
                 x=dates,
-                y=[_pct(p.get("lift")) if p is not None else None for p in points],
+                y=[_pct(p.lift) if p is not None else None for p in points],
                 mode="lines+markers",
                 name=f"{name}: lift",
                 legendgroup=name,
@@ -135,14 +137,14 @@ def over_time_chart(results: Mapping[str, Any]) -> go.Figure | None:
             row=1,
             col=1,
         )
-    arms = list(dict.fromkeys(str(arm) for day in days for arm in day.get("units") or {}))
+    arms = list(dict.fromkeys(arm for day in days for arm in day.units))
     for arm in sorted(arms, key=lambda a: list(styles).index(a) if a in styles else len(styles)):
         style = arm_style(styles, arm)
-        counts = [(day.get("units") or {}).get(arm) for day in days]
+        counts = [day.units.get(arm) for day in days]
         fig.add_trace(
             go.Scatter(
                 x=dates,
-                y=[c if finite(c) else None for c in counts],
+                y=counts,
                 mode="lines",
                 name=f"units: {esc(arm)}",
                 line={"color": style["color"], "dash": style["dash"], "width": 2},
@@ -170,23 +172,20 @@ def over_time_chart(results: Mapping[str, Any]) -> go.Figure | None:
     return fig
 
 
-def exposure_trend_chart(results: Mapping[str, Any]) -> go.Figure | None:
+def exposure_trend_chart(results: Results | Mapping[str, Any]) -> go.Figure | None:
     """Lift per week since a unit's first exposure, one panel per metric.
 
     A lift that fades week after week suggests a novelty effect; one that grows
     suggests learning.  Points carry their confidence intervals.  None when the
     results have no ``exposure_trend`` with weekly lifts.
     """
-    trends: Sequence[Mapping[str, Any]] = [
-        t for t in results.get("exposure_trend") or [] if t.get("buckets")
-    ]
+    r = as_results(results)
+    trends = [t for t in r.exposure_trend if t.buckets]
     if not trends:
         return None
-    styles = arm_styles(results)
-    metrics = list(dict.fromkeys(str(t.get("metric")) for t in trends))
-    labels = {
-        str(t.get("metric")): esc(t.get("label") or t.get("metric")) for t in reversed(trends)
-    }
+    styles = arm_styles(r)
+    metrics = list(dict.fromkeys(str(t.metric) for t in trends))
+    labels = {str(t.metric): esc(t.label or t.metric) for t in reversed(trends)}
     fig = make_subplots(
         rows=len(metrics),
         cols=1,
@@ -196,28 +195,19 @@ def exposure_trend_chart(results: Mapping[str, Any]) -> go.Figure | None:
     )
     shown: set[str] = set()
     for row, metric in enumerate(metrics, start=1):
-        chosen = [t for t in trends if str(t.get("metric")) == metric]
+        chosen = [t for t in trends if str(t.metric) == metric]
         for k, trend in enumerate(chosen):
-            style = arm_style(styles, trend.get("treatment"))
-            name = f"{esc(trend.get('treatment'))} vs {esc(trend.get('control'))}"
+            style = arm_style(styles, trend.treatment)
+            name = f"{esc(trend.treatment)} vs {esc(trend.control)}"
             offset = (k - (len(chosen) - 1) / 2) * 0.08
-            buckets = [b for b in trend["buckets"] if finite(b.get("week"))]
-            lifts = [_pct(b.get("lift")) for b in buckets]
-            plus = [
-                (float(b["lift_ci"][1]) - float(b["lift"])) * 100
-                if is_pair(b.get("lift_ci")) and finite(b.get("lift"))
-                else 0.0
-                for b in buckets
-            ]
-            minus = [
-                (float(b["lift"]) - float(b["lift_ci"][0])) * 100
-                if is_pair(b.get("lift_ci")) and finite(b.get("lift"))
-                else 0.0
-                for b in buckets
-            ]
+            buckets = [b for b in trend.buckets if b.week is not None]
+            lifts = [_pct(b.lift) for b in buckets]
+            spans = [(b.lift_ci, b.lift) for b in buckets]
+            plus = [(ci[1] - lift) * 100 if ci and lift is not None else 0.0 for ci, lift in spans]
+            minus = [(lift - ci[0]) * 100 if ci and lift is not None else 0.0 for ci, lift in spans]
             fig.add_trace(
                 go.Scatter(
-                    x=[float(b["week"]) + offset for b in buckets],
+                    x=[float(b.week or 0) + offset for b in buckets],
                     y=lifts,
                     mode="lines+markers",
                     name=name,
@@ -235,10 +225,10 @@ def exposure_trend_chart(results: Mapping[str, Any]) -> go.Figure | None:
                         "width": 4,
                     },
                     text=[
-                        f"<b>{labels[metric]}</b>, {name}<br>week {esc(b.get('week'))} since "
-                        f"exposure<br>lift {fmt_lift(b.get('lift'))} {fmt_ci(b.get('lift_ci'))}"
-                        f"<br>units: {fmt_count(b.get('n_treatment'))} vs "
-                        f"{fmt_count(b.get('n_control'))}"
+                        f"<b>{labels[metric]}</b>, {name}<br>week {esc(b.week)} since "
+                        f"exposure<br>lift {fmt_lift(b.lift)} {fmt_ci(b.lift_ci)}"
+                        f"<br>units: {fmt_count(b.n_treatment)} vs "
+                        f"{fmt_count(b.n_control)}"
                         for b in buckets
                     ],
                     hovertemplate="%{text}<extra></extra>",
@@ -249,7 +239,7 @@ def exposure_trend_chart(results: Mapping[str, Any]) -> go.Figure | None:
             shown.add(name)
         fig.add_hline(y=0, row=row, col=1, **_ZERO)
         fig.update_yaxes(ticksuffix="%", row=row, col=1)
-    weeks = sorted({int(b["week"]) for t in trends for b in t["buckets"] if finite(b.get("week"))})
+    weeks = sorted({b.week for t in trends for b in t.buckets if b.week is not None})
     fig.update_xaxes(tickmode="array", tickvals=weeks)
     fig.update_xaxes(
         title_text="weeks since the unit's first exposure (0 = its first 7 days)",

@@ -1,7 +1,8 @@
 """HTML rendering of one run's pages (report, data quality) and of the site index.
 
-The renderer reads a results dict (``results.json``, schema_version 1) and only
-formats and arranges what is there: it never recomputes a statistic.  Every
+The renderer reads a run's results (:class:`~analysis.results.model.Results`;
+a parsed ``results.json`` dict is read into it first) and only formats and
+arranges what is there: it never recomputes a statistic.  Every
 string from data or config goes through jinja's autoescape; the only markup
 inserted unescaped is the HTML that Plotly generates for the figures, whose
 own labels are escaped in the ``figures*`` modules.
@@ -23,15 +24,18 @@ from typing import Any, Final
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
+from pydantic import BaseModel
 
 from analysis.report import health, sections
-from analysis.report.figures import forest_plot, lift_is_plottable, power_chart, units_bar
 from analysis.report.figures_ai import funnel_chart, time_on_task_chart, trust_chart
+from analysis.report.figures_lift import forest_plot, lift_is_plottable
+from analysis.report.figures_power import power_chart, units_bar
 from analysis.report.figures_segments import segment_heatmap, segment_metrics
 from analysis.report.figures_time import exposure_trend_chart, over_time_chart
 from analysis.report.formatting import (
     VERDICT_COLORS,
     VERDICT_MARKS,
+    as_results,
     fmt_chance,
     fmt_ci,
     fmt_count,
@@ -43,6 +47,9 @@ from analysis.report.formatting import (
     fmt_value,
     ordered_comparisons,
 )
+from analysis.report.sections_comparisons import GOAL_TEXT, comparison_row, family_sizes
+from analysis.results.model import Results
+from analysis.results.records import ComparisonRecord
 
 __all__ = [
     "REPORT_PAGE",
@@ -113,11 +120,15 @@ def _check_plotly_src(plotly_src: str) -> str:
     return src
 
 
-def _check_schema(results: Mapping[str, Any]) -> None:
-    version = results.get("schema_version")
+def _check_schema(results: Results | Mapping[str, Any]) -> Results:
+    """The results as the model, once their schema_version is known to be supported."""
+    version = (
+        results.schema_version if isinstance(results, Results) else results.get("schema_version")
+    )
     if version != SUPPORTED_SCHEMA_VERSION:
         msg = f"unsupported results schema_version {version!r} (expected 1)"
         raise ValueError(msg)
+    return as_results(results)
 
 
 def safe_page(name: object) -> str | None:
@@ -146,17 +157,24 @@ def _figure_html(fig: Any, div_id: str, label: str) -> Markup | None:
     )
 
 
-def _confidence(alpha: object) -> str:
-    if isinstance(alpha, int | float) and 0 < alpha < 1:
+def _confidence(alpha: float | None) -> str:
+    if alpha is not None and 0 < alpha < 1:
         return f"{(1 - alpha) * 100:.4g}%"
     return "1 \u2212 alpha"
 
 
-def _segments(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _record(record: BaseModel | None) -> dict[str, Any]:
+    """A record as the templates read it: its JSON object (they call ``.get`` on it)."""
+    if record is None:
+        return {}
+    return record.model_dump(mode="json", exclude_unset=True, by_alias=True)
+
+
+def _segments(results: Results) -> list[dict[str, Any]]:
     shown = []
     for index, (metric, label) in enumerate(segment_metrics(results)):
-        slices = [s for s in results.get("segments") or [] if str(s.get("metric")) == metric]
-        verdicts = [str(s.get("verdict")) for s in slices]
+        slices = [s for s in results.segments if str(s.metric) == metric]
+        verdicts = [str(s.verdict) for s in slices]
         shown.append(
             {
                 "metric": metric,
@@ -175,139 +193,132 @@ def _segments(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def render_report(
-    results: Mapping[str, Any], plotly_src: str, *, validation_href: str | None = None
+    results: Results | Mapping[str, Any], plotly_src: str, *, validation_href: str | None = None
 ) -> str:
     """The HTML report of one run.
 
     ``plotly_src`` is the relative URL of the shared ``plotly.min.js`` (for a
     report published at ``<out>/<experiment>/<run>/report.html``:
     ``"../../assets/plotly.min.js"``).  ``validation_href`` is the run's data
-    quality page next to the report; by default ``results["validation"]["page"]``
-    when it is a plain ``*.html`` name, else the report does not link one.
+    quality page next to the report; by default ``validation.page`` of the
+    results when it is a plain ``*.html`` name, else the report does not link one.
     """
-    _check_schema(results)
+    r = _check_schema(results)
     src = _check_plotly_src(plotly_src)
-    validation: Mapping[str, Any] = results.get("validation") or {}
     page = safe_page(validation_href) or (
-        safe_page(validation.get("page")) if validation_href is None else None
+        safe_page(r.validation.page) if validation_href is None else None
     )
-    experiment: Mapping[str, Any] = results.get("experiment") or {}
-    comparisons: Sequence[Mapping[str, Any]] = results.get("comparisons") or []
-    decision: Mapping[str, Any] = results.get("decision") or {}
-    recommendation = decision.get("recommendation") or "no decision"
-    segment_list = _segments(results)
-    pushdown: Mapping[str, Any] = results.get("pushdown") or {}
+    experiment = r.experiment
+    comparisons = r.comparisons
+    recommendation = r.decision.recommendation or "no decision"
+    segment_list = _segments(r)
     heterogeneity, heterogeneity_other = sections.heterogeneity_rows(
-        results, [s["metric"] for s in segment_list]
+        r, [s["metric"] for s in segment_list]
     )
-    exposure, exposure_caveat = sections.exposure_rows(results)
-    families = sections.family_sizes(comparisons)
+    exposure, exposure_caveat = sections.exposure_rows(r)
+    families = family_sizes(comparisons)
 
-    def row(c: Mapping[str, Any]) -> dict[str, Any]:
-        family = families.get(str(c.get("role")))
-        return sections.comparison_row(c, alpha=experiment.get("alpha"), family_size=family)
+    def row(c: ComparisonRecord) -> dict[str, Any]:
+        return comparison_row(c, alpha=experiment.alpha, family_size=families.get(str(c.role)))
 
     rows = [row(c) for c in comparisons]
     context = {
-        "title": experiment.get("name") or results.get("experiment_id"),
-        "experiment": experiment,
-        "experiment_id": results.get("experiment_id"),
-        "run_id": results.get("run_id"),
-        "analysis_date": results.get("analysis_date"),
-        "generated_at": results.get("generated_at"),
-        "header": sections.header(results),
-        "arms": sections.arms(results),
+        "title": experiment.name or r.experiment_id,
+        "experiment": _record(experiment),
+        "experiment_id": r.experiment_id,
+        "run_id": r.run_id,
+        "analysis_date": r.analysis_date,
+        "generated_at": r.generated_at,
+        "header": sections.header(r),
+        "arms": sections.arms(r),
         "recommendation": recommendation,
-        "recommendation_text": RECOMMENDATION_TEXT.get(str(recommendation), ""),
-        "reasons": decision.get("reasons") or [],
-        "banners": health.banners(results, page),
-        "health_ok": health.health_checks(results),
-        "headline": [r for r in rows if r["role"] == "primary"] or rows[:1],
+        "recommendation_text": RECOMMENDATION_TEXT.get(recommendation, ""),
+        "reasons": list(r.decision.reasons),
+        "banners": health.banners(r, page),
+        "health_ok": health.health_checks(r),
+        "headline": [x for x in rows if x["role"] == "primary"] or rows[:1],
         "scorecard": [
             {"category": category, "rows": [row(c) for c in items]}
             for category, items in ordered_comparisons(comparisons)
         ],
-        "has_sequential": any(r["ci_kind"] == "always-valid" for r in rows),
+        "has_sequential": any(x["ci_kind"] == "always-valid" for x in rows),
         "unplotted": [
-            r for c, r in zip(comparisons, rows, strict=True) if not lift_is_plottable(c)
+            x for c, x in zip(comparisons, rows, strict=True) if not lift_is_plottable(c)
         ],
-        "forest_html": _figure_html(forest_plot(results), "fig-forest", "Forest plot of the lifts")
+        "forest_html": _figure_html(forest_plot(r), "fig-forest", "Forest plot of the lifts")
         if comparisons
         else None,
         "over_time_html": _figure_html(
-            over_time_chart(results), "fig-over-time", "Cumulative lift per day and units per arm"
+            over_time_chart(r), "fig-over-time", "Cumulative lift per day and units per arm"
         ),
-        "over_time": results.get("over_time") or {},
+        "over_time": _record(r.over_time),
         "exposure_html": _figure_html(
-            exposure_trend_chart(results), "fig-exposure-trend", "Lift by week since exposure"
+            exposure_trend_chart(r), "fig-exposure-trend", "Lift by week since exposure"
         ),
         "exposure_rows": exposure,
         "exposure_caveat": exposure_caveat,
-        "funnel_html": _figure_html(funnel_chart(results), "fig-ai-funnel", "AI funnel per AI arm"),
+        "funnel_html": _figure_html(funnel_chart(r), "fig-ai-funnel", "AI funnel per AI arm"),
         "time_html": _figure_html(
-            time_on_task_chart(results), "fig-time-on-task", "Time on task per arm"
+            time_on_task_chart(r), "fig-time-on-task", "Time on task per arm"
         ),
-        "trust_html": _figure_html(trust_chart(results), "fig-trust", "Trust answers per arm"),
+        "trust_html": _figure_html(trust_chart(r), "fig-trust", "Trust answers per arm"),
         "segments": segment_list,
         "heterogeneity": heterogeneity,
         "heterogeneity_other": heterogeneity_other,
-        "has_segments_field": "segments" in results,
-        "pooled": [
-            sections.comparison_row(c, alpha=experiment.get("alpha"))
-            for c in results.get("pooled_ai") or []
-        ],
-        "has_pooled_field": "pooled_ai" in results,
-        "power_html": _figure_html(
-            power_chart(results), "fig-power", "Detectable lift now and planned"
-        ),
-        "power_rows": sections.power_rows(results),
-        "units_html": _figure_html(units_bar(results), "fig-units", "Units per arm")
-        if (results.get("data") or {}).get("units")
+        "has_segments_field": r.has("segments"),
+        "pooled": [comparison_row(c, alpha=experiment.alpha) for c in r.pooled_ai],
+        "has_pooled_field": r.has("pooled_ai"),
+        "power_html": _figure_html(power_chart(r), "fig-power", "Detectable lift now and planned"),
+        "power_rows": sections.power_rows(r),
+        "units_html": _figure_html(units_bar(r), "fig-units", "Units per arm")
+        if r.data.units
         else None,
-        "descriptive": sections.descriptive(results),
-        "data": results.get("data") or {},
-        "srm": results.get("srm") or {},
-        "validation": validation,
+        "descriptive": sections.descriptive(r),
+        "data": _record(r.data),
+        "srm": _record(r.srm),
+        "validation": _record(r.validation),
         "validation_href": page,
-        "failed_expectations": health.failure_items(results),
-        "confidence": _confidence(experiment.get("alpha")),
+        "failed_expectations": health.failure_items(r),
+        "confidence": _confidence(experiment.alpha),
         "plotly_src": src,
-        "pushdown": pushdown,
-        "pushed_down_missing": list(pushdown.get("not_available") or []),
+        "pushdown": _record(r.pushed_down),
+        "pushed_down_missing": list(r.pushed_down.not_available) if r.pushed_down else [],
     }
     return _environment().get_template("report.html").render(context)
 
 
-def render_validation(results: Mapping[str, Any], *, report_href: str = REPORT_PAGE) -> str:
+def render_validation(
+    results: Results | Mapping[str, Any], *, report_href: str = REPORT_PAGE
+) -> str:
     """The run's data quality page (``validation.html``): no script, readable offline.
 
     Every failed expectation with its severity, unexpected count and examples;
     how many expectations ran and passed; rows validated per table; and the
     rows and units removed while cleaning (quarantined, duplicate, crossover).
     """
-    _check_schema(results)
-    experiment: Mapping[str, Any] = results.get("experiment") or {}
+    r = _check_schema(results)
     context = {
-        "title": experiment.get("name") or results.get("experiment_id"),
-        "experiment_id": results.get("experiment_id"),
-        "run_id": results.get("run_id"),
-        "analysis_date": results.get("analysis_date"),
-        "generated": sections.header(results)["generated"],
+        "title": r.experiment.name or r.experiment_id,
+        "experiment_id": r.experiment_id,
+        "run_id": r.run_id,
+        "analysis_date": r.analysis_date,
+        "generated": sections.header(r)["generated"],
         "report_href": safe_page(report_href),
-        "v": sections.validation_context(results),
+        "v": sections.validation_context(r),
     }
     return _environment().get_template("validation.html").render(context)
 
 
-def render_run_files(results: Mapping[str, Any], plotly_src: str) -> dict[str, str]:
+def render_run_files(results: Results | Mapping[str, Any], plotly_src: str) -> dict[str, str]:
     """The HTML pages of one run, by file name: ``report.html`` and ``validation.html``.
 
     The report links the data quality page; pass the result, with
     ``results.json``, to :func:`analysis.report.publish.publish_run`.
     """
+    r = _check_schema(results)
     return {
-        REPORT_PAGE: render_report(results, plotly_src, validation_href=VALIDATION_PAGE),
-        VALIDATION_PAGE: render_validation(results, report_href=REPORT_PAGE),
+        REPORT_PAGE: render_report(r, plotly_src, validation_href=VALIDATION_PAGE),
+        VALIDATION_PAGE: render_validation(r, report_href=REPORT_PAGE),
     }
 
 
@@ -315,12 +326,12 @@ def render_index(entries: Sequence[Mapping[str, Any]], plotly_src: str | None = 
     """The site index: a sortable, filterable table of experiments, latest run first.
 
     ``entries`` has the shape returned by
-    :func:`analysis.report.publish.collect_index_entries`.  The index has no
+    :func:`analysis.report.site_index.collect_index_entries`.  The index has no
     chart, so it loads plotly.js only when ``plotly_src`` is given.
     """
     src = _check_plotly_src(plotly_src) if plotly_src is not None else None
     return (
         _environment()
         .get_template("index.html")
-        .render(entries=list(entries), plotly_src=src, goal_text=sections.GOAL_TEXT)
+        .render(entries=list(entries), plotly_src=src, goal_text=GOAL_TEXT)
     )

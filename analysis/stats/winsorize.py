@@ -44,19 +44,18 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 
 Tails = Literal["both", "upper"]
 
 
-def _check(percentile: float) -> None:
+def check_percentile(percentile: float) -> None:
     if not 0.5 < percentile < 1.0:
         msg = f"the winsorising percentile must lie in (0.5, 1), e.g. 0.99; got {percentile!r}"
         raise ValueError(msg)
 
 
 def winsorize_caps(
-    values: pl.Series | npt.NDArray[np.floating] | npt.NDArray[np.integer],
+    values: npt.ArrayLike,
     percentile: float,
     tails: Tails = "both",
 ) -> tuple[float, float]:
@@ -77,14 +76,11 @@ def winsorize_caps(
     Raises:
         ValueError: percentile outside (0.5, 1), or an unknown ``tails``.
     """
-    _check(percentile)
+    check_percentile(percentile)
     if tails not in ("both", "upper"):
         msg = f"tails must be 'both' or 'upper', got {tails!r}"
         raise ValueError(msg)
-    if isinstance(values, pl.Series):
-        arr = values.cast(pl.Float64).drop_nulls().to_numpy()
-    else:
-        arr = np.asarray(values, dtype=np.float64)
+    arr = np.asarray(values, dtype=np.float64)  # a polars Series' nulls become NaN
     arr = arr[np.isfinite(arr)]
     if arr.size == 0:
         return (-math.inf, math.inf)
@@ -92,41 +88,3 @@ def winsorize_caps(
     if tails == "upper":
         return (-math.inf, high)
     return (-float(np.quantile(-arr, percentile, method="linear")), high)
-
-
-def winsorize_caps_exprs(
-    col: str, percentile: float, tails: Tails = "both"
-) -> tuple[pl.Expr, pl.Expr]:
-    """Polars aggregations ``(low, high)`` of the same caps, for a lazy pooled frame.
-
-    Evaluate them with ``select`` over the rows of every arm; nulls and NaNs
-    are dropped first, as in :func:`winsorize_caps`. For ``tails="upper"``
-    the low expression is the literal ``-inf``. An empty column gives nulls
-    (read them as "no capping").
-
-    Raises:
-        ValueError: percentile outside (0.5, 1), or an unknown ``tails``.
-    """
-    _check(percentile)
-    if tails not in ("both", "upper"):
-        msg = f"tails must be 'both' or 'upper', got {tails!r}"
-        raise ValueError(msg)
-    x = pl.col(col).cast(pl.Float64)
-    finite = x.filter(x.is_finite())
-    high = finite.quantile(percentile, interpolation="linear").alias(f"{col}_cap_high")
-    if tails == "upper":
-        return (pl.lit(-math.inf).alias(f"{col}_cap_low"), high)
-    low = (-(-finite).quantile(percentile, interpolation="linear")).alias(f"{col}_cap_low")
-    return (low, high)
-
-
-def winsorize_expr(col: str, low: float, high: float) -> pl.Expr:
-    """The column clipped to ``[low, high]`` (keeps its name; nulls stay null).
-
-    Raises:
-        ValueError: ``low > high``.
-    """
-    if low > high:
-        msg = f"the low cap {low!r} is above the high cap {high!r}"
-        raise ValueError(msg)
-    return pl.col(col).clip(low, high)

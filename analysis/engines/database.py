@@ -1,0 +1,113 @@
+"""The database engine: the run computes where the data lives (DuckDB files, PostgreSQL).
+
+For ``sql`` and ``duckdb`` sources with ``pushdown: true``. Rows are never
+read into Proof; only the quarantined rows and sufficient statistics come back:
+
+1. :meth:`DatabaseEngine.check` opens the database once and describes both
+   tables (:meth:`analysis.sql.database.Database.open`; no row is read), then
+   runs the quarantine and the GX suites as SQL on that handle
+   (:func:`analysis.sql.gx.check_experiment_sql`): the quarantined rows, the
+   counts per reason and the report come back;
+2. :meth:`DatabaseEngine.measure` aggregates the rows the quarantine keeps
+   (:func:`analysis.sql.quarantine.used_rows`, on the quarantine's handle and
+   with the same ``now``) with :func:`analysis.sql.aggregate.measure_in_database`:
+   the moments (winsorised when the experiment asks), segments, quantile
+   samples, both timelines, the AI funnel and the two histograms.
+
+What it does not compute is listed in :data:`NOT_AVAILABLE` and recorded in
+the measurement (``computed_in``), so that the report says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis.config.experiments import Experiment, Metric
+from analysis.config.sources import DuckDBSource, SqlSource
+from analysis.engines.base import GX_LOCK, Checked, RunOptions
+from analysis.engines.coverage import coverage_of
+from analysis.measurement import ComputedIn, Measurement
+from analysis.quarantine import raw_cleaning
+from analysis.sql.aggregate import measure_in_database
+from analysis.sql.database import Database
+from analysis.sql.gx import check_experiment_sql
+from analysis.sql.quarantine import SqlQuarantine, used_rows
+from analysis.suites.load import DEFAULT_SUITE_DIR
+from analysis.validation_report import CriticalValidationError
+
+#: results.json sections (and checks) the database engine does not compute, and why.
+NOT_AVAILABLE: Mapping[str, str] = {
+    # GX validates the per-unit metric table row by row (its examples are
+    # units); only sufficient statistics leave the database, never that table.
+    "unit_metrics": "the checks of the per-unit metric table",
+}
+
+
+@dataclass(frozen=True)
+class DatabaseEngine:
+    """Checks and measures inside the database; ``suite_dir`` holds the GX suites."""
+
+    source_name: str
+    source: DuckDBSource | SqlSource
+    options: RunOptions
+    suite_dir: Path = DEFAULT_SUITE_DIR
+
+    @property
+    def name(self) -> str:
+        return f"database ({self.source.kind})"
+
+    def check(self, experiment: Experiment, as_of: dt.date) -> Checked[SqlQuarantine]:
+        db = Database.open(self.source_name, self.source)  # tables and columns; no row is read
+        coverage = coverage_of(self.source_name, self.source, experiment, as_of, self.options)
+        now = self.options.clock()
+        with GX_LOCK:
+            held, report = check_experiment_sql(
+                db, experiment, as_of, now=now, coverage=coverage, suite_dir=self.suite_dir
+            )
+        if not report.success:
+            raise CriticalValidationError(report.summary())
+        return Checked(report, held.quarantined, held, now)
+
+    def measure(
+        self,
+        checked: Checked[SqlQuarantine],
+        experiment: Experiment,
+        metrics: Sequence[Metric],
+        as_of: dt.date,
+    ) -> Measurement:
+        """Per-arm statistics of the rows the quarantine keeps, aggregated inside the database.
+
+        The cleaning counts are those of the polars engine: units per arm of
+        the kept rows, and events read, duplicates and crossovers from the
+        quarantine. Everything else is the polars engine's too, but the checks of
+        the per-unit metric table (:data:`NOT_AVAILABLE`).
+        """
+        bases = used_rows(
+            checked.kept.database, experiment, as_of, now=checked.now, suite_dir=self.suite_dir
+        )
+        dialect = self.source.dialect if isinstance(self.source, SqlSource) else None
+        found = measure_in_database(
+            self.source_name, self.source, experiment, metrics, as_of,
+            dialect=dialect, bases=bases, unique_events=True,
+        )  # fmt: skip
+        self.options.log(
+            f"{experiment.id}: aggregated inside the database ({found.dialect}); "
+            f"rows returned: {dict(found.rows)}"
+        )
+        held = checked.kept
+        cleaning = raw_cleaning(found.cleaning, held.counts, held.rows_in, held.crossover_units)
+        where = ComputedIn(found.dialect, dict(found.rows), tuple(NOT_AVAILABLE))
+        return Measurement(
+            cleaning=cleaning,
+            data=found.data,
+            segments=found.segments,
+            daily=found.daily,
+            weekly=found.weekly,
+            funnel=found.funnel,
+            time_on_task=found.time_on_task,
+            trust=found.trust,
+            computed_in=where,
+        )

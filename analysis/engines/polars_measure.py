@@ -1,0 +1,152 @@
+"""The polars engine's measurement: checked tables in, one :class:`Measurement` out.
+
+The events are read once; the per-day partial aggregates (:mod:`analysis.partials`,
+computed or reused from the cache) give the unit table and both timelines; only
+the funnel, the histograms and quantile metrics read event values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+import polars as pl
+
+from analysis import descriptives, timeline
+from analysis import metrics as metrics_mod
+from analysis.config.experiments import Experiment, Metric
+from analysis.measurement import ArmData, Measurement, Window
+from analysis.partials import PartialSpec, partials, unit_table_from_partials
+from analysis.polars_exprs import winsorize_caps_exprs, winsorize_expr
+from analysis.sources.read import Tables
+from analysis.validation_report import ValidationReport
+
+UnitCheck = Callable[[pl.LazyFrame], ValidationReport]
+"""Validates the per-unit metric table (the flow passes GX under its lock)."""
+
+PartialRows = Callable[[PartialSpec], pl.LazyFrame]
+"""The run's partial aggregates for a spec, from somewhere else (the flow's cache)."""
+
+
+def measure(
+    tables: Tables,
+    experiment: Experiment,
+    metrics: Sequence[Metric],
+    as_of: dt.date,
+    unit_check: UnitCheck | None = None,
+    *,
+    partial_rows: PartialRows | None = None,
+    unique_events: bool = False,
+) -> Measurement:
+    """Per-arm sufficient statistics from one experiment's tables, in one pass over events.
+
+    The events are read once; the per-day partial aggregates (computed, or
+    reused by ``partial_rows``) give the unit table and both timelines; only
+    the funnel, the histograms and quantile metrics read event values, from
+    one collected frame of the few events they name. ``unique_events``: the
+    caller (the quarantine split) already removed duplicate event ids.
+    """
+    window = Window(as_of, experiment.window_days, experiment.pre_window_days)
+    units = metrics_mod.clean_assignments(tables.assignments, window).collect().lazy()
+    # Read the experiment's events once: a lazy frame over a database would
+    # query it again for each of the passes below.
+    events = tables.events.collect(engine="streaming").lazy()
+    cleaning = metrics_mod.cleaning_counts(units, events, experiment, unique=unique_events)
+    if not unique_events:
+        events = events.unique(subset="event_id", keep="any").collect().lazy()
+    spec = PartialSpec.of(metrics, window.window_days, window.pre_days)
+    found = partials(events, units, spec) if partial_rows is None else partial_rows(spec)
+    rows = found.collect(engine="streaming").lazy()
+    table = unit_table_from_partials(units, rows, metrics, spec, as_of).collect().lazy()
+    unit_validation = unit_check(table) if unit_check is not None else None
+    percentile = experiment.statistics.winsorize_percentile
+    if percentile is not None:
+        capped_events = metrics_mod.in_window_events(
+            units, events, window, metrics_mod.event_capped_events(metrics), deduplicate=False
+        )
+        capped_events = capped_events.collect().lazy()
+        table = winsorize_table(table, metrics, percentile, capped_events).collect().lazy()
+    value_events = sorted({*descriptives.EVENTS, *metrics_mod.quantile_events(metrics)})
+    in_window = (
+        metrics_mod.in_window_events(units, events, window, value_events, deduplicate=False)
+        .filter(~pl.col("pre"))
+        .select("unit_id", "variant", "event", "value")
+        .collect(engine="streaming")
+        .lazy()
+    )
+    data = ArmData(
+        moments=metrics_mod.arm_moments(table, metrics),
+        samples=metrics_mod.quantile_samples(in_window, metrics),
+        joint=metrics_mod.arm_joint_moments(table, metrics),
+    )
+    dims = table.collect_schema().names()
+    segments = {
+        d: metrics_mod.segment_moments(table, metrics, d) for d in experiment.segments if d in dims
+    }
+    by_name = {m.name: m for m in metrics}
+    primary = by_name[experiment.metrics.primary]
+    daily = timeline.daily_moments(units, rows, primary, as_of, experiment.start)
+    weekly = timeline.weekly_moments(
+        units,
+        rows,
+        [m for m in metrics if m is primary or m.category == "trust"],
+        window,
+    )
+    variants = list(experiment.variants)
+    return Measurement(
+        cleaning=cleaning,
+        data=data,
+        segments=segments,
+        daily=daily,
+        weekly=weekly,
+        funnel=descriptives.funnel_counts(in_window, experiment.ai_variants()),
+        time_on_task=descriptives.time_on_task_histogram(in_window, variants),
+        trust=descriptives.trust_histogram(in_window, variants),
+        unit_validation=unit_validation,
+    )
+
+
+def winsorize_columns(metrics: Sequence[Metric]) -> list[str]:
+    """Per-unit columns that winsorisation caps per unit: the values of mean metrics.
+
+    Ratio numerators are not among them: one that aggregates event values is
+    capped per event (:func:`analysis.metrics.capped_numerators`), a count is
+    not capped at all (docs/statistics.md, "Winsorisation").
+    """
+    return [m.name for m in metrics if m.kind == "mean"]
+
+
+def winsorize_table(
+    table: pl.LazyFrame, metrics: Sequence[Metric], percentile: float, in_window: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Winsorise the unit table at pooled percentiles (the same caps for every arm).
+
+    * mean metrics: the per-unit value is capped (:func:`winsorize_columns`);
+    * ratio metrics whose numerator aggregates event values (``time_on_task =
+      sum(task_completed.value) / count(task_completed)``): every event value
+      is capped before the unit's numerator is summed
+      (:func:`analysis.metrics.capped_numerators`), from ``in_window``, the
+      run's events of those numerators in each unit's window and pre-period
+      (:func:`analysis.metrics.in_window_events`);
+    * count numerators, denominators and proportions are left alone.
+
+    Pre-period columns are capped with their own caps, so CUPED compares like
+    with like.
+    """
+    table = metrics_mod.capped_numerators(table, in_window, metrics, percentile)
+    names = set(table.collect_schema().names())
+    columns = [c for base in winsorize_columns(metrics) for c in (base, f"{base}__pre")]
+    columns = [c for c in columns if c in names]
+    if not columns:
+        return table
+    caps = (
+        table.select([e for c in columns for e in winsorize_caps_exprs(c, percentile)])
+        .collect()
+        .row(0, named=True)
+    )
+    clipped = []
+    for c in columns:
+        low, high = caps[f"{c}_cap_low"], caps[f"{c}_cap_high"]
+        if low is not None and high is not None:
+            clipped.append(winsorize_expr(c, low, high))
+    return table.with_columns(clipped)

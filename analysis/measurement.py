@@ -1,0 +1,92 @@
+"""What an engine hands to the statistics: the measurement contract.
+
+Every engine (:mod:`analysis.engines`) turns an experiment's checked rows into
+one :class:`Measurement`: the cleaning counts, per-arm sufficient statistics
+(:class:`ArmData`), segments, timelines, the funnel and the histograms. The
+statistics (:func:`analysis.pipeline.summarise`) read nothing else, so they
+cannot tell which engine ran. The rules every engine applies, named alike in
+each: the first assignment of a unit counts, units seen in two arms
+(crossovers) are set aside, duplicate event ids count once, and events count
+inside the unit's :class:`Window`.
+
+No dataframe or GX import here: only counts and moments cross this line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from analysis.aggregates import Moments
+from analysis.joint import JointMoments
+from analysis.stats.quantile import QuantileSample
+from analysis.validation_report import ValidationReport
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The analysis window of one run."""
+
+    as_of: dt.date
+    window_days: int | None = None
+    pre_days: int = 0
+
+    @property
+    def end(self) -> dt.datetime:
+        """The end of the analysis date, UTC (exclusive)."""
+        return dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time(), dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Cleaning:
+    """Counts of what the cleaning step set aside (reported in results.json)."""
+
+    events: int
+    duplicates_dropped: int
+    crossovers_excluded: int
+    units: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class ArmData:
+    """Per-arm inputs of the statistics, keyed ``{metric: {variant: ...}}``."""
+
+    moments: Mapping[str, Mapping[str, Moments]]
+    samples: Mapping[str, Mapping[str, QuantileSample]] = field(default_factory=dict)
+    joint: Mapping[str, Mapping[str, JointMoments]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    edges: tuple[float, ...]
+    counts: dict[str, list[int]]
+
+
+@dataclass(frozen=True)
+class ComputedIn:
+    """Where an engine ran, for the ``pushdown`` record of results.json.
+
+    ``not_available``: results sections the engine did not compute (the
+    report says which and why); empty when it computed all of them.
+    """
+
+    dialect: str
+    rows_returned: Mapping[str, int]
+    not_available: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What the statistics need from one experiment's data."""
+
+    cleaning: Cleaning
+    data: ArmData
+    segments: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Moments]]]]
+    daily: Mapping[str, Mapping[dt.date, Moments]] = field(default_factory=dict)
+    weekly: Mapping[str, Mapping[str, Mapping[int, Moments]]] = field(default_factory=dict)
+    funnel: Mapping[str, list[tuple[str, int]]] = field(default_factory=dict)
+    time_on_task: Histogram | None = None
+    trust: Mapping[str, list[int]] = field(default_factory=dict)
+    unit_validation: ValidationReport | None = None
+    computed_in: ComputedIn | None = None

@@ -1,0 +1,132 @@
+"""Day partitions of the events, their fingerprints, and the expectations as a day sees them.
+
+A partition is the rows of one UTC day of ``ts`` (or the rows without ``ts``);
+its fingerprint changes with any added, removed or edited row. A datetime
+bound on ``ts`` that no row of the day can reach is dropped from the day's
+expectations (:func:`clamp`), so that yesterday's results stay valid tomorrow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from analysis.suites.load import Expectation
+from analysis.suites.params import day_start
+
+NO_TS = "no-ts"
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One day of events (``day`` None: the rows without ``ts``), or a ``name``d table."""
+
+    day: dt.date | None
+    rows: int
+    fingerprint: str
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.name is not None:
+            return self.name
+        return NO_TS if self.day is None else self.day.isoformat()
+
+
+def _day(column: str) -> pl.Expr:
+    return pl.col(column).dt.date().alias("__day")
+
+
+def _row_hashes() -> list[pl.Expr]:
+    rows = pl.struct(pl.all().exclude("__day"))
+    return [
+        pl.len().alias("rows"),
+        rows.hash(seed=0).sum().alias("h0"),
+        rows.hash(seed=1).sum().alias("h1"),
+    ]
+
+
+def table_fingerprint(frame: pl.DataFrame, name: str) -> Partition:
+    """A whole table as one partition (``name`` labels its cache file)."""
+    n, h0, h1 = frame.select(_row_hashes()).row(0)
+    return Partition(None, int(n), f"{n}-{int(h0 or 0):016x}{int(h1 or 0):016x}", name)
+
+
+def partition_fingerprints(events: pl.DataFrame | pl.LazyFrame, ts: str = "ts") -> list[Partition]:
+    """The day partitions of ``events`` and a fingerprint of each.
+
+    The fingerprint is the row count and two wrapping sums of per-row hashes
+    (polars, seeds 0 and 1) over every column: independent of row order,
+    changed by any added, removed or edited row. Polars hashes are stable
+    within a polars version, which is part of every cache key.
+    """
+    frame = (
+        events.lazy()
+        .with_columns(_day(ts))
+        .group_by("__day")
+        .agg(_row_hashes())
+        .sort("__day", nulls_last=False)
+        .collect()
+    )
+    return [
+        Partition(day, int(n), f"{n}-{int(h0):016x}{int(h1):016x}")
+        for day, n, h0, h1 in frame.iter_rows()
+    ]
+
+
+def _as_datetime(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return None
+
+
+def clamp(expectation: Expectation, day: dt.date | None, ts: str = "ts") -> Expectation | None:
+    """The expectation as the rows of ``day`` see it; None when it cannot fail there.
+
+    Only ``expect_column_values_to_be_between`` on ``ts`` with datetime bounds
+    changes: a bound every instant of the day satisfies is dropped.
+    """
+    if day is None:  # rows without ts: a between check ignores them
+        return clamp_to_range(expectation, None, None, ts)
+    after = day_start(day + dt.timedelta(days=1))
+    return clamp_to_range(expectation, day_start(day), after - dt.timedelta(microseconds=1), ts)
+
+
+def clamp_to_range(
+    expectation: Expectation, first: dt.datetime | None, last: dt.datetime | None, column: str
+) -> Expectation | None:
+    """The expectation for rows whose ``column`` lies in ``[first, last]`` (None: all null).
+
+    A bound no row can break is dropped; a bound every row breaks moves to
+    just outside the range (the result is the same, and so is the cache key).
+    """
+    kwargs = dict(expectation.kwargs)
+    if expectation.type != "expect_column_values_to_be_between" or kwargs.get("column") != column:
+        return expectation
+    if first is None or last is None:
+        return None
+    lo, hi = _as_datetime(kwargs.get("min_value")), _as_datetime(kwargs.get("max_value"))
+    if lo is not None and (lo < first or (lo == first and not kwargs.get("strict_min"))):
+        kwargs.pop("min_value", None)
+        kwargs.pop("strict_min", None)
+    if hi is not None and (hi > last or (hi == last and not kwargs.get("strict_max"))):
+        kwargs.pop("max_value", None)
+        kwargs.pop("strict_max", None)
+    # A bound every row breaks gives the same result wherever it lies: one value for the key.
+    tick = dt.timedelta(microseconds=1)
+    if lo is not None and lo > last and "min_value" in kwargs:
+        kwargs["min_value"], kwargs["strict_min"] = last + tick, False
+    if hi is not None and hi < first and "max_value" in kwargs:
+        kwargs["max_value"], kwargs["strict_max"] = first - tick, False
+    if kwargs.get("min_value") is None and kwargs.get("max_value") is None:
+        return None
+    return expectation.with_kwargs(kwargs)

@@ -1,0 +1,250 @@
+"""Run a suite's GX expectations over each day partition of the events.
+
+Uncached partitions are validated together, in batches of at most
+``max_batch_rows`` rows, and a partition's result is still its own; cached
+partitions are reused (:mod:`analysis.partitions.cache`). Rows whose id
+repeats only in other partitions are counted with polars
+(:func:`cross_partition_duplicates`), so the merged uniqueness count equals
+GX's count on the whole table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from analysis.keys import maybe_repeated
+from analysis.partitions.batches import (
+    MAX_BATCH_ROWS,
+    MAX_EXAMPLES,
+    BatchOutcome,
+    BatchValidator,
+    chunks,
+    merge_outcomes,
+)
+from analysis.partitions.cache import cache_key, cache_path, read_cache, write_cache
+from analysis.partitions.days import Partition, _day, clamp, partition_fingerprints
+from analysis.suites.conditions import parse_condition
+from analysis.suites.load import Expectation, Suite
+
+_UNIQUE = "expect_column_values_to_be_unique"
+_SCHEMA_CHECKS = ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list")
+
+
+@dataclass(frozen=True)
+class PartitionedValidation:
+    """Merged outcomes of every partition, and how many were validated or reused."""
+
+    outcomes: Mapping[str, BatchOutcome]
+    validated: int
+    reused: int
+    partitions: tuple[Partition, ...] = field(default=())
+    gx_batches: int = 0
+
+
+@dataclass
+class _Pending:
+    """An uncached partition: its rows, its expectations, where its result goes."""
+
+    partition: Partition
+    rows: pl.DataFrame
+    clamped: dict[str, Expectation]  # key -> the expectation as this day sees it
+    path: Path | None
+
+
+def _groups(pending: Sequence[_Pending], max_rows: int) -> Iterator[list[_Pending]]:
+    """Consecutive partitions in batches of at most ``max_rows`` rows."""
+    group: list[_Pending] = []
+    size = 0
+    for p in pending:
+        if group and size + p.partition.rows > max_rows:
+            yield group
+            group, size = [], 0
+        group.append(p)
+        size += p.partition.rows
+    if group:
+        yield group
+
+
+def _element_counts(
+    group: Sequence[_Pending], expectations: Sequence[Expectation]
+) -> dict[tuple[str, int], int]:
+    """Rows each column expectation looks at, per partition: (key, index in group) -> n."""
+    counts: dict[tuple[str, int], int] = {}
+    for i, p in enumerate(group):
+        for e in expectations:
+            if not is_row_check(e):
+                continue
+            if e.condition is None:
+                counts[e.key, i] = p.partition.rows
+            else:
+                column, value = parse_condition(e.condition)
+                counts[e.key, i] = int(p.rows.select((pl.col(column) == value).sum()).item())
+    return counts
+
+
+def is_row_check(e: Expectation) -> bool:
+    """A check of each row's value (GX reports element and unexpected counts for it)."""
+    return e.type.startswith(("expect_column_values_to_", "expect_compound_columns_to_")) and (
+        e.type not in _SCHEMA_CHECKS
+    )
+
+
+def _passed(e: Expectation, group_result: BatchOutcome, rows: int, n: int | None) -> BatchOutcome:
+    """A partition's share of an expectation that passed on its whole batch."""
+    observed = rows if e.type.startswith("expect_table_row_count") else group_result.observed
+    unexpected = 0 if n is not None else None
+    return BatchOutcome(
+        e.key, True, element_count=n, unexpected_count=unexpected, observed=observed
+    )
+
+
+def _validate_group(
+    group: Sequence[_Pending],
+    expectations: Sequence[Expectation],
+    validate_batch: BatchValidator,
+    chunk_column: str,
+    max_batch_rows: int,
+) -> list[list[BatchOutcome]]:
+    """One GX run over a batch of partitions; failed expectations again per partition.
+
+    An expectation that passes on the batch passes on each of its partitions.
+    One that fails is run again on each partition alone (only the failed ones,
+    so the repeat is cheap), which gives each partition its own count. An
+    expectation clamped away for a partition passes there on every row.
+    """
+    active = [e for e in expectations if any(e.key in p.clamped for p in group)]
+    frame = pl.concat([p.rows for p in group]) if len(group) > 1 else group[0].rows
+    batch = merge_outcomes(
+        [validate_batch(c, active) for c in chunks(frame, chunk_column, max_batch_rows)],
+        [e.key for e in active],
+    )
+    failed = [k for k, o in batch.items() if not o.success]
+    counts = _element_counts(group, expectations)
+    results: list[list[BatchOutcome]] = []
+    for i, p in enumerate(group):
+        retry = [p.clamped[k] for k in failed if k in p.clamped]
+        if len(group) == 1:
+            again = {k: batch[k] for k in failed}
+        elif retry:
+            again = merge_outcomes([validate_batch(p.rows, retry)], [e.key for e in retry])
+        else:
+            again = {}
+        outcomes = []
+        for e in expectations:
+            n = counts.get((e.key, i))
+            if e.key in again:
+                outcomes.append(again[e.key])
+            elif e.key in p.clamped and e.key in batch:
+                outcomes.append(_passed(e, batch[e.key], p.partition.rows, n))
+            else:  # clamped away: no row of this day can break it
+                outcomes.append(BatchOutcome(e.key, True, n, None if n is None else 0))
+        results.append(outcomes)
+    return results
+
+
+def _rows_by_day(
+    events: pl.DataFrame, days: Sequence[dt.date | None], ts: str
+) -> dict[dt.date | None, pl.DataFrame]:
+    """The rows of each of ``days`` (None: rows without ``ts``), in one pass over ``events``."""
+    if not days:
+        return {}
+    day = pl.col(ts).dt.date()
+    dated = [d for d in days if d is not None]
+    wanted = day.is_in(dated) | (day.is_null() if None in days else pl.lit(False))
+    parts = (
+        events.filter(wanted)
+        .with_columns(_day(ts))
+        .partition_by("__day", as_dict=True, include_key=False, maintain_order=True)
+    )
+    return {d: parts.get((d,), events.clear()) for d in days}
+
+
+def validate_partitions(
+    events: pl.DataFrame,
+    suite: Suite,
+    validate_batch: BatchValidator,
+    *,
+    cache_dir: Path | None = None,
+    revalidate: bool = False,
+    max_batch_rows: int = MAX_BATCH_ROWS,
+    ts: str = "ts",
+) -> PartitionedValidation:
+    """Run ``suite``'s GX expectations over each day partition of ``events``.
+
+    With ``cache_dir``, a partition whose key is cached is not validated again
+    (``revalidate=True`` validates every partition and refreshes the cache).
+    Uncached partitions are validated together, in batches of at most
+    ``max_batch_rows`` rows; a partition's result is still its own.
+    """
+    expectations = suite.gx()
+    order = [e.key for e in expectations]
+    chunk_column = suite.index_columns[0] if suite.index_columns else ts
+    partitions = partition_fingerprints(events, ts)
+    if not partitions:  # no rows: the table-level expectations still speak
+        empty = validate_batch(events, expectations)
+        return PartitionedValidation(merge_outcomes([empty], order), 0, 0, (), 1)
+    results: list[Sequence[BatchOutcome]] = []
+    todo: list[tuple[Partition, dict[str, Expectation], Path | None]] = []
+    for partition in partitions:
+        clamped = {e.key: e for e in (clamp(x, partition.day, ts) for x in expectations) if e}
+        path = None
+        if cache_dir is not None:
+            key = cache_key(suite, partition, list(clamped.values()))
+            path = cache_path(cache_dir, partition, key)
+            cached = None if revalidate else read_cache(path)
+            if cached is not None:
+                results.append(cached)
+                continue
+        todo.append((partition, clamped, path))
+    rows = _rows_by_day(events, [p.day for p, _, _ in todo], ts)
+    pending = [_Pending(p, rows[p.day], clamped, path) for p, clamped, path in todo]
+    runs = 0
+
+    def counted(frame: pl.DataFrame, run: Sequence[Expectation]) -> list[BatchOutcome]:
+        nonlocal runs
+        runs += 1
+        return validate_batch(frame, run)
+
+    for group in _groups(pending, max_batch_rows):
+        outcomes = _validate_group(group, expectations, counted, chunk_column, max_batch_rows)
+        for p, found in zip(group, outcomes, strict=True):
+            if p.path is not None:
+                write_cache(p.path, p.partition, found)
+            results.append(found)
+    merged = merge_outcomes(results, order)
+    for e in expectations:
+        if e.type == _UNIQUE and e.key in merged:
+            merged[e.key] = _add_cross_partition_duplicates(merged[e.key], events, e, ts)
+    reused = len(partitions) - len(pending)
+    return PartitionedValidation(merged, len(pending), reused, tuple(partitions), runs)
+
+
+def cross_partition_duplicates(events: pl.DataFrame, column: str, ts: str = "ts") -> pl.DataFrame:
+    """Rows whose ``column`` value repeats only in other day partitions.
+
+    GX counts, in each partition, the rows whose value repeats *there*; these
+    rows complete the count to what GX would find on the whole table.
+    """
+    key = pl.col(column)
+    # Repeated hashes first (a sort of integers: fast), then the exact check on those few rows.
+    maybe = events.filter(key.is_not_null() & maybe_repeated(events.get_column(column)))
+    repeated = maybe.filter(key.is_duplicated())
+    return repeated.filter(pl.len().over(column, _day(ts)) == 1)
+
+
+def _add_cross_partition_duplicates(
+    outcome: BatchOutcome, events: pl.DataFrame, expectation: Expectation, ts: str
+) -> BatchOutcome:
+    column = str(expectation.kwargs["column"])
+    extra = cross_partition_duplicates(events, column, ts)
+    if extra.is_empty():
+        return outcome
+    examples = tuple(f"{column}={v}" for v in extra.get_column(column).head(MAX_EXAMPLES))
+    return outcome.merge(
+        BatchOutcome(outcome.key, False, unexpected_count=extra.height, examples=examples)
+    )

@@ -1,0 +1,359 @@
+"""The steps every aggregation query starts from, as SQL: units, events, each unit's window.
+
+The database engine reproduces the polars path (:mod:`analysis.metrics`,
+:mod:`analysis.partials`) inside the database, step by step, with sqlglot's
+builders (never by pasting text). Each step is named after the polars
+function it reproduces:
+
+1. :func:`clean_assignments` — the experiment's assignments before the end of
+   the analysis date; per unit the first row by ``assigned_at`` (its variant,
+   time and dimensions), and whether the unit was seen in more than one
+   variant (a crossover);
+2. :func:`deduplicated_events` — events of the experiment's units, of the
+   events a query reads, before the end of the analysis date; one row per
+   ``event_id`` (the first by ``ts``, then the other columns: identical
+   copies give identical aggregates);
+3. :func:`in_window_events` — joined to the non-crossed-over units and limited
+   to ``[assigned_at - pre_window_days, min(end, assigned_at + window_days))``.
+
+Here too are the two queries that need nothing more (:func:`cleaning_counts`,
+:func:`quantile_samples`).
+Every identifier is quoted; the experiment id, event names and bounds are
+literals built by sqlglot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+
+from analysis import schema
+from analysis.config.experiments import Experiment
+from analysis.measurement import Window
+from analysis.sql.expressions import (
+    all_of,
+    cast,
+    column,
+    cte,
+    double,
+    eq,
+    flag,
+    hours,
+    integer,
+    lt,
+    named,
+    not_null,
+    quoted,
+    ref,
+    string,
+    table,
+    text,
+    union_all,
+    utc_timestamp,
+    window,
+    with_ctes,
+)
+
+Cte = tuple[str, exp.Query]
+"""A common table expression: its (quoted) name and its query."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What every query of one run reads: the tables, the window, the dialect.
+
+    ``columns`` maps contract names to the source's (``columns:`` of the
+    source); over ``bases`` (relations with the contract's names) only the
+    dimensions keep a mapping. ``dimensions`` are the segment dimensions,
+    read as ``d0``, ``d1``, ... inside the queries.
+    """
+
+    experiment: Experiment
+    window: Window
+    dialect: str
+    columns: Mapping[str, str]
+    assignments: exp.Table
+    events: exp.Table
+    bases: tuple[Cte, ...]
+    dimensions: tuple[str, ...]
+    has_value: bool
+    unique_events: bool
+
+    def source(self, contract_name: str) -> exp.Column:
+        """The source's column of a contract column."""
+        return column(self.columns.get(contract_name, contract_name))
+
+    @property
+    def dims(self) -> list[str]:
+        return [f"d{i}" for i in range(len(self.dimensions))]
+
+    @property
+    def end(self) -> exp.Expr:
+        """The end of the analysis date (exclusive)."""
+        return utc_timestamp(self.window.end)
+
+    @property
+    def start(self) -> exp.Expr:
+        """Midnight UTC of the experiment's first day (day 0 of the daily timeline)."""
+        return utc_timestamp(dt.datetime.combine(self.experiment.start, dt.time(), dt.UTC))
+
+
+def dimension_columns(columns: Mapping[str, str]) -> dict[str, str]:
+    """The mapped columns that are not the contract's (segment dimensions)."""
+    contract = {*schema.ASSIGNMENTS, *schema.EVENTS}
+    return {k: v for k, v in columns.items() if k not in contract}
+
+
+def make_scope(
+    experiment: Experiment,
+    as_of: dt.date,
+    dialect: str,
+    tables: Mapping[str, str],
+    columns: Mapping[str, str],
+    dimensions: Sequence[str],
+    has_value: bool,
+    bases: Mapping[str, exp.Query] | None,
+    unique_events: bool,
+) -> Scope:
+    window = Window(as_of, experiment.window_days, experiment.pre_window_days)
+    if bases is None:
+        return Scope(
+            experiment, window, dialect, columns, table(tables["assignments"]),
+            table(tables["events"]), (), tuple(dimensions), has_value, unique_events,
+        )  # fmt: skip
+    return Scope(
+        experiment, window, dialect, dimension_columns(columns), ref("base_assignments"),
+        ref("base_events"), tuple((cte(f"base_{t}"), bases[t]) for t in ("assignments", "events")),
+        tuple(dimensions), True, unique_events,
+    )  # fmt: skip
+
+
+def first(row_number: exp.Expr) -> exp.Expr:
+    """``row_number < 2``, i.e. the first row.
+
+    Written as an inequality on purpose: a planner without statistics on a
+    computed column (PostgreSQL) takes ``= 1`` to keep 0.5% of the rows and
+    picks nested loops that rescan the events; ``< 2`` is costed at a third.
+    """
+    return lt(row_number, integer(2))
+
+
+def kept(crossover: exp.Expr) -> exp.Expr:
+    """``crossover < 1``: a unit that did not cross over (an inequality, see :func:`first`)."""
+    return lt(crossover, integer(1))
+
+
+# --------------------------------------------------------------------------- units
+
+
+def clean_assignments(s: Scope) -> list[Cte]:
+    """CTEs ending in ``units``: one row per unit, its first assignment and ``crossover`` (0/1).
+
+    As :func:`analysis.metrics.clean_assignments`; the dimensions are ``d0``, ``d1``, ...
+    """
+    src, dims = s.source, s.dims
+    assigned = (
+        sqlglot.select(
+            named(src("unit_id"), "unit_id"),
+            named(src("variant"), "variant"),
+            named(src("assigned_at"), "assigned_at"),
+            *[named(text(src(d)), alias) for d, alias in zip(s.dimensions, dims, strict=True)],
+        )
+        .from_(s.assignments)
+        .where(
+            all_of(eq(src("experiment_id"), string(s.experiment.id)), lt(src("assigned_at"), s.end))
+        )
+    )
+    order = [column("assigned_at"), column("variant"), *[column(d) for d in dims]]
+    ranked = sqlglot.select(
+        exp.Star(), named(window(exp.RowNumber(), [column("unit_id")], order), "rn")
+    ).from_(ref("assigned"))
+    null_variant = exp.Max(this=flag(exp.Is(this=column("variant"), expression=exp.Null())))
+    variants_seen = exp.Add(
+        this=exp.Count(this=exp.Distinct(expressions=[column("variant")])), expression=null_variant
+    )
+    crossed = (
+        sqlglot.select(
+            named(column("unit_id"), "unit_id"),
+            named(flag(exp.GT(this=variants_seen, expression=integer(1))), "crossover"),
+        )
+        .from_(ref("assigned"))
+        .group_by(column("unit_id"))
+    )
+    units = (
+        sqlglot.select(
+            named(column("unit_id", "f"), "unit_id"),
+            named(column("variant", "f"), "variant"),
+            named(column("assigned_at", "f"), "assigned_at"),
+            *[named(column(d, "f"), d) for d in dims],
+            named(column("crossover", "c"), "crossover"),
+        )
+        .from_(ref("ranked", "f"))
+        .join(ref("crossed", "c"), on=eq(column("unit_id", "f"), column("unit_id", "c")))
+        .where(first(column("rn", "f")))
+    )
+    return [
+        *s.bases,
+        (cte("assigned"), assigned),
+        (cte("ranked"), ranked),
+        (cte("crossed"), crossed),
+        (cte("units"), units),
+    ]
+
+
+def _experiment_units(s: Scope) -> exp.Select:
+    return (
+        sqlglot.select(s.source("unit_id"))
+        .from_(s.assignments)
+        .where(eq(s.source("experiment_id"), string(s.experiment.id)))
+    )
+
+
+def cleaning_counts(s: Scope) -> exp.Query:
+    """Units per (variant, crossover), and events read and distinct event ids.
+
+    Rows ``(part, variant, crossover, n, n_unique)``: part 0 counts units,
+    part 1 the experiment's events (as :func:`analysis.metrics.cleaning_counts`).
+    """
+    unit_counts = (
+        sqlglot.select(
+            named(integer(0), "part"),
+            named(column("variant"), "variant"),
+            named(column("crossover"), "crossover"),
+            named(cast(exp.Count(this=exp.Star()), "bigint"), "n"),
+            named(cast(integer(0), "bigint"), "n_unique"),
+        )
+        .from_(ref("units"))
+        .group_by(column("variant"), column("crossover"))
+    )
+    of_units = s.source("unit_id").isin(query=_experiment_units(s))
+    rows_read = cast(exp.Count(this=exp.Star()), "bigint")
+    no_unit = (integer(1), text(exp.Null()), cast(exp.Null(), "int"))
+    if s.unique_events:
+        event_counts = (
+            sqlglot.select(*no_unit, rows_read, rows_read).from_(s.events).where(of_units)
+        )
+    else:
+        # Rows and distinct ids from one row per event id (NULL ids form one group,
+        # as they count once among the distinct ids): DuckDB's GROUP BY spills to
+        # disk, where its COUNT(DISTINCT) must hold every id in memory.
+        per_id = (
+            sqlglot.select(named(exp.Count(this=exp.Star()), "copies"))
+            .from_(s.events)
+            .where(of_units)
+            .group_by(s.source("event_id"))
+        )
+        copies = cast(exp.Sum(this=column("copies")), "bigint")
+        event_counts = sqlglot.select(*no_unit, copies, rows_read).from_(
+            exp.Subquery(this=per_id, alias=exp.TableAlias(this=quoted("ids")))
+        )
+    counts = exp.Subquery(
+        this=union_all([unit_counts, event_counts]), alias=exp.TableAlias(this=quoted("counts"))
+    )
+    return with_ctes(sqlglot.select(exp.Star()).from_(counts), clean_assignments(s))
+
+
+# --------------------------------------------------------------------------- events
+
+
+def deduplicated_events(s: Scope, names: Sequence[str]) -> list[Cte]:
+    """CTEs ``relevant`` and ``numbered``: the events ``names`` of the experiment's units.
+
+    ``numbered.rn < 2`` keeps one row per ``event_id`` (every row when the
+    events are known to be unique).
+    """
+    src = s.source
+    value = double(src("value")) if s.has_value else double(exp.Null())
+    relevant = (
+        sqlglot.select(
+            named(src("event_id"), "event_id"),
+            named(src("unit_id"), "unit_id"),
+            named(src("ts"), "ts"),
+            named(src("event"), "event"),
+            named(value, "value"),
+        )
+        .from_(s.events)
+        .where(
+            all_of(
+                src("event").isin(*[string(n) for n in names]),
+                lt(src("ts"), s.end),
+                src("unit_id").isin(query=_experiment_units(s)),
+            )
+        )
+    )
+    order = [column("ts"), column("unit_id"), column("event"), column("value")]
+    rank = integer(1) if s.unique_events else window(exp.RowNumber(), [column("event_id")], order)
+    numbered = sqlglot.select(exp.Star(), named(rank, "rn")).from_(ref("relevant"))
+    return [(cte("relevant"), relevant), (cte("numbered"), numbered)]
+
+
+def in_window_events(s: Scope) -> Cte:
+    """CTE ``in_window``: deduplicated events of kept units inside their window.
+
+    Columns ``unit_id, variant, assigned_at, ts, event, value, pre``; ``pre``
+    is 1 for the pre-period ``[assigned_at - pre_days, assigned_at)``, as
+    :func:`analysis.metrics.in_window_events`.
+    """
+    at, ts = column("assigned_at", "u"), column("ts", "e")
+    pre_days, window_days = s.window.pre_days, s.window.window_days
+    start = at if pre_days == 0 else exp.Sub(this=at, expression=hours(pre_days))
+    conditions = [
+        first(column("rn", "e")),
+        kept(column("crossover", "u")),
+        exp.GTE(this=ts, expression=start),
+        lt(ts, s.end),
+    ]
+    if window_days is not None:
+        conditions.append(lt(ts, exp.Add(this=at, expression=hours(window_days))))
+    query = (
+        sqlglot.select(
+            named(column("unit_id", "u"), "unit_id"),
+            named(column("variant", "u"), "variant"),
+            named(at, "assigned_at"),
+            named(ts, "ts"),
+            named(column("event", "e"), "event"),
+            named(column("value", "e"), "value"),
+            named(flag(lt(ts, at)), "pre"),
+        )
+        .from_(ref("numbered", "e"))
+        .join(ref("units", "u"), on=eq(column("unit_id", "e"), column("unit_id", "u")))
+        .where(all_of(*conditions))
+    )
+    return cte("in_window"), query
+
+
+def windowed_events(s: Scope, names: Sequence[str]) -> list[Cte]:
+    """Every CTE up to ``in_window`` for the events ``names``."""
+    return [*clean_assignments(s), *deduplicated_events(s, names), in_window_events(s)]
+
+
+def quantile_samples(s: Scope, events: Sequence[str]) -> exp.Query:
+    """Quantile metrics' in-window values and a unit code: rows ``(k, variant, value, unit)``.
+
+    ``k`` is the index of the event in ``events``; nothing but the values
+    the quantile estimates need leaves the database.
+    """
+    which = exp.Case()
+    for k, name in enumerate(events):
+        which = which.when(eq(column("event"), string(name)), integer(k))
+    query = (
+        sqlglot.select(
+            named(which, "k"),
+            named(column("variant"), "variant"),
+            named(column("value"), "value"),
+            named(window(exp.DenseRank(), [], [column("unit_id")]), "unit"),
+        )
+        .from_(ref("in_window"))
+        .where(
+            all_of(
+                eq(column("pre"), integer(0)),
+                not_null(column("value")),
+                column("event").isin(*[string(n) for n in events]),
+            )
+        )
+    )
+    return with_ctes(query, windowed_events(s, events))

@@ -1,0 +1,223 @@
+"""The aggregation queries' rows read back into the measurement's types.
+
+Columns are read by position (drivers name them differently). Only counts
+and sums arrive here; moments are made from raw sums exactly as
+:mod:`analysis.timeline` makes them, so both engines agree to the rounding.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from analysis.aggregates import Moments
+from analysis.config.experiments import Experiment, Metric
+from analysis.descriptives import FUNNEL_STEPS, TIME_BINS, TRUST_VALUES
+from analysis.joint import JointMoments
+from analysis.measurement import Cleaning, Histogram
+from analysis.sql.aggregate_timeline import TimelineMetric
+from analysis.sql.aggregate_units import MomentsLayout
+from analysis.stats.quantile import QuantileSample
+
+SegmentMoments = dict[str, dict[str, dict[str, dict[str, Moments]]]]
+
+
+def _f(value: Any) -> float:
+    return float(value) if value is not None else 0.0
+
+
+def read_cleaning(frame: pl.DataFrame, experiment: Experiment) -> Cleaning:
+    by_variant = dict.fromkeys(experiment.variants, 0)
+    crossovers = rows = unique = 0
+    for part, variant, crossover, n, n_unique in frame.rows():
+        if int(part) == 1:
+            rows, unique = int(n or 0), int(n_unique or 0)
+        elif int(crossover):
+            crossovers += int(n)
+        else:
+            by_variant[variant] = by_variant.get(variant, 0) + int(n)
+    return Cleaning(
+        events=rows,
+        duplicates_dropped=rows - unique,
+        crossovers_excluded=crossovers,
+        units=by_variant,
+    )
+
+
+def read_moments(
+    frame: pl.DataFrame, layout: MomentsLayout
+) -> tuple[dict[str, dict[str, Moments]], dict[str, dict[str, JointMoments]], SegmentMoments]:
+    """``moments``, ``joint`` and ``segments`` from :func:`.aggregate_units.arm_moments`."""
+    moments: dict[str, dict[str, Moments]] = {c.metric.name: {} for c in layout.metrics}
+    joint: dict[str, dict[str, JointMoments]] = {m.name: {} for m, _ in layout.joint}
+    segments: SegmentMoments = {
+        d: {c.metric.name: {} for c in layout.metrics} for d in layout.dimensions
+    }
+    for row in frame.rows():
+        g, seg, variant = int(row[0]), row[1], row[2]
+        pos = 3
+        for cols in layout.metrics:
+            n, mean_x, m2_x = int(row[pos] or 0), row[pos + 1], row[pos + 2]
+            pos += 3
+            mean_y, m2_y, c_xy = 1.0, 0.0, 0.0
+            if cols.y is not None:
+                mean_y, m2_y, c_xy = _f(row[pos]), _f(row[pos + 1]), _f(row[pos + 2])
+                pos += 3
+            m = Moments.empty() if n == 0 else Moments(n, _f(mean_x), mean_y, _f(m2_x), m2_y, c_xy)
+            if g == 0:
+                moments[cols.metric.name][variant] = m
+            else:
+                segments[layout.dimensions[g - 1]][cols.metric.name].setdefault(seg, {})[
+                    variant
+                ] = m
+        for metric, names_k in layout.joint:
+            k = len(names_k)
+            n = int(row[pos] or 0)
+            means = tuple(_f(v) for v in row[pos + 1 : pos + 1 + k])
+            pos += 1 + k
+            upper: dict[tuple[int, int], float] = {}
+            for a in range(k):
+                for b in range(a, k):
+                    upper[a, b] = _f(row[pos])
+                    pos += 1
+            if g == 0:
+                matrix = tuple(
+                    tuple(upper[min(a, b), max(a, b)] for b in range(k)) for a in range(k)
+                )
+                joint[metric.name][variant] = (
+                    JointMoments.empty(k) if n == 0 else JointMoments(n, means, matrix)
+                )
+    sorted_segments = {
+        d: {name: dict(sorted(by_value.items())) for name, by_value in by_metric.items()}
+        for d, by_metric in segments.items()
+    }
+    return moments, joint, sorted_segments
+
+
+def read_samples(
+    frame: pl.DataFrame, events: Sequence[str], metrics: Sequence[Metric]
+) -> dict[str, dict[str, QuantileSample]]:
+    """Quantile metrics' samples from :func:`~analysis.sql.aggregate_plan.quantile_samples`."""
+    samples: dict[str, dict[str, QuantileSample]] = {}
+    frame = frame.rename(dict(zip(frame.columns, ["k", "variant", "value", "unit"], strict=True)))
+    for m in metrics:
+        if m.kind != "quantile":
+            continue
+        assert m.value is not None
+        part = frame.filter(pl.col("k") == events.index(m.value.event))
+        samples[m.name] = {
+            str(variant): QuantileSample(
+                group["value"].cast(pl.Float64).to_numpy(),
+                group["unit"].cast(pl.Int64).to_numpy().astype(np.int64),
+            )
+            for (variant,), group in part.partition_by("variant", as_dict=True).items()
+        }
+    return samples
+
+
+def moments_from_sums(
+    n: int, sx: float, sy: float, sxx: float, syy: float, sxy: float, *, ratio: bool
+) -> Moments:
+    """Centred moments from raw sums (as ``analysis.timeline``: exact for counts)."""
+    if n == 0:
+        return Moments.empty()
+    mean_x = sx / n
+    m2_x = max(sxx - sx * mean_x, 0.0)
+    if not ratio:
+        return Moments(n, mean_x, 1.0, m2_x)
+    mean_y = sy / n
+    return Moments(n, mean_x, mean_y, m2_x, max(syy - sy * mean_y, 0.0), sxy - sx * mean_y)
+
+
+def read_daily(
+    frame: pl.DataFrame, ratio: bool, as_of: dt.date, start: dt.date
+) -> dict[str, dict[dt.date, Moments]]:
+    """``{variant: {day: Moments}}`` from :func:`~analysis.sql.aggregate_timeline.daily_increments`.
+
+    The running totals over days, as :func:`analysis.timeline.daily_moments` adds them.
+    """
+    arrivals: dict[str, dict[dt.date, int]] = {}
+    changes: dict[str, dict[dt.date, list[float]]] = {}
+    for part, variant, day, *sums in frame.rows():
+        date = start + dt.timedelta(days=int(day))
+        if int(part) == 1:
+            arrivals.setdefault(str(variant), {})[date] = int(sums[0])
+        else:
+            changes.setdefault(str(variant), {})[date] = [_f(v) for v in sums]
+    result: dict[str, dict[dt.date, Moments]] = {}
+    for variant, by_day in arrivals.items():
+        changed = changes.get(variant, {})
+        none = [0.0] * 5
+        n, totals = 0, [0.0] * 5
+        series: dict[dt.date, Moments] = {}
+        day = min(by_day)
+        while day <= as_of:
+            n += by_day.get(day, 0)
+            change = changed.get(day, none)
+            totals = [t + float(d) for t, d in zip(totals, change, strict=True)]
+            series[day] = moments_from_sums(n, *totals, ratio=ratio)
+            day += dt.timedelta(days=1)
+        result[variant] = series
+    return result
+
+
+def read_weekly(
+    frame: pl.DataFrame, layout: Sequence[TimelineMetric]
+) -> dict[str, dict[str, dict[int, Moments]]]:
+    """``{metric: {variant: {week: Moments}}}`` from :func:`.aggregate_timeline.weekly_sums`.
+
+    A unit with ``W`` fully observed weeks is in weeks ``0 .. W - 1``; one
+    without events in a week adds zeros to the sums and one to ``n``.
+    """
+    observed: dict[str, dict[int, int]] = {}
+    sums: dict[tuple[str, int], list[float]] = {}
+    for part, variant, key, *values in frame.rows():
+        if int(part) == 1:
+            observed.setdefault(str(variant), {})[int(key)] = int(values[0])
+        else:
+            sums[str(variant), int(key)] = [_f(v) for v in values]
+    result: dict[str, dict[str, dict[int, Moments]]] = {m.name: {} for m in layout}
+    zeros = [0.0] * (5 * len(layout))
+    for variant, by_weeks in observed.items():
+        for week in range(max(by_weeks)):
+            n = sum(units for weeks, units in by_weeks.items() if weeks > week)
+            found = sums.get((variant, week), zeros)
+            for j, metric in enumerate(layout):
+                sx, sy, sxx, syy, sxy = found[5 * j : 5 * j + 5]
+                moments = moments_from_sums(n, sx, sy, sxx, syy, sxy, ratio=metric.ratio)
+                result[metric.name].setdefault(variant, {})[week] = moments
+    return result
+
+
+def read_descriptives(
+    frame: pl.DataFrame, variants: Sequence[str], ai_variants: Sequence[str]
+) -> tuple[dict[str, list[tuple[str, int]]], Histogram | None, dict[str, list[int]]]:
+    """The funnel, the time-on-task and the trust histograms (:mod:`analysis.descriptives`)."""
+    funnel_found: dict[tuple[str, int], int] = {}
+    trust = {v: [0] * len(TRUST_VALUES) for v in variants}
+    bins = {v: [0] * TIME_BINS for v in variants}
+    lo = hi = None
+    for part, variant, k, n, low, high in frame.rows():
+        if int(part) == 0:
+            funnel_found[str(variant), int(k)] = int(n)
+        elif int(part) == 1:
+            if variant in trust and int(k) in TRUST_VALUES:
+                trust[variant][int(k) - 1] = int(n)
+        elif int(part) == 2:
+            if variant in bins:
+                bins[variant][int(k)] = int(n)
+        else:
+            lo, hi = low, high
+    funnel = {
+        v: [(label, funnel_found.get((v, i), 0)) for i, (_, label) in enumerate(FUNNEL_STEPS)]
+        for v in ai_variants
+    }
+    if lo is None or hi is None or not hi > lo:
+        return funnel, None, trust
+    width = (hi - lo) / TIME_BINS
+    edges = tuple(lo + i * width for i in range(TIME_BINS + 1))
+    return funnel, Histogram(edges, bins), trust

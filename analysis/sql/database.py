@@ -1,0 +1,305 @@
+"""The database of a ``sql`` or ``duckdb`` source, and the description of its two tables.
+
+:meth:`Database.open` is how a run reaches its database: it resolves the URI
+(or the DuckDB file), connects once (failing fast, naming host and port, when
+nothing answers), reads both tables' columns and catalog types from the
+catalog once, and returns the handle with that description
+(:attr:`Database.tables`). The quarantine, GX and row functions of
+:mod:`analysis.sql` take that handle; none of them connects or reflects again.
+
+Errors name the source and never the URI's credentials. PostgreSQL is read
+through psycopg 3 (``postgresql+psycopg://``), DuckDB through duckdb-engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, cast
+
+import polars as pl
+import sqlalchemy as sa
+from sqlglot import exp
+
+from analysis import schema
+from analysis.config.sources import DuckDBSource, SqlSource
+from analysis.sources.connect import check_reachable, connect_duckdb, sql_uri, without_nested_loops
+from analysis.sources.errors import SourceError, SourceSchemaError, redact
+
+__all__ = [
+    "DIALECT",
+    "DUCKDB_TYPES",
+    "PG_TYPES",
+    "Database",
+    "SqlTable",
+    "check_source",
+    "database",
+    "reflect",
+    "sqlalchemy_url",
+    "why",
+]
+
+DIALECT = "postgres"
+
+#: PostgreSQL types (as GX reports the catalog's, upper case) that Proof's
+#: reader converts to each contract type without guessing (``sources.conform``).
+#: A length or precision (``VARCHAR(20)``, ``NUMERIC(10, 2)``) is accepted too.
+PG_TYPES: Mapping[str, tuple[str, ...]] = {
+    "str": ("TEXT", "VARCHAR", "CHARACTER VARYING", "CHAR", "CHARACTER", "BPCHAR", "NAME",
+            "CITEXT"),
+    "Timestamp": ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"),
+    "float64": ("DOUBLE PRECISION", "REAL", "SMALLINT", "INTEGER", "BIGINT", "NUMERIC",
+                "DECIMAL"),
+}  # fmt: skip
+#: DuckDB types (as GX reports them, upper case) that Proof's reader converts
+#: to each contract type (``sources.conform``: integers to float, enums to text).
+DUCKDB_TYPES: Mapping[str, tuple[str, ...]] = {
+    "str": ("VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR", "ENUM"),
+    "Timestamp": ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "TIMESTAMP_TZ"),
+    "float64": ("DOUBLE", "FLOAT", "REAL", "TINYINT", "SMALLINT", "INTEGER", "BIGINT",
+                "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "DECIMAL",
+                "NUMERIC"),
+}  # fmt: skip
+
+
+def sqlalchemy_url(uri: str) -> str:
+    """The SQLAlchemy URL of a PostgreSQL URI, with the psycopg 3 driver.
+
+    ``postgresql://`` and ``postgres://`` become ``postgresql+psycopg://``; a URI
+    that already names psycopg is kept; any other scheme is an error.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        raise ValueError("not a database URI")
+    base, _, driver = scheme.lower().partition("+")
+    if base not in {"postgresql", "postgres"} or driver not in {"", "psycopg"}:
+        raise ValueError(
+            f"validation inside the database supports PostgreSQL through psycopg 3 "
+            f"(postgresql://…), not {scheme}://"
+        )
+    return f"postgresql+psycopg://{rest}"
+
+
+def _plain_uri(uri: str) -> str:
+    """The URI as connectorx reads it (``postgresql://``)."""
+    return "postgresql://" + uri.partition("://")[2]
+
+
+def why(exc: BaseException, uri: str) -> str:
+    """The driver's own message, first line, without the URI or a password."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    first = text[0] if text else type(inner).__name__
+    return f"{type(inner).__name__}: {redact(first, uri)}"
+
+
+@dataclass(frozen=True, slots=True)
+class SqlTable:
+    """One input table of a SQL source, as the database describes it.
+
+    ``columns`` maps each output column (the contract's names, then an
+    assignments table's segment dimensions) to its source column, or to None
+    for an optional contract column the table does not have (read as NULL).
+    ``types`` are the catalog types of the source columns (GX's spelling).
+    """
+
+    role: str
+    schema: str | None
+    name: str
+    columns: Mapping[str, str | None]
+    types: Mapping[str, str]
+
+    def table(self) -> exp.Table:
+        return exp.table_(self.name, db=self.schema, quoted=True)
+
+    def source_column(self, column: str) -> str | None:
+        return self.columns.get(column)
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where a source's rows live: PostgreSQL (a ``sql`` source) or a DuckDB file.
+
+    ``uri`` is what messages must never show (a URI with its password; the
+    DuckDB path is harmless but handled the same way); ``dialect`` is
+    sqlglot's; ``url`` and ``connect_args`` are SQLAlchemy's (psycopg 3, or
+    duckdb-engine reading the file read-only). A handle from :meth:`open`
+    carries the description of both tables (:attr:`tables`); one from
+    :func:`database` only runs queries (:meth:`fetch`).
+    """
+
+    source: str
+    uri: str = field(repr=False)
+    dialect: str
+    url: str = field(repr=False)
+    connect_args: Mapping[str, Any] = field(default_factory=dict)
+    described: Mapping[str, SqlTable] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, source: str, src: SqlSource | DuckDBSource) -> Database:
+        """Connect once and describe both tables: the handle a run passes around.
+
+        Raises:
+            SourceError: an unset variable, a URI that is not PostgreSQL, a
+                missing DuckDB file, an unreachable database or a missing table,
+                naming the source (never the URI's credentials).
+            SourceSchemaError: a required column is missing.
+        """
+        db = database(source, src)
+        with _engine(db) as engine:
+            return replace(db, described=reflect(source, src, engine))
+
+    @property
+    def tables(self) -> Mapping[str, SqlTable]:
+        """Both tables by role (``assignments``, ``events``), as :meth:`open` read them."""
+        if not self.described:
+            raise ValueError(
+                f"source {self.source!r}: the tables are not described (use Database.open)"
+            )
+        return self.described
+
+    @property
+    def types(self) -> Mapping[str, tuple[str, ...]]:
+        return DUCKDB_TYPES if self.dialect == "duckdb" else PG_TYPES
+
+    def fetch(self, sql: str) -> pl.DataFrame:
+        """Run one query; the rows come back as a polars frame (never the URI in errors)."""
+        try:
+            if self.dialect != "duckdb":
+                uri = without_nested_loops(_plain_uri(self.uri))
+                return pl.read_database_uri(sql, uri, engine="connectorx")
+            # Through duckdb-engine, so that the file is opened with the configuration
+            # GX's engine uses: DuckDB refuses two configurations of one file at once.
+            engine = sa.create_engine(
+                self.url, poolclass=sa.pool.NullPool, connect_args=dict(self.connect_args)
+            )
+            try:
+                with engine.connect() as con:
+                    raw: Any = con.connection.driver_connection
+                    raw.execute("SET TimeZone='UTC'")
+                    return cast(pl.DataFrame, raw.sql(sql).pl())
+            finally:
+                engine.dispose()
+        except Exception as exc:  # the drivers raise many types; say which, never the URI
+            raise SourceError(
+                f"source {self.source!r}: query failed inside the database ({why(exc, self.uri)})"
+            ) from None
+
+
+def database(source: str, src: SqlSource | DuckDBSource) -> Database:
+    """The database of ``src``, not connected and its tables not described (see
+    :meth:`Database.open`): an unset variable, a URI that is not PostgreSQL or a
+    missing DuckDB file is a :class:`SourceError` naming the source."""
+    if isinstance(src, DuckDBSource):
+        connect_duckdb(source, src).close()  # names a missing or unreadable file
+        path = str(Path(src.path).resolve())
+        # One configuration for every connection (GX's and Proof's): DuckDB refuses
+        # a second configuration of a file that is open in the process.
+        limit = {"config": {"memory_limit": src.memory_limit}} if src.memory_limit else {}
+        return Database(source, path, "duckdb", f"duckdb:///{path}", {"read_only": True, **limit})
+    uri = sql_uri(source, src)
+    try:
+        url = sqlalchemy_url(uri)
+    except ValueError as exc:
+        raise SourceError(f"source {source!r}: {exc}") from None
+    return Database(source, uri, DIALECT, url)
+
+
+@contextmanager
+def _engine(db: Database) -> Iterator[sa.Engine]:
+    """A SQLAlchemy engine; fails fast, naming host and port, when nothing answers."""
+    if db.dialect != "duckdb":
+        check_reachable(db.source, db.uri)
+    try:
+        engine = sa.create_engine(
+            db.url, poolclass=sa.pool.NullPool, connect_args=dict(db.connect_args)
+        )
+        with engine.connect() as con:
+            con.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        raise SourceError(
+            f"source {db.source!r}: cannot connect to the database ({why(exc, db.uri)})"
+        ) from None
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _split_name(source: str, role: str, name: str) -> tuple[str | None, str]:
+    parts = name.split(".")
+    if len(parts) > 2 or not all(parts):
+        raise SourceError(f"source {source!r}: table name {name!r} for {role!r} is not valid")
+    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+
+
+def _catalog_types(engine: sa.Engine, table: str, schema_name: str | None) -> dict[str, str]:
+    """Column name -> catalog type (upper case) of one table.
+
+    DuckDB is asked through ``information_schema``: duckdb-engine's inspector
+    is PostgreSQL's, whose column query reads ``pg_collation``, which DuckDB
+    does not have.
+    """
+    if engine.dialect.name != "duckdb":
+        found = sa.inspect(engine).get_columns(table, schema=schema_name)
+        return {
+            str(c["name"]): str(c["type"].compile(dialect=engine.dialect)).upper() for c in found
+        }
+    query = sa.text(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = :table AND table_schema = COALESCE(:schema, current_schema()) "
+        "ORDER BY ordinal_position"
+    )
+    with engine.connect() as con:
+        rows = con.execute(query, {"table": table, "schema": schema_name}).all()
+    if not rows:
+        raise sa.exc.NoSuchTableError(table)
+    return {str(n): str(t).upper() for n, t in rows}
+
+
+def reflect(source: str, src: SqlSource | DuckDBSource, engine: sa.Engine) -> dict[str, SqlTable]:
+    """Both tables of ``src`` as the catalog describes them; a missing one is an error.
+
+    A missing table raises :class:`SourceError` naming it; a missing required
+    column raises :class:`SourceSchemaError`, as the polars reader would.
+    """
+    described: dict[str, SqlTable] = {}
+    for role, name in (("assignments", src.assignments), ("events", src.events)):
+        db, table = _split_name(source, role, name)
+        try:
+            types = _catalog_types(engine, table, db)
+        except sa.exc.NoSuchTableError:
+            raise SourceError(
+                f"source {source!r}: table {name!r} (the {role} table) does not exist"
+            ) from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise SourceError(
+                f"source {source!r}: cannot read table {name!r} (the {role} table): "
+                f"{why(exc, str(engine.url))}"
+            ) from None
+        columns: dict[str, str | None] = {}
+        for column, dtype in schema.TABLES[role].items():
+            mapped = src.columns.get(column, column)
+            if mapped in types:
+                columns[column] = mapped
+            elif column in schema.OPTIONAL_COLUMNS[role]:
+                columns[column] = None
+            else:
+                via = f" (mapped from {mapped!r})" if mapped != column else ""
+                raise SourceSchemaError(
+                    source, role, column + via, str(dtype),
+                    f"no such column; has: {', '.join(types)}",
+                )  # fmt: skip
+        if role == "assignments":
+            taken = set(columns) | {s for s in columns.values() if s}
+            columns |= {c: c for c in types if c not in taken}
+        described[role] = SqlTable(role, db, table, columns, types)
+    return described
+
+
+def check_source(source: str, src: SqlSource | DuckDBSource) -> dict[str, SqlTable]:
+    """Connect and describe both tables: an unset variable, an unreachable database,
+    a missing table or a missing column is a :class:`SourceError` naming the source."""
+    return dict(Database.open(source, src).tables)

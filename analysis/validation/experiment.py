@@ -1,0 +1,143 @@
+"""Validate one experiment's raw tables, events per cached day partition, and check a run.
+
+:func:`validate_experiment` validates the assignments whole and the events per
+day partition (:mod:`analysis.partitions`), reusing the results of unchanged
+partitions cached under :func:`validation_cache_dir`.
+:func:`check_experiment` is everything a run checks before statistics: the
+quarantine split, then that validation with its counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from analysis import quarantine
+from analysis.config.experiments import Experiment
+from analysis.partitions.batches import MAX_BATCH_ROWS
+from analysis.partitions.validate import validate_partitions
+from analysis.sources.coverage import EventCoverage
+from analysis.sources.read import Tables
+from analysis.suites.load import DEFAULT_SUITE_DIR, load_suite
+from analysis.suites.params import run_params
+from analysis.validation.gx import GxBatchValidator
+from analysis.validation.tables import (
+    _UNASSIGNED_SHARE,
+    _frames,
+    _report,
+    unassigned_share,
+    validate_table_cached,
+)
+from analysis.validation_report import ValidationReport
+
+__all__ = ["CheckedData", "check_experiment", "validate_experiment", "validation_cache_dir"]
+
+
+def validation_cache_dir(out_dir: Path | str, experiment_id: str) -> Path:
+    """Where an experiment's per-partition results are cached: ``<out>/.cache/validation/<id>``."""
+    return Path(out_dir) / ".cache" / "validation" / experiment_id
+
+
+def validate_experiment(
+    tables: Tables | Mapping[str, pl.DataFrame | pl.LazyFrame],
+    experiment: Experiment,
+    as_of: dt.date,
+    *,
+    now: dt.datetime | None = None,
+    coverage: EventCoverage | None = None,
+    quarantine: Mapping[str, Mapping[str, int]] | None = None,
+    cache_dir: Path | None = None,
+    revalidate: bool = False,
+    suite_dir: Path = DEFAULT_SUITE_DIR,
+    max_batch_rows: int = MAX_BATCH_ROWS,
+) -> ValidationReport:
+    """Validate one experiment's raw ``assignments`` and ``events`` (before quarantine).
+
+    Assignments are validated whole (in hash chunks of ``unit_id`` when
+    large); events per day partition. With ``cache_dir``, the result of the
+    unchanged assignments and of every unchanged event partition is reused
+    (``revalidate=True`` ignores the cache). ``coverage`` (from
+    :func:`analysis.sources.coverage.event_coverage`) feeds the unassigned-event share;
+    without it the share is computed from ``tables``. ``quarantine``
+    (``QuarantineResult.counts``) is carried into the summary.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    frames = _frames(tables)
+    params = run_params(experiment, as_of, now)
+    assignments = load_suite("assignments", params, suite_dir)
+    events = load_suite("events", params, suite_dir)
+    found, _ = validate_table_cached(
+        assignments,
+        frames["assignments"],
+        cache_dir,
+        ts="assigned_at",
+        revalidate=revalidate,
+        max_batch_rows=max_batch_rows,
+    )
+    parted = validate_partitions(
+        frames["events"],
+        events,
+        GxBatchValidator("events", events.index_columns),
+        cache_dir=cache_dir,
+        revalidate=revalidate,
+        max_batch_rows=max_batch_rows,
+    )
+    found |= parted.outcomes
+    for e in events.proof():
+        if e.type == _UNASSIGNED_SHARE and (share := unassigned_share(e, frames, coverage)):
+            found[e.key] = share
+    return _report(
+        [assignments, events],
+        found,
+        {name: frame.height for name, frame in frames.items()},
+        quarantine={t: dict(c) for t, c in (quarantine or {}).items()},
+        partitions={"validated": parted.validated, "reused": parted.reused},
+    )
+
+
+@dataclass(frozen=True)
+class CheckedData:
+    """What the checks of one run found: the quarantine split and the validation report."""
+
+    quarantine: quarantine.QuarantineResult
+    report: ValidationReport
+
+
+def check_experiment(
+    tables: Tables | Mapping[str, pl.DataFrame | pl.LazyFrame],
+    experiment: Experiment,
+    as_of: dt.date,
+    *,
+    now: dt.datetime | None = None,
+    coverage: EventCoverage | None = None,
+    cache_dir: Path | None = None,
+    revalidate: bool = False,
+    suite_dir: Path = DEFAULT_SUITE_DIR,
+) -> CheckedData:
+    """Everything a run checks before statistics, reading the tables once.
+
+    :func:`analysis.quarantine.split`, then :func:`validate_experiment` with its
+    counts. The caller decides what a failure does: ``report.success`` is
+    False when a critical expectation failed (raise
+    :class:`CriticalValidationError`); ``quarantine.tables()`` are the rows to
+    measure.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    raw = quarantine.collect_tables(tables)
+    split = quarantine.split(raw, experiment, as_of, now=now, suite_dir=suite_dir)
+    report = validate_experiment(
+        raw,
+        experiment,
+        as_of,
+        now=now,
+        coverage=coverage,
+        quarantine=split.counts,
+        cache_dir=cache_dir,
+        revalidate=revalidate,
+        suite_dir=suite_dir,
+    )
+    return CheckedData(split, report)

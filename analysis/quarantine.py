@@ -35,8 +35,6 @@ stay in the used rows too; the analysis windows leave them out.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -317,30 +315,3 @@ def split(
         crossover_units=crossed.len(),
         unassigned_events=unassigned,
     )
-
-
-def write_quarantine(
-    run_dir: Path | str, result: QuarantineResult | Mapping[str, pl.DataFrame]
-) -> dict[str, Path]:
-    """Write ``<run_dir>/quarantine/<table>.parquet`` for every table, each atomically.
-
-    ``result`` is a split, or the quarantined rows by table (e.g.
-    ``SqlQuarantine.rows``). Every table gets a file, empty when nothing was
-    quarantined, so that a reader can tell "nothing set aside" from "not written".
-    """
-    directory = Path(run_dir) / "quarantine"
-    directory.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    frames = result.quarantined if isinstance(result, QuarantineResult) else result
-    for table, frame in frames.items():
-        target = directory / f"{table}.parquet"
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        try:
-            frame.write_parquet(tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        written[table] = target
-    return written

@@ -20,11 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-import polars as pl
 from prefect import Task, flow, get_run_logger, task
 from prefect.artifacts import (
     create_link_artifact,
@@ -48,22 +46,13 @@ from analysis.config import (
 )
 from analysis.engines import Checked, Engine, Measurement, RunOptions, engine_for
 from analysis.pipeline import summarise
-from analysis.quarantine import write_quarantine
-from analysis.report.publish import (
-    ensure_plotly_asset,
-    publish_run,
-    recover_runs,
-    remove_site_leftovers,
-)
-from analysis.report.render import render_run_files
-from analysis.report.site_index import write_index
+from analysis.report.site import publish_results
+from analysis.report.summary import ATTENTION, comparison_rows, markdown_summary, nightly_markdown
 from analysis.results import Results, to_json
 from analysis.sources.errors import SourceError, retryable
-from analysis.summary import ATTENTION, comparison_rows, markdown_summary, nightly_markdown
 from analysis.validation_report import CriticalValidationError
-from flows import events, locks
+from flows import events
 
-PLOTLY_SRC = "../../assets/plotly.min.js"
 # The stops a run is expected to meet: a bad config, a source that cannot be read,
 # data that fail a critical expectation. Their message says it all: the CLI prints
 # it without Prefect's traceback (`--debug` shows it). Any other exception is a bug.
@@ -164,42 +153,7 @@ def analyse(
 @task(cache_policy=NO_CACHE)
 def publish(results: Results, out_dir: Path, checked: Checked[Any]) -> Path:
     """Publish the run; one publisher per experiment, and one index writer, at a time."""
-    files = {"results.json": to_json(results), **render_run_files(results, PLOTLY_SRC)}
-    return publish_files(
-        Path(out_dir), results.experiment_id, results.run_id, files,
-        checked.quarantined, get_run_logger(),
-    )  # fmt: skip
-
-
-def publish_files(
-    out_dir: Path,
-    experiment_id: str,
-    run_id: str,
-    files: Mapping[str, str | bytes],
-    quarantined: Mapping[str, pl.DataFrame],
-    logger: locks.Logger,
-) -> Path:
-    """Publish a rendered run with its quarantine files, all or nothing; then the index.
-
-    Under the output directory's file locks (they die with a killed run): the
-    leftovers of killed publishers are repaired or removed first; the run,
-    quarantine included, becomes visible by one rename.
-    """
-    what = f"publishing {experiment_id} run {run_id}"
-    with locks.exclusive(out_dir, locks.INDEX, what=what, logger=logger):
-        for line in remove_site_leftovers(out_dir):
-            logger.info(line)
-        ensure_plotly_asset(out_dir)
-    with locks.exclusive(out_dir, locks.publish_lock(experiment_id), what=what, logger=logger):
-        for line in recover_runs(out_dir, experiment_id):
-            logger.info("%s: %s", experiment_id, line)
-        run_dir = publish_run(
-            out_dir, experiment_id, run_id, files,
-            fill=lambda folder: write_quarantine(folder, quarantined),
-        )  # fmt: skip
-    with locks.exclusive(out_dir, locks.INDEX, what=what, logger=logger):
-        write_index(out_dir)
-    return run_dir
+    return publish_results(Path(out_dir), results, checked.quarantined, get_run_logger())
 
 
 @task(cache_policy=NO_CACHE)

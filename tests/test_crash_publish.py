@@ -6,7 +6,7 @@ The crash test kills 21 publishers with SIGKILL inside the publish step:
   milliseconds after its temporary run folder appears: its publish lock and
   its temporary Prefect server must die with it;
 - 20 publishers that run the real publishing code of the flow
-  (``flows.analyze.publish_files``) on precomputed results in a child process
+  (``analysis.report.site.publish_files``) on precomputed results in a child process
   (forked from a forkserver).
   Each child stops just before its k-th change to the disk (a mkdir, rename,
   replace, unlink, rmdir, fsync, chmod, created file or lock), k drawn with a
@@ -47,9 +47,8 @@ import pytest
 
 from analysis.config.load import load_config
 from analysis.devtools.simulate import simulate, write_parquet
-from analysis.quarantine import write_quarantine
 from analysis.report import REPORT_PLOTLY_SRC, render_run_files
-from analysis.report.publish import ensure_plotly_asset, publish_run
+from analysis.report.publish import ensure_plotly_asset, publish_run, write_quarantine
 from analysis.report.site_index import write_index
 from tests.conftest import AS_OF, make_config_dir
 from tests.report_fixtures import load
@@ -244,7 +243,7 @@ def _publish(
 ) -> None:
     """In the child: publish ``version`` with the flow's code; stop before change ``pause_at``."""
     try:
-        from flows.analyze import publish_files
+        from analysis.report.site import publish_files
 
         quarantine = _quarantine(version.tag)
         changes = _stop_before_change(pause_at, report.send)
@@ -258,7 +257,7 @@ def _publish(
 # Children are forked from a fresh server process, never from pytest: polars' thread
 # pool, started in this process, does not survive a fork (the child would hang).
 _CHILDREN = multiprocessing.get_context("forkserver")
-_CHILDREN.set_forkserver_preload([__name__, "flows.analyze"])
+_CHILDREN.set_forkserver_preload([__name__, "analysis.report.site"])
 
 
 def _publish_in_child(

@@ -574,7 +574,7 @@ def _results() -> dict[str, Any]:
 
 
 def test_markdown_summary_shows_decision_primary_metric_srm_and_validation() -> None:
-    from analysis.summary import markdown_summary
+    from analysis.report.summary import markdown_summary
 
     text = markdown_summary(_results(), "file:///r/report.html")
     assert "## Decision: **investigate**" in text
@@ -592,7 +592,7 @@ def test_markdown_summary_shows_decision_primary_metric_srm_and_validation() -> 
 
 
 def test_comparison_rows_are_flat_json_values() -> None:
-    from analysis.summary import comparison_rows
+    from analysis.report.summary import comparison_rows
 
     rows = comparison_rows(_results())
     assert [r["metric"] for r in rows] == ["task_completion_rate", "edit_rate"]
@@ -605,7 +605,7 @@ def test_comparison_rows_are_flat_json_values() -> None:
 
 
 def test_nightly_markdown_lists_failures_too() -> None:
-    from analysis.summary import nightly_markdown
+    from analysis.report.summary import nightly_markdown
 
     text = nightly_markdown(
         [

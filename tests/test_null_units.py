@@ -33,7 +33,8 @@ from analysis.config.load import load_config
 from analysis.config.sources import DuckDBSource, FileSource, SqlSource
 from analysis.engines import Checked, RunOptions, engine_for
 from analysis.engines.polars_measure import measure
-from analysis.quarantine import QuarantineResult, write_quarantine
+from analysis.quarantine import QuarantineResult
+from analysis.report.publish import write_quarantine
 from analysis.sql.database import Database
 from analysis.sql.gx import check_experiment_sql
 from analysis.suites.load import load_suite
@@ -302,7 +303,7 @@ def test_events_without_a_unit_are_counted_and_quarantined(
     assert (share.success, share.unexpected_count) == (True, 0)
     assert share.element_count == f.events().height
     # in the quarantine file, with a reason, like other quarantined rows
-    written = pl.read_parquet(write_quarantine(tmp_path / "run", held)["events"])
+    written = pl.read_parquet(write_quarantine(tmp_path / "run", held.quarantined)["events"])
     assert written.height == IN_PERIOD
     assert written.get_column("unit_id").null_count() == IN_PERIOD
     assert set(written.get_column("reason")) == {"null_unit_id"}

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from flows import locks
+from analysis.report import locks
 
 HOLD = """
 import sys, time
-from flows import locks
+from analysis.report import locks
 with locks.exclusive(sys.argv[1], sys.argv[2], what="holding it for the test"):
     print("held", flush=True)
     time.sleep(600)

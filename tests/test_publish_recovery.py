@@ -14,11 +14,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from analysis.quarantine import write_quarantine
 from analysis.report.publish import (
     publish_run,
     recover_runs,
     remove_site_leftovers,
+    write_quarantine,
     write_text_atomic,
 )
 

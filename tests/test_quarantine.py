@@ -14,7 +14,8 @@ from polars.testing import assert_frame_equal
 
 from analysis import schema
 from analysis.measurement import Cleaning
-from analysis.quarantine import QuarantineResult, split, write_quarantine
+from analysis.quarantine import QuarantineResult, split
+from analysis.report.publish import write_quarantine
 from tests import validation_factories as f
 
 EVENT_ROW = 6  # events per unit and day in the factory
@@ -164,14 +165,15 @@ def test_unknown_variant_units_and_empty_tables() -> None:
 def test_write_quarantine_writes_every_table_atomically(
     result: QuarantineResult, tmp_path: Path
 ) -> None:
-    written = write_quarantine(tmp_path / "run", result)
+    written = write_quarantine(tmp_path / "run", result.quarantined)
     assert set(written) == {"assignments", "events"}
     for table, path in written.items():
         assert path == tmp_path / "run" / "quarantine" / f"{table}.parquet"
         assert_frame_equal(pl.read_parquet(path), result.quarantined[table])
     assert not list((tmp_path / "run" / "quarantine").glob(".*"))
     clean = split(f.tables(), f.experiment(), f.AS_OF, now=f.NOW)
-    again = write_quarantine(tmp_path / "run", clean)  # replaces, and writes empty files
+    # replaces, and writes empty files
+    again = write_quarantine(tmp_path / "run", clean.quarantined)
     assert pl.read_parquet(again["events"]).height == 0
     assert "reason" in pl.read_parquet(again["events"]).columns
 

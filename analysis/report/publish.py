@@ -17,7 +17,7 @@ run whose successor may not be in place yet) and ``.<file>.*.tmp`` files.
 :func:`recover_runs` and :func:`remove_site_leftovers`, called by the next
 publisher while it holds the same locks, put the replaced run back when its
 successor is missing and remove the rest.  Concurrent publishers must take
-turns per experiment, and for the index and assets (``flows.locks``).
+turns per experiment, and for the index and assets (:mod:`analysis.report.locks`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Final
 
+import polars as pl
 from plotly.offline import get_plotlyjs
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "publish_run",
     "recover_runs",
     "remove_site_leftovers",
+    "write_quarantine",
     "write_text_atomic",
 ]
 
@@ -278,3 +280,27 @@ def remove_site_leftovers(out_dir: Path) -> list[str]:
             path.unlink(missing_ok=True)
             done.append(f"removed {path.relative_to(root)}, left by a writer that did not finish")
     return done
+
+
+def write_quarantine(run_dir: Path | str, frames: Mapping[str, pl.DataFrame]) -> dict[str, Path]:
+    """Write ``<run_dir>/quarantine/<table>.parquet`` for every table, each atomically.
+
+    ``frames`` are the quarantined rows by table, each with its ``reason``
+    (``Checked.quarantined``). Every table gets a file, empty when nothing was
+    quarantined, so that a reader can tell "nothing set aside" from "not written".
+    """
+    directory = Path(run_dir) / "quarantine"
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for table, frame in frames.items():
+        target = directory / f"{table}.parquet"
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        os.close(fd)
+        try:
+            frame.write_parquet(tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written[table] = target
+    return written

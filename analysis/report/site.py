@@ -1,0 +1,71 @@
+"""Publish one analysed run to the site: its pages, results.json and quarantine, then the index.
+
+All or nothing, under the output directory's file locks (:mod:`analysis.report.locks`,
+which die with a killed run): leftovers of killed publishers are repaired or
+removed first; the run, quarantine included, becomes visible by one rename
+(:func:`analysis.report.publish.publish_run`); the index is rebuilt last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import polars as pl
+
+from analysis.report import locks
+from analysis.report.publish import (
+    REPORT_PLOTLY_SRC,
+    ensure_plotly_asset,
+    publish_run,
+    recover_runs,
+    remove_site_leftovers,
+    write_quarantine,
+)
+from analysis.report.render import render_run_files
+from analysis.report.site_index import write_index
+from analysis.results import Results, to_json
+
+__all__ = ["publish_files", "publish_results"]
+
+
+def publish_results(
+    out_dir: Path,
+    results: Results,
+    quarantined: Mapping[str, pl.DataFrame],
+    logger: locks.Logger,
+) -> Path:
+    """Render ``results`` (report, validation page, results.json) and publish them."""
+    files = {"results.json": to_json(results), **render_run_files(results, REPORT_PLOTLY_SRC)}
+    return publish_files(out_dir, results.experiment_id, results.run_id, files, quarantined, logger)
+
+
+def publish_files(
+    out_dir: Path,
+    experiment_id: str,
+    run_id: str,
+    files: Mapping[str, str | bytes],
+    quarantined: Mapping[str, pl.DataFrame],
+    logger: locks.Logger,
+) -> Path:
+    """Publish a rendered run with its quarantine files, all or nothing; then the index.
+
+    Under the output directory's file locks (they die with a killed run): the
+    leftovers of killed publishers are repaired or removed first; the run,
+    quarantine included, becomes visible by one rename.
+    """
+    what = f"publishing {experiment_id} run {run_id}"
+    with locks.exclusive(out_dir, locks.INDEX, what=what, logger=logger):
+        for line in remove_site_leftovers(out_dir):
+            logger.info(line)
+        ensure_plotly_asset(out_dir)
+    with locks.exclusive(out_dir, locks.publish_lock(experiment_id), what=what, logger=logger):
+        for line in recover_runs(out_dir, experiment_id):
+            logger.info("%s: %s", experiment_id, line)
+        run_dir = publish_run(
+            out_dir, experiment_id, run_id, files,
+            fill=lambda folder: write_quarantine(folder, quarantined),
+        )  # fmt: skip
+    with locks.exclusive(out_dir, locks.INDEX, what=what, logger=logger):
+        write_index(out_dir)
+    return run_dir

@@ -15,7 +15,7 @@ false positives), the fixed-horizon one once its planned end is reached —
 each CUPED-adjusted when CUPED applied (``statistics.verdict_basis`` in the
 experiment config overrides this).
 
-After the planned end the data stop at ``end`` (:func:`data_through`): the
+After the planned end the data stop at ``end`` (``Experiment.data_through``): the
 final, fixed-horizon reading is then the same every night, instead of a
 fixed-horizon test read again on growing data.
 
@@ -162,19 +162,6 @@ def sequential_drives(experiment: Experiment, as_of: dt.date) -> bool:
     if choice != "auto":
         return choice == "sequential"
     return experiment.end is None or as_of < experiment.end
-
-
-def data_through(experiment: Experiment, as_of: dt.date) -> dt.date:
-    """The last day whose data a run asked for ``as_of`` analyses: never after the planned end.
-
-    A run after the end reads the final data again, so its fixed-horizon
-    reading does not change from night to night (reading it on growing data
-    would be peeking again: 11 % A/A false positives with 7 nightly reads after
-    a 14-day test, against 5.5 % for one).
-    """
-    if experiment.end is not None and as_of > experiment.end:
-        return experiment.end
-    return as_of
 
 
 def _critical_value(

@@ -5,7 +5,7 @@ as good as its behaviour over all those reads: a guardrail that passes at
 *some* night, a false "better" at *some* night, reads after the planned end.
 :func:`nightly_comparisons` replays that: units enrol at a constant rate from
 ``start`` to ``end``, and each night's run sees the units enrolled up to the
-day it analyses (:func:`analysis.comparisons.data_through`, so never after
+day it analyses (``Experiment.data_through``, so never after
 ``end``), compared by :func:`analysis.comparisons.compare_all` exactly as a
 run compares them. Used by the verdict tests and by ``make calibrate``.
 """
@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analysis.aggregates import Moments
-from analysis.comparisons import Comparison, compare_all, data_through
+from analysis.comparisons import Comparison, compare_all
 from analysis.config.experiments import Experiment, Metric
 from analysis.measurement import ArmData
 
@@ -65,7 +65,7 @@ def nightly_comparisons(
         by_day: dict[dt.date, Comparison] = {}
         reads: list[Comparison] = []
         for date in dates:
-            through = data_through(experiment, date)
+            through = experiment.data_through(date)
             if through not in by_day:
                 elapsed = (through - experiment.start).days + 1
                 moments = {

@@ -35,7 +35,6 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BeforeValidator, Field
 
-from analysis.comparisons import data_through
 from analysis.config import (
     ConfigError,
     Experiment,
@@ -220,7 +219,7 @@ def analyze_experiment(
     experiment = config.experiment(experiment_id)
     metrics = config.metrics_of(experiment)
     asked = as_of or yesterday()
-    day = data_through(experiment, asked)
+    day = experiment.data_through(asked)
     rid = run_id or new_run_id(dt.datetime.now(dt.UTC))
     if day != asked:
         logger.info(

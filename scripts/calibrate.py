@@ -413,7 +413,7 @@ def verdict_rules(args: argparse.Namespace) -> tuple[str, bool]:
         "",
         "### Verdict rules over nightly reads",
         "",
-        f"Simulated scheduled runs through `data_through` + `compare_all` "
+        f"Simulated scheduled runs through `Experiment.data_through` + `compare_all` "
         f"(`analysis/nightly.py`), {runs} runs each; every rate must stay <= alpha + 3 SE "
         f"= {limit:.3f}.",
         "",

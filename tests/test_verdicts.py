@@ -1,7 +1,7 @@
 """Verdicts that hold under nightly reads: each rule tested by simulation or a reference.
 
 The simulations replay a scheduled run every night through the real path
-(:mod:`analysis.nightly`: ``data_through`` + ``compare_all``). A rule holds
+(:mod:`analysis.nightly`: ``Experiment.data_through`` + ``compare_all``). A rule holds
 if the count of runs where it goes wrong is at most the upper end of the
 central 99.9 % binomial interval at alpha (the convention of
 ``test_calibration.py``); with fixed seeds each outcome is deterministic.
@@ -18,7 +18,7 @@ import pytest
 from scipy import optimize, stats
 
 from analysis.aggregates import Moments
-from analysis.comparisons import compare_all, data_through, verdict_interval
+from analysis.comparisons import compare_all, verdict_interval
 from analysis.config.experiments import Experiment
 from analysis.config.load import load_config
 from analysis.decision import decide
@@ -147,12 +147,12 @@ def test_guardrail_blocks_as_often_as_its_own_test_rejects() -> None:
 def test_reads_after_the_end_analyse_the_final_data() -> None:
     experiment = two_week_test()
     assert experiment.end is not None
-    assert data_through(experiment, experiment.end + dt.timedelta(days=30)) == experiment.end
-    assert data_through(experiment, experiment.end) == experiment.end
+    assert experiment.data_through(experiment.end + dt.timedelta(days=30)) == experiment.end
+    assert experiment.data_through(experiment.end) == experiment.end
     before = experiment.end - dt.timedelta(days=1)
-    assert data_through(experiment, before) == before
+    assert experiment.data_through(before) == before
     open_ended = experiment.model_copy(update={"end": None})
-    assert data_through(open_ended, dt.date(2030, 1, 1)) == dt.date(2030, 1, 1)
+    assert open_ended.data_through(dt.date(2030, 1, 1)) == dt.date(2030, 1, 1)
 
 
 def test_aa_false_positives_with_nightly_reads_after_the_end() -> None:

@@ -95,3 +95,17 @@ def moments_from_row(row: Mapping[str, Any], prefix: str = "") -> Moments:
         return float(value) if value is not None else 0.0
 
     return Moments(n, f("mean_x"), f("mean_y"), f("m2_x"), f("m2_y"), f("c_xy"))
+
+
+def moments_from_sums(
+    n: int, sx: float, sy: float, sxx: float, syy: float, sxy: float, *, ratio: bool
+) -> Moments:
+    """Centred moments from raw sums over ``n`` units (exact for counts; y is 1 unless ratio)."""
+    if n == 0:
+        return Moments.empty()
+    mean_x = sx / n
+    m2_x = max(sxx - sx * mean_x, 0.0)
+    if not ratio:
+        return Moments(n, mean_x, 1.0, m2_x)
+    mean_y = sy / n
+    return Moments(n, mean_x, mean_y, m2_x, max(syy - sy * mean_y, 0.0), sxy - sx * mean_y)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from analysis.aggregates import Moments, moments_from_row
+from analysis.aggregates import Moments, moments_from_row, moments_from_sums
 from analysis.comparisons import arm_pairs
 from analysis.config.experiments import EventAggregate, Experiment, Metric
 from analysis.measurement import Window
@@ -37,7 +37,7 @@ from analysis.stats.trend import TrendResult, lift_trend
 DAY = dt.timedelta(days=1)
 
 
-def _parts(metric: Metric) -> tuple[EventAggregate, EventAggregate | None] | None:
+def timeline_parts(metric: Metric) -> tuple[EventAggregate, EventAggregate | None] | None:
     """The per-unit parts (x, y) a timeline can sum over days, or None."""
     if metric.kind == "ratio":
         assert metric.numerator is not None
@@ -49,7 +49,7 @@ def _parts(metric: Metric) -> tuple[EventAggregate, EventAggregate | None] | Non
 
 
 def supports_timeline(metric: Metric) -> bool:
-    return _parts(metric) is not None
+    return timeline_parts(metric) is not None
 
 
 def daily_moments(
@@ -69,7 +69,7 @@ def daily_moments(
     The centred moments follow from the raw sums (exact for counts, which is
     what timelines sum: integers below 2^53 are exact in float64).
     """
-    parts = _parts(metric)
+    parts = timeline_parts(metric)
     if parts is None:
         return {}
     x_part, y_part = parts
@@ -128,31 +128,34 @@ def daily_moments(
             .select("day", "sx", "sy", "sxx", "syy", "sxy")
             .iter_rows()
         }
-        none = [0.0] * 5
-        n, totals = 0, [0.0] * 5
-        series: dict[dt.date, Moments] = {}
-        day = min(by_day)
-        while day <= as_of:
-            n += by_day.get(day, 0)
-            change = changes_by_day.get(day, none)
-            totals = [t + float(d) for t, d in zip(totals, change, strict=True)]
-            series[day] = _from_raw_sums(n, *totals, ratio=ratio)
-            day += DAY
-        result[str(variant)] = series
+        result[str(variant)] = cumulative_moments(by_day, changes_by_day, as_of, ratio=ratio)
     return result
 
 
-def _from_raw_sums(
-    n: int, sx: float, sy: float, sxx: float, syy: float, sxy: float, *, ratio: bool
-) -> Moments:
-    if n == 0:
-        return Moments.empty()
-    mean_x = sx / n
-    m2_x = max(sxx - sx * mean_x, 0.0)
-    if not ratio:
-        return Moments(n, mean_x, 1.0, m2_x)
-    mean_y = sy / n
-    return Moments(n, mean_x, mean_y, m2_x, max(syy - sy * mean_y, 0.0), sxy - sx * mean_y)
+def cumulative_moments(
+    arrivals: Mapping[dt.date, int],
+    changes: Mapping[dt.date, Sequence[float]],
+    as_of: dt.date,
+    *,
+    ratio: bool,
+) -> dict[dt.date, Moments]:
+    """Each day's moments of one arm, from the units that arrived and the change of the raw sums.
+
+    ``changes[day]`` is the day's change of ``(sx, sy, sxx, syy, sxy)`` over the
+    arm's units; both engines compute those (polars here, SQL in
+    :mod:`analysis.sql.aggregate_timeline`) and add them up here.
+    """
+    none = [0.0] * 5
+    n, totals = 0, [0.0] * 5
+    series: dict[dt.date, Moments] = {}
+    day = min(arrivals)
+    while day <= as_of:
+        n += arrivals.get(day, 0)
+        change = changes.get(day, none)
+        totals = [t + float(d) for t, d in zip(totals, change, strict=True)]
+        series[day] = moments_from_sums(n, *totals, ratio=ratio)
+        day += DAY
+    return series
 
 
 def weekly_moments(
@@ -166,7 +169,7 @@ def weekly_moments(
     A unit enters week w when its whole week is observed (inside its window
     and before the end of the analysis date).
     """
-    usable = {m.name: (m, parts) for m in metrics if (parts := _parts(m)) is not None}
+    usable = {m.name: (m, parts) for m in metrics if (parts := timeline_parts(m)) is not None}
     if not usable:
         return {}
     columns = sorted(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from analysis.aggregates import Moments
+from analysis.aggregates import Moments, moments_from_sums
 from analysis.config.experiments import Experiment, Metric
 from analysis.descriptives import FUNNEL_STEPS, TIME_BINS, TRUST_VALUES
 from analysis.joint import JointMoments
@@ -22,6 +22,7 @@ from analysis.measurement import Cleaning, Histogram
 from analysis.sql.aggregate_timeline import TimelineMetric
 from analysis.sql.aggregate_units import MomentsLayout
 from analysis.stats.quantile import QuantileSample
+from analysis.timeline import cumulative_moments
 
 SegmentMoments = dict[str, dict[str, dict[str, dict[str, Moments]]]]
 
@@ -119,20 +120,6 @@ def read_samples(
     return samples
 
 
-def moments_from_sums(
-    n: int, sx: float, sy: float, sxx: float, syy: float, sxy: float, *, ratio: bool
-) -> Moments:
-    """Centred moments from raw sums (as ``analysis.timeline``: exact for counts)."""
-    if n == 0:
-        return Moments.empty()
-    mean_x = sx / n
-    m2_x = max(sxx - sx * mean_x, 0.0)
-    if not ratio:
-        return Moments(n, mean_x, 1.0, m2_x)
-    mean_y = sy / n
-    return Moments(n, mean_x, mean_y, m2_x, max(syy - sy * mean_y, 0.0), sxy - sx * mean_y)
-
-
 def read_daily(
     frame: pl.DataFrame, ratio: bool, as_of: dt.date, start: dt.date
 ) -> dict[str, dict[dt.date, Moments]]:
@@ -148,21 +135,10 @@ def read_daily(
             arrivals.setdefault(str(variant), {})[date] = int(sums[0])
         else:
             changes.setdefault(str(variant), {})[date] = [_f(v) for v in sums]
-    result: dict[str, dict[dt.date, Moments]] = {}
-    for variant, by_day in arrivals.items():
-        changed = changes.get(variant, {})
-        none = [0.0] * 5
-        n, totals = 0, [0.0] * 5
-        series: dict[dt.date, Moments] = {}
-        day = min(by_day)
-        while day <= as_of:
-            n += by_day.get(day, 0)
-            change = changed.get(day, none)
-            totals = [t + float(d) for t, d in zip(totals, change, strict=True)]
-            series[day] = moments_from_sums(n, *totals, ratio=ratio)
-            day += dt.timedelta(days=1)
-        result[variant] = series
-    return result
+    return {
+        variant: cumulative_moments(by_day, changes.get(variant, {}), as_of, ratio=ratio)
+        for variant, by_day in arrivals.items()
+    }
 
 
 def read_weekly(

@@ -50,6 +50,7 @@ from analysis.sql.expressions import (
     window,
     with_ctes,
 )
+from analysis.timeline import timeline_parts
 
 WEEK_DAYS = 7
 
@@ -60,17 +61,6 @@ class TimelineMetric:
 
     name: str
     ratio: bool
-
-
-def timeline_parts(metric: Metric) -> tuple[EventAggregate, EventAggregate | None] | None:
-    """The per-unit parts (x, y) a timeline can sum over days, or None (as ``timeline._parts``)."""
-    if metric.kind == "ratio":
-        assert metric.numerator is not None
-        assert metric.denominator is not None
-        return metric.numerator, metric.denominator
-    if metric.kind in ("mean", "proportion") and metric.value and metric.value.agg != "mean":
-        return metric.value, None
-    return None
 
 
 def _summed(agg: EventAggregate) -> exp.Expr:

@@ -85,10 +85,7 @@ def winsorize_caps_exprs(
     Raises:
         ValueError: percentile outside (0.5, 1), or an unknown ``tails``.
     """
-    check_percentile(percentile)
-    if tails not in ("both", "upper"):
-        msg = f"tails must be 'both' or 'upper', got {tails!r}"
-        raise ValueError(msg)
+    check_percentile(percentile, tails)
     x = pl.col(col).cast(pl.Float64)
     finite = x.filter(x.is_finite())
     high = finite.quantile(percentile, interpolation="linear").alias(f"{col}_cap_high")

@@ -48,9 +48,13 @@ import numpy.typing as npt
 Tails = Literal["both", "upper"]
 
 
-def check_percentile(percentile: float) -> None:
+def check_percentile(percentile: float, tails: str = "both") -> None:
+    """Refuse a percentile outside (0.5, 1) or an unknown ``tails``, saying what is allowed."""
     if not 0.5 < percentile < 1.0:
         msg = f"the winsorising percentile must lie in (0.5, 1), e.g. 0.99; got {percentile!r}"
+        raise ValueError(msg)
+    if tails not in ("both", "upper"):
+        msg = f"tails must be 'both' or 'upper', got {tails!r}"
         raise ValueError(msg)
 
 
@@ -76,10 +80,7 @@ def winsorize_caps(
     Raises:
         ValueError: percentile outside (0.5, 1), or an unknown ``tails``.
     """
-    check_percentile(percentile)
-    if tails not in ("both", "upper"):
-        msg = f"tails must be 'both' or 'upper', got {tails!r}"
-        raise ValueError(msg)
+    check_percentile(percentile, tails)
     arr = np.asarray(values, dtype=np.float64)  # a polars Series' nulls become NaN
     arr = arr[np.isfinite(arr)]
     if arr.size == 0:

@@ -140,9 +140,8 @@ def simulate(
     """Generate realistic experiment data with known true effects."""
     from analysis.config.base import ConfigError
     from analysis.config.load import load_config
-    from analysis.config.sources import DuckDBSource, FileSource
     from analysis.devtools.simulate import simulate as run_simulation
-    from analysis.devtools.simulate import write_duckdb, write_parquet
+    from analysis.devtools.simulate.writers import default_target, write_duckdb, write_parquet
 
     if fmt not in ("duckdb", "parquet"):
         _fail(f"--format must be duckdb or parquet, not {fmt!r}")
@@ -156,16 +155,10 @@ def simulate(
         if experiment
         else list(config.experiments.values())
     )
-    target = out
+    target = out or default_target(config.sources, fmt)
     if target is None:
-        source = config.sources.get("warehouse" if fmt == "duckdb" else "files")
-        if isinstance(source, DuckDBSource):
-            target = Path(source.path)
-        elif isinstance(source, FileSource):
-            target = Path(source.assignments).parent
-        else:
-            _fail("no default target in the config: pass --out")
-            return
+        _fail("no default target in the config: pass --out")
+        return
     day = as_of.date() if as_of else yesterday()
     started = time.perf_counter()
     typer.echo(
@@ -262,8 +255,8 @@ def validate(
     """Validate an experiment's data alone and print a readable summary.
 
     Runs the quarantine split and every expectation (cached per day partition
-    under OUT/.cache/validation; inside the database for a sql source with
-    pushdown: true or a duckdb source with validate_in_database: true).
+    under OUT/.cache/validation; inside the database when the source's engine
+    checks there, see docs/configuration.md).
     Exit code 2 when a critical expectation failed.
     """
     from analysis.config.base import ConfigError
@@ -309,15 +302,14 @@ def demo(
     """Simulate demo data into the embedded DuckDB if it is missing, then run the nightly flow."""
     from analysis.config.base import ConfigError
     from analysis.config.load import load_config
-    from analysis.config.sources import DuckDBSource
+    from analysis.devtools.simulate.writers import demo_data_missing
 
     try:
         config = load_config(config_dir)
     except ConfigError as exc:
         _fail(str(exc), exc, debug=debug)
         return
-    warehouse = config.sources.get("warehouse")
-    if isinstance(warehouse, DuckDBSource) and not Path(warehouse.path).exists():
+    if demo_data_missing(config.sources):
         simulate(
             config_dir=config_dir,
             units=units,

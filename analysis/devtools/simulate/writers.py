@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from analysis.config.sources import DuckDBSource, FileSource, Source
 from analysis.devtools.simulate.model import SimulatedData
 
 
@@ -74,3 +76,22 @@ def write_parquet(directory: Path, data: SimulatedData, files: int = 4) -> None:
     for stale in events_dir.glob("part-*.parquet"):
         if stale.name not in wanted:
             stale.unlink()
+
+
+def default_target(sources: Mapping[str, Source], fmt: str) -> Path | None:
+    """Where ``proof simulate`` writes without ``--out``: the ``warehouse`` DuckDB file
+    (``fmt`` duckdb) or the folder of the ``files`` source (parquet); None when the
+    config has no such source."""
+    source = sources.get("warehouse" if fmt == "duckdb" else "files")
+    if isinstance(source, DuckDBSource):
+        return Path(source.path)
+    if isinstance(source, FileSource):
+        return Path(source.assignments).parent
+    return None
+
+
+def demo_data_missing(sources: Mapping[str, Source]) -> bool:
+    """Whether ``proof demo`` must simulate: the ``warehouse`` source is a DuckDB file
+    that does not exist yet."""
+    warehouse = sources.get("warehouse")
+    return isinstance(warehouse, DuckDBSource) and not Path(warehouse.path).exists()

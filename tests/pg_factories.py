@@ -144,36 +144,25 @@ COMPUTED_SECTIONS = (
 )  # fmt: skip
 
 
-def _comparable_validation(validation: dict[str, Any], drop_unit_checks: bool) -> dict[str, Any]:
+def _comparable_validation(validation: dict[str, Any]) -> dict[str, Any]:
     """The validation record without what differs by design.
 
     Not compared: the example rows and a type check's observed type (pandas'
     or the catalog's name), the partition counts (push-down keeps no
-    validation cache); with ``drop_unit_checks``, the per-unit metric checks
-    (push-down does not run them), the counts recomputed without them.
+    validation cache).
     """
-
-    def kept(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        out = []
-        for record in records:
-            if drop_unit_checks and record["table"] == "unit_metrics":
-                continue
-            out.append({k: v for k, v in record.items() if k not in ("examples", "observed")})
-        return out
-
-    expectations = kept(validation["expectations"])
-    failed = sum(1 for e in expectations if not e["success"])
-    rows = {
-        t: n for t, n in validation["rows"].items() if not drop_unit_checks or t != "unit_metrics"
-    }
+    records = [
+        {k: v for k, v in record.items() if k not in ("examples", "observed")}
+        for record in validation["expectations"]
+    ]
+    failed = [
+        {k: v for k, v in record.items() if k not in ("examples", "observed")}
+        for record in validation["failed_expectations"]
+    ]
     return {
         **{k: v for k, v in validation.items() if k != "partitions"},
-        "expectations": expectations,
-        "failed_expectations": kept(validation["failed_expectations"]),
-        "expectations_evaluated": len(expectations),
-        "passed": len(expectations) - failed,
-        "failed": failed,
-        "rows": rows,
+        "expectations": records,
+        "failed_expectations": failed,
     }
 
 
@@ -183,30 +172,29 @@ def assert_pushed_down_like(got: dict[str, Any], want: dict[str, Any], dialect: 
     Every section agrees (floats to 1e-9 relative): the statistics, segments,
     both timelines, the funnel and the histograms (each non-empty, so that
     the comparison says something), every other key, and the validation —
-    outcome by outcome — but for the per-unit metric checks, the one thing
-    push-down does not run (``NOT_AVAILABLE``, named in ``pushdown``).
+    outcome by outcome, the per-unit metric checks included (they ran inside
+    the database); ``pushdown`` names no missing section.
     """
     from analysis.engines.database import NOT_AVAILABLE
     from tests.test_flows import _assert_close
 
-    assert set(NOT_AVAILABLE) == {"unit_metrics"}
+    assert not NOT_AVAILABLE
     for section in COMPUTED_SECTIONS:
         assert want[section], section
     assert got.keys() - {"pushdown"} == want.keys()
     for key in want.keys() - {"run_id", "generated_at", "validation"}:
         _assert_close(got[key], want[key], key)
     assert got["validation"]["success"] is want["validation"]["success"] is True
-    assert not any(e["table"] == "unit_metrics" for e in got["validation"]["expectations"])
     assert any(e["table"] == "unit_metrics" for e in want["validation"]["expectations"])
     _assert_close(
-        _comparable_validation(got["validation"], drop_unit_checks=False),
-        _comparable_validation(want["validation"], drop_unit_checks=True),
+        _comparable_validation(got["validation"]),
+        _comparable_validation(want["validation"]),
         "validation",
     )
     pushdown = got["pushdown"]
     assert pushdown["computed_in"] == "database"
     assert pushdown["dialect"] == dialect
-    assert pushdown["not_available"] == list(NOT_AVAILABLE)
+    assert pushdown["not_available"] == []
     # only sufficient statistics came back: a few rows per query, none per unit
     assert set(pushdown["rows_returned"]) >= {
         "cleaning",
@@ -239,14 +227,24 @@ def _assert_nested_moments(got: Any, want: Any, what: str) -> None:
         _assert_nested_moments(got[key], value, f"{what}/{key}")
 
 
+def _unit_outcomes(report: Any) -> list[tuple[Any, ...]]:
+    """The per-unit checks' outcomes, as both engines must agree on them (not the examples)."""
+    assert report.outcomes, "no per-unit check ran"
+    return [
+        (o.table, o.expectation, o.column, o.severity, o.success, o.unexpected_count,
+         o.element_count)
+        for o in report.outcomes
+    ]  # fmt: skip
+
+
 def assert_measured_like(got: Any, want: Any) -> None:
     """Two engines' :class:`~analysis.measurement.Measurement` of the same rows, section by section.
 
     ``got`` is the database engine's, ``want`` the polars engine's (its
     cleaning already that of the quarantine split). Floats agree to 1e-9
     relative, counts and histogram bins exactly; every section the polars
-    engine fills is filled (none is empty here), and the database engine
-    leaves only the per-unit checks out.
+    engine fills is filled (none is empty here), the database engine leaves no
+    section out, and where ``want`` ran the per-unit checks, ``got``'s found the same.
     """
     import numpy as np
 
@@ -254,8 +252,10 @@ def assert_measured_like(got: Any, want: Any) -> None:
     from analysis.stats.quantile import quantile_estimate
 
     assert got.computed_in is not None
-    assert got.computed_in.not_available == tuple(NOT_AVAILABLE) == ("unit_metrics",)
-    assert got.unit_validation is None
+    assert got.computed_in.not_available == tuple(NOT_AVAILABLE) == ()
+    if want.unit_validation is not None:
+        assert got.unit_validation is not None
+        assert _unit_outcomes(got.unit_validation) == _unit_outcomes(want.unit_validation)
     assert got.cleaning == want.cleaning
     for section in ("moments", "joint", "samples"):
         assert getattr(want.data, section), section

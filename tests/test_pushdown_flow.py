@@ -127,15 +127,16 @@ def test_pushdown_writes_the_same_quarantine_files(runs: dict[str, Path]) -> Non
         assert_frame_equal(_sorted(got), _sorted(want))
 
 
-def test_pushdown_report_says_what_it_did_not_run(runs: dict[str, Path]) -> None:
+def test_pushdown_report_says_where_it_ran_and_leaves_nothing_out(runs: dict[str, Path]) -> None:
     html = (runs["pushdown"] / "report.html").read_text()
     assert len(html) > 10_000
     assert "aggregated inside the database (postgres)" in html
-    # every section is computed; only the per-unit metric checks are not run
+    # every section is computed and every check ran, the per-unit metric checks included
     assert re.findall(r"([^>]*): not computed by push-down runs", html) == []
-    assert "Per-unit metric checks" in html
-    assert "not run by push-down runs" in html
-    assert (runs["pushdown"] / "validation.html").exists()
+    assert "not run by push-down runs" not in html
+    checks = (runs["pushdown"] / "validation.html").read_text()
+    assert "no unit has two rows of metrics" in checks
+    assert "every analysed unit has exactly one row of metrics" in checks
     polars_html = (runs["polars"] / "report.html").read_text()
     assert "push-down" not in polars_html
 

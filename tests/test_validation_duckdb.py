@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from analysis.config.experiments import Metric
 from analysis.config.load import load_config
 from analysis.config.sources import DuckDBSource
 from analysis.devtools.simulate import simulate
@@ -29,9 +31,10 @@ from analysis.engines.polars_measure import measure
 from analysis.quarantine import QuarantineResult, collect_tables
 from analysis.sources.errors import SourceError
 from analysis.sources.read import read_experiment
-from analysis.sql.database import Database
-from analysis.sql.gx import check_experiment_sql
+from analysis.sql.database import Database, database
+from analysis.sql.gx import check_experiment_sql, validate_unit_metrics_sql
 from analysis.sql.quarantine import SqlQuarantine, kept_rows
+from analysis.validation.tables import validate_unit_metrics
 from analysis.validation_report import ValidationReport, format_summary
 from tests.pg_factories import (
     assert_measured_like,
@@ -151,10 +154,16 @@ def test_every_section_is_measured_inside_duckdb_as_the_polars_path(
     )
     held, _ = polars_path
     metrics = CONFIG.metrics_of(experiment)
-    want = measure(held.tables(), experiment, metrics, AS_OF, unique_events=True)
+    unit_check = partial(
+        validate_unit_metrics, experiment=experiment, metrics=metrics,
+        assigned_units=held.analysed_units(AS_OF), as_of=AS_OF, now=NOW,
+    )  # fmt: skip
+    want = measure(held.tables(), experiment, metrics, AS_OF, unit_check, unique_events=True)
     in_file, report = duck_path
     checked = Checked(report, in_file.quarantined, in_file, NOW)
     got = DatabaseEngine("duck", source, RunOptions()).measure(checked, experiment, metrics, AS_OF)
+    assert want.unit_validation is not None
+    assert want.unit_validation.success
     assert_measured_like(got, replace(want, cleaning=held.cleaning(want.cleaning)))
     assert got.computed_in is not None
     assert got.computed_in.dialect == "duckdb"
@@ -274,3 +283,70 @@ def test_a_duckdb_run_pushed_down_publishes_the_statistics_of_the_default_path(
     quarantine files and validation outcome; the sections push-down leaves out are named."""
     got, want = published["pushdown"], published["default"]
     assert_pushed_down_like(got, want, "duckdb")  # quarantine/<table> files included
+
+
+def test_unit_metric_checks_inside_duckdb_fail_as_the_polars_checks(
+    source: DuckDBSource, tmp_path: Path
+) -> None:
+    """A broken per-unit metric table (a unit twice, a null unit, an unknown arm, a
+    proportion of 2, a negative count, a missing value, one row short): GX inside the
+    database reports every broken rule with the polars engine's counts."""
+    metrics = CONFIG.metrics_of(EXPERIMENT)
+    unit_check = partial(
+        validate_unit_metrics, experiment=EXPERIMENT, metrics=metrics, as_of=AS_OF, now=NOW
+    )
+    # the engine's own table of the kept rows, read back, whole and then broken on purpose
+    query = _unit_metrics_sql(source, metrics)
+    with duckdb.connect(str(source.path), read_only=True) as con:
+        table = con.sql(query).pl()
+    n = table.height
+    assert unit_check(table, assigned_units=n).success
+    proportion = next(m.name for m in metrics if m.kind == "proportion")
+    count = next(c for c in table.columns if c.endswith("__den") and not c.endswith("__pre"))
+    broken = pl.concat([table, table.head(1)]).with_row_index("i")
+    broken = broken.with_columns(
+        pl.when(pl.col("i") == 1).then(None).otherwise(pl.col("unit_id")).alias("unit_id"),
+        pl.when(pl.col("i") == 2).then(pl.lit("v9")).otherwise(pl.col("variant")).alias("variant"),
+        pl.when(pl.col("i") == 3).then(2.0).otherwise(pl.col(proportion)).alias(proportion),
+        pl.when(pl.col("i") == 4).then(-1.0).otherwise(pl.col(count)).alias(count),
+        pl.when(pl.col("i") == 5).then(None).otherwise(pl.col(count)).alias(f"{count}__pre"),
+    ).drop("i")
+    path = tmp_path / "units.duckdb"
+    _write_duckdb(path, {"units": broken})
+    db = database("units", DuckDBSource(kind="duckdb", path=path))
+    got = validate_unit_metrics_sql(
+        db, "SELECT * FROM units", EXPERIMENT, metrics, n - 1, as_of=AS_OF, now=NOW
+    )
+    want = unit_check(broken, assigned_units=n - 1)
+    failed = {(o.expectation, o.column) for o in want.outcomes if not o.success}
+    assert failed == {
+        ("expect_table_row_count_to_equal", None),
+        ("expect_column_values_to_not_be_null", "unit_id"),
+        ("expect_column_values_to_be_unique", "unit_id"),
+        ("expect_column_values_to_be_in_set", "variant"),
+        ("expect_column_values_to_be_between", proportion),
+        ("expect_column_values_to_be_between", count),
+        ("expect_column_values_to_not_be_null", f"{count}__pre"),
+    }
+    assert _outcomes(got) == _outcomes(want)
+    assert got.rows == want.rows == {"unit_metrics": n + 1}
+    assert not got.success
+
+
+def _outcomes(report: ValidationReport) -> list[tuple[object, ...]]:
+    return [
+        (o.expectation, o.column, o.success, o.unexpected_count, o.element_count)
+        for o in report.outcomes
+    ]
+
+
+def _unit_metrics_sql(source: DuckDBSource, metrics: list[Metric]) -> str:
+    """The database engine's per-unit metric table of the rows the quarantine keeps."""
+    from analysis.sql.aggregate_checks import unit_metrics_query
+    from analysis.sql.aggregate_plan import make_scope
+    from analysis.sql.quarantine import used_rows
+
+    bases = used_rows(Database.open("duck", source), EXPERIMENT, AS_OF, now=NOW)
+    tables = {"assignments": "assignments", "events": "events"}
+    scope = make_scope(EXPERIMENT, AS_OF, "duckdb", tables, COLUMNS, [], True, bases, True)
+    return unit_metrics_query(scope, metrics).sql(dialect="duckdb")

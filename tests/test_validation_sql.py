@@ -13,6 +13,7 @@ import datetime as dt
 import math
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from analysis.sql.rules import failing_predicate, passing_predicate
 from analysis.stats.quantile import quantile_estimate
 from analysis.suites.load import Expectation, load_suite
 from analysis.suites.params import run_params
+from analysis.validation.tables import validate_unit_metrics
 from analysis.validation_report import ValidationReport, format_summary
 from tests.pg_factories import (
     PG_URI,
@@ -335,7 +337,11 @@ def test_every_section_is_measured_inside_the_database_as_the_polars_path(
     )
     held, _ = polars_path
     metrics = CONFIG.metrics_of(experiment)
-    want = measure(held.tables(), experiment, metrics, AS_OF, unique_events=True)
+    unit_check = partial(
+        validate_unit_metrics, experiment=experiment, metrics=metrics,
+        assigned_units=held.analysed_units(AS_OF), as_of=AS_OF, now=NOW,
+    )  # fmt: skip
+    want = measure(held.tables(), experiment, metrics, AS_OF, unit_check, unique_events=True)
     if percentile is not None:  # the caps bite: the statistics differ from the plain ones
         plain = measure(held.tables(), EXPERIMENT, metrics, AS_OF, unique_events=True)
         assert want.data.moments["time_on_task"] != plain.data.moments["time_on_task"]
@@ -346,6 +352,8 @@ def test_every_section_is_measured_inside_the_database_as_the_polars_path(
     in_database, report = sql_path
     checked = Checked(report, in_database.quarantined, in_database, NOW)
     got = DatabaseEngine("pg", source, RunOptions()).measure(checked, experiment, metrics, AS_OF)
+    assert want.unit_validation is not None
+    assert want.unit_validation.success
     assert_measured_like(got, replace(want, cleaning=held.cleaning(want.cleaning)))
     assert got.computed_in is not None
     rows = got.computed_in.rows_returned

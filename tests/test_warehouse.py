@@ -35,15 +35,16 @@ from analysis.sources.read import Tables
 from analysis.sql.aggregate import (
     MISSING,
     WarehouseMeasurement,
-    _connect,
     compile_queries,
     dialect_of,
     measure_in_database,
 )
+from analysis.sql.aggregate_connect import connect
 from analysis.sql.aggregate_descriptives import TIME_RANGE
 from analysis.sql.aggregate_quantiles import linear_quantiles
 from analysis.sql.database import database
 from analysis.sql.expressions import column, eq, integer, named, ref, table, with_ctes
+from analysis.sql.gx_context import gx_session
 from analysis.stats.quantile import quantile_estimate
 from tests.pg_factories import (
     PG_URI,
@@ -328,7 +329,9 @@ def test_duckdb_equals_polars_path(data: SimulatedData, duckdb_path: Path, index
     _assert_same(got, _polars_path(data, experiment, metrics), metrics)
     # only sufficient statistics come back: a row per (dimension, segment, arm)
     assert got.rows["moments"] < 50
-    assert got.rows["cleaning"] <= 2 * len(experiment.variants) + 1
+    assert got.rows["cleaning"] <= 2 * len(experiment.variants) + 2
+    # units assigned by the end of AS_OF, counted from the assignments (no quarantine here)
+    assert got.analysed_units == sum(got.cleaning.units.values()) + got.cleaning.crossovers_excluded
 
 
 def test_duckdb_missing_table_and_column(duckdb_path: Path) -> None:
@@ -679,8 +682,12 @@ def test_postgres_queries_run_without_nested_loops(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PROOF_TEST_PG_URI", PG_URI)
     source = SqlSource(kind="sql", uri_env="PROOF_TEST_PG_URI", assignments="a", events="e")
     setting = "SELECT current_setting('enable_nestloop') AS s"
-    execute, dialect, _ = _connect("pg", source, None, [])
+    execute, dialect, _, keep = connect("pg", source, None, [])
+    assert keep is None  # connectorx opens a connection per query: no temporary table lasts
     assert dialect == "postgres"
     assert execute(setting).item() == "off"
     assert database("pg", source).fetch(setting).item() == "off"
+    with gx_session(database("pg", source)) as gx, gx.rows.get_engine().connect() as con:
+        # GX materialises the per-unit table's query (the per-unit checks) on this engine
+        assert con.exec_driver_sql(setting).scalar() == "off"
     assert pl.read_database_uri(setting, PG_URI, engine="connectorx").item() == "on"

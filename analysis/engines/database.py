@@ -12,10 +12,12 @@ read into Proof; only the quarantined rows and sufficient statistics come back:
    (:func:`analysis.sql.quarantine.used_rows`, on the quarantine's handle and
    with the same ``now``) with :func:`analysis.sql.aggregate.measure_in_database`:
    the moments (winsorised when the experiment asks), segments, quantile
-   samples, both timelines, the AI funnel and the two histograms.
+   samples, both timelines, the AI funnel and the two histograms; then GX
+   checks the per-unit metric table where it is computed
+   (:func:`analysis.sql.gx.validate_unit_metrics_sql`).
 
-What it does not compute is listed in :data:`NOT_AVAILABLE` and recorded in
-the measurement (``computed_in``), so that the report says so.
+What it does not compute would be listed in :data:`NOT_AVAILABLE` and recorded
+in the measurement (``computed_in``), so that the report says so: today, nothing.
 """
 
 from __future__ import annotations
@@ -33,17 +35,13 @@ from analysis.measurement import ComputedIn, Measurement
 from analysis.quarantine import raw_cleaning
 from analysis.sql.aggregate import measure_in_database
 from analysis.sql.database import Database
-from analysis.sql.gx import check_experiment_sql
+from analysis.sql.gx import check_experiment_sql, validate_unit_metrics_sql
 from analysis.sql.quarantine import SqlQuarantine, used_rows
 from analysis.suites.load import DEFAULT_SUITE_DIR
 from analysis.validation_report import CriticalValidationError
 
 #: results.json sections (and checks) the database engine does not compute, and why.
-NOT_AVAILABLE: Mapping[str, str] = {
-    # GX validates the per-unit metric table row by row (its examples are
-    # units); only sufficient statistics leave the database, never that table.
-    "unit_metrics": "the checks of the per-unit metric table",
-}
+NOT_AVAILABLE: Mapping[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -82,8 +80,8 @@ class DatabaseEngine:
 
         The cleaning counts are those of the polars engine: units per arm of
         the kept rows, and events read, duplicates and crossovers from the
-        quarantine. Everything else is the polars engine's too, but the checks of
-        the per-unit metric table (:data:`NOT_AVAILABLE`).
+        quarantine. Everything else is the polars engine's too, including the
+        GX checks of the per-unit metric table, which run inside the database.
         """
         bases = used_rows(
             checked.kept.database, experiment, as_of, now=checked.now, suite_dir=self.suite_dir
@@ -97,6 +95,11 @@ class DatabaseEngine:
             f"{experiment.id}: aggregated inside the database ({found.dialect}); "
             f"rows returned: {dict(found.rows)}"
         )
+        with GX_LOCK:
+            unit_validation = validate_unit_metrics_sql(
+                checked.kept.database, found.unit_metrics_sql, experiment, metrics,
+                found.analysed_units, as_of=as_of, now=checked.now, suite_dir=self.suite_dir,
+            )  # fmt: skip
         held = checked.kept
         cleaning = raw_cleaning(found.cleaning, held.counts, held.rows_in, held.crossover_units)
         where = ComputedIn(found.dialect, dict(found.rows), tuple(NOT_AVAILABLE))
@@ -109,5 +112,6 @@ class DatabaseEngine:
             funnel=found.funnel,
             time_on_task=found.time_on_task,
             trust=found.trust,
+            unit_validation=unit_validation,
             computed_in=where,
         )

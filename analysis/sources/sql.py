@@ -68,7 +68,7 @@ def sql_dialect(src: AnySource, uri: str | None = None) -> str | None:
         return src.dialect
     if uri is None:
         return None
-    from analysis.sql.aggregate import DIALECTS  # it imports this package
+    from analysis.sql.aggregate_connect import DIALECTS  # it imports this package
 
     return DIALECTS.get(urllib.parse.urlsplit(uri).scheme.split("+")[0].lower())
 

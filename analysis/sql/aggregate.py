@@ -25,27 +25,31 @@ reads by URI (connectorx), or through a caller's ``execute`` function.
 from __future__ import annotations
 
 import datetime as dt
-import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
-import sqlglot
 from sqlglot import exp
 
-from analysis import schema
 from analysis.aggregates import Moments
 from analysis.config.experiments import Experiment, Metric
 from analysis.config.sources import DuckDBSource, SqlSource
 from analysis.measurement import ArmData, Cleaning, Histogram
 from analysis.metrics import quantile_events
-from analysis.sources.conform import conform, require_columns
-from analysis.sources.connect import check_reachable, connect_duckdb, sql_uri, without_nested_loops
 from analysis.sources.errors import SourceError
-from analysis.sources.errors import redact as redact_uri
+from analysis.sql.aggregate_checks import unit_metrics_query
+from analysis.sql.aggregate_connect import (
+    DIALECTS,
+    Execute,
+    KeepRows,
+    connect,
+    dialect_of,
+    introspect_dims,
+)
 from analysis.sql.aggregate_descriptives import descriptives
 from analysis.sql.aggregate_plan import cleaning_counts, make_scope, quantile_samples
 from analysis.sql.aggregate_read import (
+    read_assigned_units,
     read_cleaning,
     read_daily,
     read_descriptives,
@@ -55,7 +59,6 @@ from analysis.sql.aggregate_read import (
 )
 from analysis.sql.aggregate_timeline import TimelineMetric, daily_increments, weekly_sums
 from analysis.sql.aggregate_units import MISSING, MomentsLayout, arm_moments
-from analysis.sql.expressions import eq, integer, table
 
 __all__ = [
     "DIALECTS",
@@ -66,21 +69,6 @@ __all__ = [
     "dialect_of",
     "measure_in_database",
 ]
-
-#: sqlglot dialect per URI scheme (the part before ``://``, without a ``+driver``).
-DIALECTS: Mapping[str, str] = {
-    "postgres": "postgres", "postgresql": "postgres", "redshift": "redshift",
-    "mysql": "mysql", "mariadb": "mysql", "mssql": "tsql", "oracle": "oracle",
-    "sqlite": "sqlite", "clickhouse": "clickhouse", "bigquery": "bigquery",
-    "trino": "trino", "presto": "presto", "snowflake": "snowflake",
-    "databricks": "databricks", "spark": "spark", "duckdb": "duckdb",
-}  # fmt: skip
-
-#: URI schemes polars reads through ADBC rather than connectorx.
-_ADBC_SCHEMES = frozenset({"snowflake"})
-
-Execute = Callable[[str], pl.DataFrame]
-"""Runs one query and returns its rows (columns are read by position)."""
 
 SegmentMoments = Mapping[str, Mapping[str, Mapping[str, Mapping[str, Moments]]]]
 
@@ -99,6 +87,10 @@ class WarehouseMeasurement:
             :class:`~analysis.measurement.Measurement`.
         queries: the SQL text of each query that ran.
         rows: rows each query returned (what crossed the wire).
+        unit_metrics_sql: the per-unit metric table over the given ``bases``
+            (:func:`~analysis.sql.aggregate_checks.unit_metrics_query`), not run
+            here: its GX checks run it (:func:`analysis.sql.gx.validate_unit_metrics_sql`).
+        analysed_units: the units that table must hold.
     """
 
     cleaning: Cleaning
@@ -112,6 +104,8 @@ class WarehouseMeasurement:
     trust: Mapping[str, list[int]] = field(default_factory=dict)
     queries: Mapping[str, str] = field(default_factory=dict)
     rows: Mapping[str, int] = field(default_factory=dict)
+    unit_metrics_sql: str = ""
+    analysed_units: int = 0
 
 
 @dataclass(frozen=True)
@@ -203,18 +197,6 @@ def compile_queries(
     return {name: query.sql(dialect=dialect) for name, query in plan.queries.items()}
 
 
-def dialect_of(uri: str) -> str:
-    """The sqlglot dialect of a database URI, from its scheme (``postgresql://`` -> postgres)."""
-    scheme = urllib.parse.urlsplit(uri).scheme.split("+")[0].lower()
-    try:
-        return DIALECTS[scheme]
-    except KeyError:
-        known = ", ".join(sorted(DIALECTS))
-        raise SourceError(
-            f"no SQL dialect known for URI scheme {scheme!r} (known: {known}); pass dialect="
-        ) from None
-
-
 def measure_in_database(
     source_name: str,
     source: DuckDBSource | SqlSource,
@@ -227,7 +209,7 @@ def measure_in_database(
     bases: Mapping[str, exp.Query] | None = None,
     unique_events: bool = False,
 ) -> WarehouseMeasurement:
-    """Every section of the measurement but the per-unit checks, in-database.
+    """Every section of the measurement, in-database; the per-unit checks' query as text.
 
     DuckDB sources run on their file (read-only); SQL sources on the URI in
     the environment variable ``source.uri_env``, read with connectorx (ADBC
@@ -243,6 +225,10 @@ def measure_in_database(
     source's names), and becomes a CTE of every query. The source's tables are
     still checked (columns, types) and give the segment dimensions.
 
+    Over ``bases``, a DuckDB source keeps their rows once in temporary tables
+    that every query reads. ``unit_metrics_sql`` of the result reads the
+    ``bases`` as given (its checks run on another connection).
+
     ``unique_events``: the events hold one row per event id and none without
     one, as the quarantine's kept rows do (``duplicate_event_id``,
     ``null_event_id``): the queries neither rank events per id nor count
@@ -251,17 +237,33 @@ def measure_in_database(
     """
     closers: list[Callable[[], None]] = []
     redact: Callable[[str], str] = str
+    keep: KeepRows | None = None
     if execute is None:
-        execute, dialect, redact = _connect(source_name, source, dialect, closers)
+        execute, dialect, redact, keep = connect(source_name, source, dialect, closers)
     elif dialect is None:
         if not isinstance(source, DuckDBSource):
             raise ValueError("with execute=, a SQL source needs dialect= (e.g. 'spark')")
         dialect = "duckdb"
     try:
-        dims, has_value = _introspect_dims(
-            source_name, source, experiment, execute, dialect, redact
-        )
+        dims, has_value = introspect_dims(source_name, source, experiment, execute, dialect, redact)
         tables = {"assignments": source.assignments, "events": source.events}
+        scope = make_scope(
+            experiment, as_of, dialect, tables, source.columns, dims, has_value, bases,
+            unique_events,
+        )  # fmt: skip
+        unit_metrics_sql = unit_metrics_query(scope, metrics).sql(dialect=dialect)
+        if bases is not None and keep is not None:
+            # Every query reads the kept rows: keep them once rather than run the quarantine's
+            # rules again in each (a third of a push-down run's time at 4M events).
+            try:
+                bases = {
+                    t: keep(f"proof_kept_{t}", q.sql(dialect=dialect)) for t, q in bases.items()
+                }
+            except Exception as exc:  # the drivers raise many types; say which, never the URI
+                raise SourceError(
+                    f"source {source_name!r}: keeping the quarantine's rows failed "
+                    f"({type(exc).__name__}: {redact(str(exc))})"
+                ) from None
         plan = _plan(
             experiment, metrics, as_of, dialect, tables, source.columns, dims, has_value,
             bases, unique_events,
@@ -302,68 +304,6 @@ def measure_in_database(
         trust=trust,
         queries=texts,
         rows={name: frame.height for name, frame in frames.items()},
+        unit_metrics_sql=unit_metrics_sql,
+        analysed_units=read_assigned_units(frames["cleaning"]),
     )
-
-
-def _introspect_dims(
-    source_name: str,
-    source: DuckDBSource | SqlSource,
-    experiment: Experiment,
-    execute: Execute,
-    dialect: str,
-    redact: Callable[[str], str],
-) -> tuple[list[str], bool]:
-    found: dict[str, pl.DataFrame] = {}
-    for role in ("assignments", "events"):
-        name = getattr(source, role)
-        query = sqlglot.select(exp.Star()).from_(table(name)).where(eq(integer(1), integer(0)))
-        try:
-            found[role] = execute(query.sql(dialect=dialect))
-        except Exception as exc:  # the drivers raise many types; say which, never the URI
-            raise SourceError(
-                f"source {source_name!r}: cannot read table {name!r} (the {role} table): "
-                f"{type(exc).__name__}: {redact(str(exc))}"
-            ) from None
-        require_columns(source_name, role, found[role].columns, source.columns)
-    # The contract's type checks (e.g. timezone-naive timestamps), on the empty frames.
-    names = {
-        role: conform(frame.lazy(), source_name, role, source.columns).collect_schema().names()
-        for role, frame in found.items()
-    }
-    dims = [
-        d for d in experiment.segments if d in names["assignments"] and d not in schema.ASSIGNMENTS
-    ]
-    return dims, source.columns.get("value", "value") in found["events"].columns
-
-
-def _connect(
-    source_name: str,
-    source: DuckDBSource | SqlSource,
-    dialect: str | None,
-    closers: list[Callable[[], None]],
-) -> tuple[Execute, str, Callable[[str], str]]:
-    if isinstance(source, DuckDBSource):
-        con = connect_duckdb(source_name, source)
-        closers.append(con.close)
-
-        def run_duckdb(query: str) -> pl.DataFrame:
-            frame: pl.DataFrame = con.sql(query).pl()
-            return frame
-
-        return run_duckdb, dialect or "duckdb", str
-    uri = sql_uri(source_name, source)
-    check_reachable(source_name, uri)
-    scheme = urllib.parse.urlsplit(uri).scheme.split("+")[0].lower()
-    adbc = scheme in _ADBC_SCHEMES
-    if DIALECTS.get(scheme) == "postgres":
-        uri = without_nested_loops(uri)
-
-    def run_uri(query: str) -> pl.DataFrame:
-        if adbc:
-            return pl.read_database_uri(query, uri, engine="adbc")
-        return pl.read_database_uri(query, uri, engine="connectorx")
-
-    def without_uri(message: str) -> str:
-        return redact_uri(message, uri)
-
-    return run_uri, dialect or dialect_of(uri), without_uri

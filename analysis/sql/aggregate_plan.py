@@ -214,10 +214,13 @@ def _experiment_units(s: Scope) -> exp.Select:
 
 
 def cleaning_counts(s: Scope) -> exp.Query:
-    """Units per (variant, crossover), and events read and distinct event ids.
+    """Units per (variant, crossover), events read and distinct event ids, units assigned.
 
     Rows ``(part, variant, crossover, n, n_unique)``: part 0 counts units,
-    part 1 the experiment's events (as :func:`analysis.metrics.cleaning_counts`).
+    part 1 the experiment's events (as :func:`analysis.metrics.cleaning_counts`),
+    part 2 the distinct units assigned by the end of the analysis date, counted
+    from the assignments rather than from ``units`` (how many rows the per-unit
+    metric table must hold; :mod:`analysis.sql.aggregate_checks`).
     """
     unit_counts = (
         sqlglot.select(
@@ -251,8 +254,20 @@ def cleaning_counts(s: Scope) -> exp.Query:
         event_counts = sqlglot.select(*no_unit, copies, rows_read).from_(
             exp.Subquery(this=per_id, alias=exp.TableAlias(this=quoted("ids")))
         )
+    distinct_units = exp.Count(this=exp.Distinct(expressions=[s.source("unit_id")]))
+    by_the_end = all_of(
+        eq(s.source("experiment_id"), string(s.experiment.id)), lt(s.source("assigned_at"), s.end)
+    )
+    assigned = (
+        sqlglot.select(
+            integer(2), *no_unit[1:], cast(distinct_units, "bigint"), cast(integer(0), "bigint")
+        )
+        .from_(s.assignments)
+        .where(by_the_end)
+    )
     counts = exp.Subquery(
-        this=union_all([unit_counts, event_counts]), alias=exp.TableAlias(this=quoted("counts"))
+        this=union_all([unit_counts, event_counts, assigned]),
+        alias=exp.TableAlias(this=quoted("counts")),
     )
     return with_ctes(sqlglot.select(exp.Star()).from_(counts), clean_assignments(s))
 

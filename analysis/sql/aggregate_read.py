@@ -35,6 +35,8 @@ def read_cleaning(frame: pl.DataFrame, experiment: Experiment) -> Cleaning:
     by_variant = dict.fromkeys(experiment.variants, 0)
     crossovers = rows = unique = 0
     for part, variant, crossover, n, n_unique in frame.rows():
+        if int(part) == 2:
+            continue  # read_assigned_units
         if int(part) == 1:
             rows, unique = int(n or 0), int(n_unique or 0)
         elif int(crossover):
@@ -47,6 +49,11 @@ def read_cleaning(frame: pl.DataFrame, experiment: Experiment) -> Cleaning:
         crossovers_excluded=crossovers,
         units=by_variant,
     )
+
+
+def read_assigned_units(frame: pl.DataFrame) -> int:
+    """Units assigned by the end of the analysis date (part 2 of the cleaning query)."""
+    return sum(int(n) for part, _, _, n, _ in frame.rows() if int(part) == 2)
 
 
 def read_moments(

@@ -20,34 +20,30 @@ quarantine (:func:`analysis.sql.quarantine.quarantine_sql`), then the suites.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlglot import exp
 
-from analysis.config.experiments import Experiment
-from analysis.partitions.batches import MAX_EXAMPLES, BatchOutcome
+from analysis.config.experiments import Experiment, Metric
+from analysis.partitions.batches import BatchOutcome
 from analysis.quarantine import TABLES
 from analysis.sources.coverage import EventCoverage
-from analysis.sources.errors import SourceError
-from analysis.sql.database import Database, SqlTable, why
+from analysis.sql.database import Database, SqlTable
 from analysis.sql.expressions import column, finite
+from analysis.sql.gx_context import GxSql, gx_session
 from analysis.sql.quarantine import SqlQuarantine, quarantine_sql
 from analysis.sql.rows import count_rows, event_coverage, experiment_queries
 from analysis.suites.conditions import parse_condition
 from analysis.suites.load import DEFAULT_SUITE_DIR, Expectation, Suite, SuiteError, load_suite
 from analysis.suites.params import experiment_period, run_params
-from analysis.validation.gx import batch_outcome, raw_alias
+from analysis.validation.gx import raw_alias
 from analysis.validation.tables import expectation_outcome, unassigned_share
 from analysis.validation_report import ValidationReport
 
-__all__ = ["check_experiment_sql", "validate_sql"]
+__all__ = ["check_experiment_sql", "validate_sql", "validate_unit_metrics_sql"]
 
-_QUIET_LOGGERS = ("great_expectations", "great_expectations.data_context.types.base")
 _TYPE_CHECK = "expect_column_values_to_be_of_type"
 _UNASSIGNED_SHARE = "expect_unassigned_event_share_to_be_at_most"
 #: Expectation types GX runs on PostgreSQL as they are written in the suites
@@ -55,6 +51,7 @@ _UNASSIGNED_SHARE = "expect_unassigned_event_share_to_be_at_most"
 _AS_WRITTEN = frozenset(
     {
         "expect_table_row_count_to_be_between",
+        "expect_table_row_count_to_equal",
         "expect_column_to_exist",
         "expect_column_values_to_not_be_null",
         "expect_column_values_to_be_in_set",
@@ -140,119 +137,8 @@ def _type_expectation(e: Expectation, table: SqlTable, db: Database) -> Expectat
     )
 
 
-@contextmanager
-def _buffered_results() -> Iterator[None]:
-    """GX's SQL engine reading every result before it gives its connection back.
-
-    ``SqlAlchemyExecutionEngine.execute_query`` returns the cursor after the
-    ``with`` block has returned the connection to the pool; PostgreSQL's
-    driver has the rows already, DuckDB's reads them lazily and finds the
-    result gone, so every metric came back empty and every check silently
-    passed or failed. Buffering (``Result.freeze``) inside the block fixes
-    it. Patched only while a DuckDB validation runs (the flows hold one GX
-    lock), and only if GX still has the method.
-    """
-    from great_expectations.execution_engine import sqlalchemy_execution_engine as engine
-
-    cls = engine.SqlAlchemyExecutionEngine
-    original = getattr(cls, "execute_query", None)
-    if original is None:
-        yield
-        return
-
-    def execute_query(self: Any, query: Any) -> Any:
-        with self.get_connection() as connection:
-            result = self._execute_query_with_recovery(connection, query)
-            return result.freeze()() if result.returns_rows else result
-
-    setattr(cls, "execute_query", execute_query)  # noqa: B010 (a method, on purpose)
-    try:
-        yield
-    finally:
-        setattr(cls, "execute_query", original)  # noqa: B010
-
-
-class _GxSql:
-    """One ephemeral GX context with two data sources on the database.
-
-    ``rows`` materialises a query asset once into a temporary table
-    (``create_temp_table``): GX otherwise runs the query again for every metric,
-    and reads all of its rows to learn the column names. ``catalog`` reads base
-    tables' column types and never copies them.
-    """
-
-    def __init__(self, db: Database, *, temp_table: bool = True) -> None:
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        for name in _QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
-        self.context = gx.get_context(mode="ephemeral")
-        self.context.variables.progress_bars = ProgressBarsConfig(
-            globally=False, metric_calculations=False
-        )
-        sources = self.context.data_sources
-        if db.dialect == "duckdb":
-            kwargs = {"connect_args": dict(db.connect_args)}  # create_engine's
-            add_sql: Any = sources.add_sql  # its stub omits ``kwargs``
-            self.rows = add_sql(
-                f"proof_{db.source}_rows", connection_string=db.url,
-                create_temp_table=temp_table, kwargs=kwargs,
-            )  # fmt: skip
-            self.catalog = add_sql(
-                f"proof_{db.source}_catalog", connection_string=db.url,
-                create_temp_table=False, kwargs=kwargs,
-            )  # fmt: skip
-            return
-        self.rows = sources.add_postgres(
-            f"proof_{db.source}_rows", connection_string=db.url, create_temp_table=temp_table
-        )
-        self.catalog = sources.add_postgres(
-            f"proof_{db.source}_catalog", connection_string=db.url, create_temp_table=False
-        )
-
-    def close(self) -> None:
-        """Close GX's pooled connections (its temporary tables go with them)."""
-        for source in (self.rows, self.catalog):
-            source.get_execution_engine().close()
-            source.get_engine().dispose()
-
-    def validate(
-        self,
-        asset: Any,
-        expectations: Sequence[Expectation],
-        index: Sequence[str],
-        aliases: Mapping[str, str] | None = None,
-    ) -> list[BatchOutcome]:
-        if not expectations:
-            return []
-        from great_expectations.core import ExpectationSuite
-        from great_expectations.expectations.expectation_configuration import (
-            ExpectationConfiguration,
-        )
-        from great_expectations.validator.v1_validator import Validator
-
-        suite = ExpectationSuite(
-            name=f"proof_{asset.name}",
-            expectations=[ExpectationConfiguration(**e.gx_config()) for e in expectations],
-        )
-        result_format: dict[str, Any] = {
-            "result_format": "SUMMARY",
-            "partial_unexpected_count": MAX_EXAMPLES,
-        }
-        if index:
-            result_format["unexpected_index_column_names"] = list(index)
-        # One batch per validation: Batch.validate would load (and materialise) it twice.
-        definition = asset.add_batch_definition_whole_table("batch")
-        validator = Validator(batch_definition=definition, result_format=result_format)
-        result = validator.validate_expectation_suite(suite)
-        return [
-            batch_outcome(r, index, None, aliases) for r in result.results if r.expectation_config
-        ]
-
-
 def _run_suite(
-    gx: _GxSql, db: Database, suite: Suite, table: SqlTable, query: exp.Select
+    gx: GxSql, db: Database, suite: Suite, table: SqlTable, query: exp.Select
 ) -> dict[str, BatchOutcome]:
     found: dict[str, BatchOutcome] = {}
     on_query: list[Expectation] = []
@@ -319,25 +205,9 @@ def validate_sql(
     tables = db.tables
     queries = experiment_queries(tables, experiment.id, experiment_period(experiment, as_of))
     found: dict[str, BatchOutcome] = {}
-    try:
-        with warnings.catch_warnings():
-            # GX and its dependencies emit deprecation noise on import and use.
-            warnings.simplefilter("ignore")
-            with _buffered_results() if db.dialect == "duckdb" else nullcontext():
-                gx = _GxSql(db, temp_table=temp_table)
-                try:
-                    for suite in suites:
-                        found |= _run_suite(
-                            gx, db, suite, tables[suite.table], queries[suite.table]
-                        )
-                finally:
-                    gx.close()
-    except SourceError:
-        raise
-    except Exception as exc:  # GX wraps driver errors in many types; never show the URI
-        raise SourceError(
-            f"source {db.source!r}: validation inside the database failed ({why(exc, db.uri)})"
-        ) from None
+    with gx_session(db, temp_table=temp_table) as gx:
+        for suite in suites:
+            found |= _run_suite(gx, db, suite, tables[suite.table], queries[suite.table])
     for e in suites[1].proof():
         if e.type == _UNASSIGNED_SHARE:
             share = unassigned_share(e, {}, coverage or event_coverage(db, queries))
@@ -382,3 +252,44 @@ def check_experiment_sql(
         temp_table=temp_table,
     )
     return held, report
+
+
+def validate_unit_metrics_sql(
+    db: Database,
+    query: str,
+    experiment: Experiment,
+    metrics: Sequence[Metric],
+    assigned_units: int,
+    *,
+    as_of: dt.date,
+    now: dt.datetime,
+    suite_dir: Path = DEFAULT_SUITE_DIR,
+) -> ValidationReport:
+    """The per-unit metric table, computed by ``query`` inside the database, against
+    ``unit_metrics.json``: the SQL twin of
+    :func:`analysis.validation.tables.validate_unit_metrics`.
+
+    ``query`` is :func:`analysis.sql.aggregate_checks.unit_metrics_query` in the
+    database's dialect; GX materialises it once, and only its counts and a few
+    example units come back.
+    """
+    params = run_params(experiment, as_of, now, metrics=metrics, assigned_units=assigned_units)
+    suite = load_suite("unit_metrics", params, suite_dir)
+    found: dict[str, BatchOutcome] = {}
+    on_query: list[Expectation] = []
+    for e in suite.gx():
+        if e.type in _AS_WRITTEN:
+            on_query.append(_sql_expectation(e, {}))
+        else:
+            found[e.key] = BatchOutcome(
+                e.key, False, error=f"cannot run inside the database: {e.type} is not translated"
+            )
+    with gx_session(db) as gx:
+        asset = gx.rows.add_query_asset("unit_metrics_rows", query=query)
+        for outcome in gx.validate(asset, on_query, suite.index_columns):
+            found[outcome.key] = outcome
+    rows = max((o.element_count or 0 for o in found.values()), default=0)
+    outcomes = tuple(
+        expectation_outcome(e, found[e.key]) for e in suite.expectations if e.key in found
+    )
+    return ValidationReport(outcomes, {"unit_metrics": rows})

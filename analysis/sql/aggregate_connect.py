@@ -1,0 +1,127 @@
+"""How the push-down queries reach a database: a connection, its dialect, its tables.
+
+:func:`connect` opens a source for :func:`analysis.sql.aggregate.measure_in_database`
+(DuckDB's file read-only, or a URI polars reads with connectorx or ADBC) and
+says how to keep rows in a temporary table where the connection can;
+:func:`introspect_dims` checks both tables and finds the segment dimensions.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable, Mapping
+
+import polars as pl
+import sqlglot
+from sqlglot import exp
+
+from analysis import schema
+from analysis.config.experiments import Experiment
+from analysis.config.sources import DuckDBSource, SqlSource
+from analysis.sources.conform import conform, require_columns
+from analysis.sources.connect import check_reachable, connect_duckdb, sql_uri, without_nested_loops
+from analysis.sources.errors import SourceError
+from analysis.sources.errors import redact as redact_uri
+from analysis.sql.expressions import eq, integer, quoted, table
+
+__all__ = ["DIALECTS", "Execute", "KeepRows", "connect", "dialect_of", "introspect_dims"]
+
+#: sqlglot dialect per URI scheme (the part before ``://``, without a ``+driver``).
+DIALECTS: Mapping[str, str] = {
+    "postgres": "postgres", "postgresql": "postgres", "redshift": "redshift",
+    "mysql": "mysql", "mariadb": "mysql", "mssql": "tsql", "oracle": "oracle",
+    "sqlite": "sqlite", "clickhouse": "clickhouse", "bigquery": "bigquery",
+    "trino": "trino", "presto": "presto", "snowflake": "snowflake",
+    "databricks": "databricks", "spark": "spark", "duckdb": "duckdb",
+}  # fmt: skip
+
+#: URI schemes polars reads through ADBC rather than connectorx.
+_ADBC_SCHEMES = frozenset({"snowflake"})
+
+Execute = Callable[[str], pl.DataFrame]
+"""Runs one query and returns its rows (columns are read by position)."""
+
+KeepRows = Callable[[str, str], exp.Select]
+"""Stores a query's rows in a temporary table by name; returns the query reading it."""
+
+
+def dialect_of(uri: str) -> str:
+    """The sqlglot dialect of a database URI, from its scheme (``postgresql://`` -> postgres)."""
+    scheme = urllib.parse.urlsplit(uri).scheme.split("+")[0].lower()
+    try:
+        return DIALECTS[scheme]
+    except KeyError:
+        known = ", ".join(sorted(DIALECTS))
+        raise SourceError(
+            f"no SQL dialect known for URI scheme {scheme!r} (known: {known}); pass dialect="
+        ) from None
+
+
+def introspect_dims(
+    source_name: str,
+    source: DuckDBSource | SqlSource,
+    experiment: Experiment,
+    execute: Execute,
+    dialect: str,
+    redact: Callable[[str], str],
+) -> tuple[list[str], bool]:
+    found: dict[str, pl.DataFrame] = {}
+    for role in ("assignments", "events"):
+        name = getattr(source, role)
+        query = sqlglot.select(exp.Star()).from_(table(name)).where(eq(integer(1), integer(0)))
+        try:
+            found[role] = execute(query.sql(dialect=dialect))
+        except Exception as exc:  # the drivers raise many types; say which, never the URI
+            raise SourceError(
+                f"source {source_name!r}: cannot read table {name!r} (the {role} table): "
+                f"{type(exc).__name__}: {redact(str(exc))}"
+            ) from None
+        require_columns(source_name, role, found[role].columns, source.columns)
+    # The contract's type checks (e.g. timezone-naive timestamps), on the empty frames.
+    names = {
+        role: conform(frame.lazy(), source_name, role, source.columns).collect_schema().names()
+        for role, frame in found.items()
+    }
+    dims = [
+        d for d in experiment.segments if d in names["assignments"] and d not in schema.ASSIGNMENTS
+    ]
+    return dims, source.columns.get("value", "value") in found["events"].columns
+
+
+def connect(
+    source_name: str,
+    source: DuckDBSource | SqlSource,
+    dialect: str | None,
+    closers: list[Callable[[], None]],
+) -> tuple[Execute, str, Callable[[str], str], KeepRows | None]:
+    if isinstance(source, DuckDBSource):
+        con = connect_duckdb(source_name, source)
+        closers.append(con.close)
+
+        def run_duckdb(query: str) -> pl.DataFrame:
+            frame: pl.DataFrame = con.sql(query).pl()
+            return frame
+
+        def keep_rows(name: str, query: str) -> exp.Select:
+            # A temporary table lives in the connection's memory (spilled under
+            # memory_limit), never in the read-only file.
+            con.execute(f"CREATE TEMPORARY TABLE {quoted(name).sql()} AS {query}")
+            return sqlglot.select(exp.Star()).from_(table(name))
+
+        return run_duckdb, dialect or "duckdb", str, keep_rows
+    uri = sql_uri(source_name, source)
+    check_reachable(source_name, uri)
+    scheme = urllib.parse.urlsplit(uri).scheme.split("+")[0].lower()
+    adbc = scheme in _ADBC_SCHEMES
+    if DIALECTS.get(scheme) == "postgres":
+        uri = without_nested_loops(uri)
+
+    def run_uri(query: str) -> pl.DataFrame:
+        if adbc:
+            return pl.read_database_uri(query, uri, engine="adbc")
+        return pl.read_database_uri(query, uri, engine="connectorx")
+
+    def without_uri(message: str) -> str:
+        return redact_uri(message, uri)
+
+    return run_uri, dialect or dialect_of(uri), without_uri, None

@@ -39,6 +39,7 @@ from analysis.config import (
     ConfigError,
     Experiment,
     Metric,
+    check_as_of,
     load_config,
     validate_run_id,
     yesterday,
@@ -218,7 +219,7 @@ def analyze_experiment(
     config = load_config(config_dir)
     experiment = config.experiment(experiment_id)
     metrics = config.metrics_of(experiment)
-    asked = as_of or yesterday()
+    asked = check_as_of(as_of or yesterday(), experiment.start)
     day = experiment.data_through(asked)
     rid = run_id or new_run_id(dt.datetime.now(dt.UTC))
     if day != asked:
@@ -294,7 +295,7 @@ def nightly(
         validate_run_id(run_id)
     logger = get_run_logger()
     config = load_config(config_dir)
-    day = as_of or yesterday()
+    day = check_as_of(as_of or yesterday())
     running = [e.id for e in config.experiments.values() if e.status == "running"]
     # A runner of its own, so that the bound is a parameter (the UI form, schedule.yaml).
     with ThreadPoolTaskRunner(max_workers=max_parallel) as runner:

@@ -209,14 +209,15 @@ def run(
     """
     from analysis.config.base import ConfigError
     from analysis.config.load import load_config
-    from analysis.config.run import validate_run_id
+    from analysis.config.run import check_as_of, validate_run_id
 
     try:
         if run_id is not None:  # before anything is read: a bad one would fail at publish
             validate_run_id(run_id, "--run-id")
         config = load_config(config_dir)
-        if experiment is not None:
-            config.experiment(experiment)
+        start = config.experiment(experiment).start if experiment is not None else None
+        if as_of is not None:  # before Prefect starts: a run of a day with no data is refused
+            check_as_of(as_of.date(), start)
     except ConfigError as exc:
         _fail(str(exc), exc, debug=debug)
     from flows.analyze import analyze_experiment, nightly
@@ -261,6 +262,7 @@ def validate(
     """
     from analysis.config.base import ConfigError
     from analysis.config.load import load_config
+    from analysis.config.run import check_as_of
     from analysis.engines import RunOptions, engine_for
     from analysis.sources.errors import SourceError
     from analysis.validation_report import CriticalValidationError, format_summary
@@ -269,6 +271,7 @@ def validate(
     try:
         config = load_config(config_dir)
         exp = config.experiment(experiment)
+        check_as_of(day, exp.start)
         options = RunOptions(out_dir=out, revalidate=revalidate)
         engine = engine_for(exp.source, config.sources[exp.source], options)
         summary = engine.check(exp, day).report.summary()

@@ -22,10 +22,11 @@ One job per module:
 from analysis.config.base import ConfigError
 from analysis.config.experiments import Experiment, Metric
 from analysis.config.load import ProofConfig, load_config
-from analysis.config.run import validate_run_id, yesterday
+from analysis.config.run import AsOfError, check_as_of, validate_run_id, yesterday
 from analysis.config.sources import DuckDBSource, FileSource, Source, SqlSource
 
 __all__ = [
+    "AsOfError",
     "ConfigError",
     "DuckDBSource",
     "Experiment",
@@ -34,6 +35,7 @@ __all__ = [
     "ProofConfig",
     "Source",
     "SqlSource",
+    "check_as_of",
     "load_config",
     "validate_run_id",
     "yesterday",

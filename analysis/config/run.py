@@ -16,6 +16,38 @@ class RunIdError(ConfigError):
         self.path, self.key, self.reason = what, "", reason
 
 
+class AsOfError(ConfigError):
+    """An analysis date with nothing to analyse: in the future, or before the experiment began."""
+
+    def __init__(self, reason: str) -> None:
+        ValueError.__init__(self, reason)
+        self.path, self.key, self.reason = "as_of", "", reason
+
+
+def check_as_of(
+    as_of: dt.date, start: dt.date | None = None, *, today: dt.date | None = None
+) -> dt.date:
+    """``as_of`` if a run can analyse it; else :class:`AsOfError` saying why.
+
+    A date after today (UTC) has no data yet: its report would show a verdict
+    on days that have not happened. A date before the experiment's ``start``
+    has no unit assigned: its report would say "keep running" with 0 units.
+    Today itself is allowed (the events so far).
+    """
+    today = today or dt.datetime.now(dt.UTC).date()
+    if as_of > today:
+        raise AsOfError(
+            f"the analysis date {as_of} is in the future (today is {today}, UTC): "
+            "there is no data for it yet; leave it out for yesterday"
+        )
+    if start is not None and as_of < start:
+        raise AsOfError(
+            f"the analysis date {as_of} is before the experiment's start ({start}): "
+            "no unit was assigned yet; pick a date from the start on"
+        )
+    return as_of
+
+
 def yesterday() -> dt.date:
     """The default analysis date: the last whole UTC day."""
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)

@@ -157,8 +157,13 @@ class ValidationReport:
 # --------------------------------------------------------------------------- text
 
 
-def format_summary(summary: Mapping[str, Any], title: str | None = None) -> str:
-    """A readable, plain-text account of a ``validation`` summary (for ``proof validate``)."""
+def format_summary(
+    summary: Mapping[str, Any], title: str | None = None, quarantine_dir: str | None = None
+) -> str:
+    """A readable, plain-text account of a ``validation`` summary (for ``proof validate``).
+
+    ``quarantine_dir``: where the quarantined rows were written, if they were.
+    """
     failed: Sequence[Mapping[str, Any]] = summary.get("failed_expectations") or []
     critical = [f for f in failed if f.get("severity") == "critical"]
     warned = [f for f in failed if f.get("severity") != "critical"]
@@ -191,5 +196,12 @@ def format_summary(summary: Mapping[str, Any], title: str | None = None) -> str:
             detail = ", ".join(f"{r} {n:,}" for r, n in sorted(reasons.items()))
             lines.append(f"  quarantined from {table}: {total:,} rows ({detail})")
     if any(quarantine.values()):
-        lines.append("  (quarantined rows are kept in quarantine/<table>.parquet with a reason)")
+        if quarantine_dir is not None:
+            where = f"{quarantine_dir}/<table>.parquet"
+            lines.append(f"  quarantined rows, each with its reason: {where}")
+        else:
+            lines.append(
+                "  (not written: a run publishes them in quarantine/<table>.parquet with a reason; "
+                "`proof validate --quarantine DIR` writes them to DIR)"
+            )
     return "\n".join(lines)

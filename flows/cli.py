@@ -8,12 +8,14 @@ import os
 import sys
 import time
 import traceback
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 import typer
 
 from analysis.config.run import yesterday
+from flows.runs_cli import runs_app
 
 app = typer.Typer(
     name="proof",
@@ -23,22 +25,57 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help, not Rich panels: Typer's panels print a type for every option, flags
+    # included (``--no-cache <bool>``, ``--help <bool>``), and keep a docstring's hard
+    # line breaks. The plain formatter names only what takes a value (the metavars
+    # below) and refills each paragraph to the terminal's width.
+    rich_markup_mode=None,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        try:
+            typer.echo(f"proof {version('proof')}")
+        except PackageNotFoundError:  # a source tree that was never installed
+            typer.echo("proof (version unknown: the package is not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the installed version of proof and exit.",
+        ),
+    ] = False,
+) -> None:
+    # No docstring: the app's help above is the one ``proof --help`` shows.
+    pass
+
+
+SimulateFormat = Literal["duckdb", "parquet"]
 
 ConfigDir = Annotated[
     Path,
     typer.Option(
         "--config-dir",
+        metavar="DIR",
         help="Config dir holding metrics.yaml, sources.yaml and experiments/*.yaml. "
         "Relative paths inside it resolve against it.",
     ),
 ]
-OutDir = Annotated[Path, typer.Option("--out", help="Where reports are published.")]
+OutDir = Annotated[Path, typer.Option("--out", metavar="DIR", help="Where reports are published.")]
 AsOf = Annotated[
     dt.datetime | None,
     typer.Option(
         "--as-of",
         formats=["%Y-%m-%d"],
+        metavar="YYYY-MM-DD",
         help="Analysis date (UTC, YYYY-MM-DD): events up to its end count. Default: yesterday.",
     ),
 ]
@@ -115,25 +152,39 @@ def _quiet_expected_failures(debug: bool) -> None:
 @app.command()
 def simulate(
     config_dir: ConfigDir = Path("configs"),
-    units: Annotated[int, typer.Option(min=10, help="Units (users) per experiment.")] = 100_000,
+    units: Annotated[
+        int, typer.Option(min=10, metavar="N", help="Units (users) per experiment.")
+    ] = 100_000,
     as_of: AsOf = None,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
+    seed: Annotated[
+        int, typer.Option(metavar="N", help="Random seed; the same seed gives the same data.")
+    ] = 7,
     experiment: Annotated[
         list[str] | None,
-        typer.Option("--experiment", "-e", help="Only this experiment (repeatable). Default: all."),
+        typer.Option(
+            "--experiment",
+            "-e",
+            metavar="ID",
+            help="Only this experiment (repeatable). Default: all.",
+        ),
     ] = None,
     aa: Annotated[
         bool, typer.Option("--aa", help="A/A data: every arm behaves alike (no true effect).")
     ] = False,
     fmt: Annotated[
-        str,
-        typer.Option("--format", help="duckdb: a DuckDB file; parquet: a folder of parquet files."),
+        SimulateFormat,
+        typer.Option(
+            "--format",
+            metavar=f"[{'|'.join(get_args(SimulateFormat))}]",
+            help="duckdb: a DuckDB file; parquet: a folder of parquet files.",
+        ),
     ] = "duckdb",
     out: Annotated[
         Path | None,
         typer.Option(
+            metavar="PATH",
             help="Target DuckDB file or parquet folder. Default: the path of the 'warehouse' "
-            "(duckdb) or 'files' (parquet) source of the config."
+            "(duckdb) or 'files' (parquet) source of the config.",
         ),
     ] = None,
 ) -> None:
@@ -165,28 +216,38 @@ def simulate(
         f"simulating {units:,} units for each of {len(experiments)} experiment(s) as of {day}…"
     )
     data = run_simulation(experiments, units, day, seed, aa=aa)
-    if fmt == "duckdb":
-        write_duckdb(target, data)
-    else:
-        write_parquet(target, data)
+    ids = [e.id for e in experiments]  # also clears requested experiments not started by as_of
+    try:
+        if fmt == "duckdb":
+            summary = write_duckdb(target, data, experiments=ids)
+        else:
+            summary = write_parquet(target, data, experiments=ids)
+    except ValueError as exc:  # a shared unit, foreign files, or an existing table of another shape
+        _fail(str(exc))
+        return
     typer.echo(
         f"wrote {data.assignments.height:,} assignments and {data.events.height:,} events "
         f"to {target} in {time.perf_counter() - started:.1f} s"
     )
+    typer.echo(summary.message)
 
 
-@app.command()
+@app.command(short_help="Analyse one experiment, or all running ones; publish reports.")
 def run(
     experiment: Annotated[
         str | None,
-        typer.Option("--experiment", "-e", help="Experiment id. Default: every running one."),
+        typer.Option(
+            "--experiment", "-e", metavar="ID", help="Experiment id. Default: every running one."
+        ),
     ] = None,
     as_of: AsOf = None,
     config_dir: ConfigDir = Path("configs"),
     out: OutDir = Path("reports"),
     run_id: Annotated[
         str | None,
-        typer.Option("--run-id", help="Name of the run's folder. Default: the UTC time."),
+        typer.Option(
+            "--run-id", metavar="ID", help="Name of the run's folder. Default: the UTC time."
+        ),
     ] = None,
     no_cache: Annotated[
         bool,
@@ -242,9 +303,11 @@ def run(
     typer.echo(f"index: {(out / 'index.html').resolve()}")
 
 
-@app.command()
+@app.command(short_help="Validate an experiment's data alone; print a summary.")
 def validate(
-    experiment: Annotated[str, typer.Option("--experiment", "-e", help="Experiment id.")],
+    experiment: Annotated[
+        str, typer.Option("--experiment", "-e", metavar="ID", help="Experiment id.")
+    ],
     as_of: AsOf = None,
     config_dir: ConfigDir = Path("configs"),
     out: OutDir = Path("reports"),
@@ -252,35 +315,54 @@ def validate(
         bool,
         typer.Option(help="Validate every day partition again, ignoring cached results."),
     ] = False,
+    quarantine: Annotated[
+        Path | None,
+        typer.Option(
+            "--quarantine",
+            metavar="DIR",
+            help="Write the quarantined rows, each with its reason, to "
+            "DIR/quarantine/<table>.parquet.",
+        ),
+    ] = None,
 ) -> None:
     """Validate an experiment's data alone and print a readable summary.
 
-    Runs the quarantine split and every expectation (cached per day partition
-    under OUT/.cache/validation; inside the database when the source's engine
-    checks there, see docs/configuration.md).
-    Exit code 2 when a critical expectation failed.
+    Runs what a run checks, and nothing it publishes: the quarantine split,
+    every expectation of the input tables (cached per day partition under
+    OUT/.cache/validation; inside the database when the source's engine checks
+    there, see docs/configuration.md), then the checks of the per-unit metric
+    table, so the counts are the report's. Exit code 2 when a critical
+    expectation failed.
     """
     from analysis.config.base import ConfigError
     from analysis.config.load import load_config
     from analysis.config.run import check_as_of
     from analysis.engines import RunOptions, engine_for
+    from analysis.report.publish import write_quarantine
     from analysis.sources.errors import SourceError
     from analysis.validation_report import CriticalValidationError, format_summary
 
-    day = as_of.date() if as_of else yesterday()
+    asked = as_of.date() if as_of else yesterday()
+    written: str | None = None
     try:
         config = load_config(config_dir)
         exp = config.experiment(experiment)
-        check_as_of(day, exp.start)
+        day = exp.data_through(check_as_of(asked, exp.start))
         options = RunOptions(out_dir=out, revalidate=revalidate)
         engine = engine_for(exp.source, config.sources[exp.source], options)
-        summary = engine.check(exp, day).report.summary()
+        checked = engine.check(exp, day)
+        report = checked.report
+        if quarantine is not None:
+            write_quarantine(quarantine, checked.quarantined)
+            written = str(quarantine / "quarantine")
+        units = engine.measure(checked, exp, config.metrics_of(exp), day).unit_validation
+        summary = (report.merge(units) if units is not None else report).summary()
     except CriticalValidationError as exc:
         summary = dict(exc.summary)
     except (ConfigError, SourceError) as exc:
         _fail(str(exc))
         return
-    typer.echo(format_summary(summary, f"{exp.id} as of {day}"))
+    typer.echo(format_summary(summary, f"{exp.id} as of {day}", quarantine_dir=written))
     if not summary["success"]:
         raise typer.Exit(code=2)
 
@@ -293,12 +375,15 @@ def _print_summaries(summaries: list[dict[str, str]]) -> None:
             typer.echo(f"{s['experiment_id']}: {s['decision']} — {s['report']}")
 
 
-@app.command()
+@app.command(short_help="Simulate demo data if missing, then run the nightly flow.")
 def demo(
     config_dir: ConfigDir = Path("configs"),
     out: OutDir = Path("reports"),
     units: Annotated[
-        int, typer.Option(min=10, help="Units per experiment if demo data must be simulated.")
+        int,
+        typer.Option(
+            min=10, metavar="N", help="Units per experiment if demo data must be simulated."
+        ),
     ] = 100_000,
     debug: Debug = False,
 ) -> None:
@@ -335,13 +420,19 @@ def demo(
         sys.exit(1)
 
 
-@app.command()
+@app.command(short_help="Register the deployments and run them (needs a server).")
 def serve(
     config_dir: ConfigDir = Path("configs"),
     out: OutDir = Path("reports"),
     name: Annotated[
-        str, typer.Option(help="Deployment name: runs are '<flow>/<name>', e.g. nightly/proof.")
-    ] = "proof",
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="Suffix of the deployment names, to serve a second config dir against the "
+            "same server: --name staging gives nightly/nightly-all-experiments-staging, … "
+            "Default: none (nightly/nightly-all-experiments).",
+        ),
+    ] = "",
 ) -> None:
     """Register the deployments (nightly, analyze-experiment, watch-sources) and run them.
 
@@ -373,16 +464,27 @@ def serve(
     serve_deployments(config_dir, out, name)
 
 
-@app.command()
+@app.command(short_help="Register the deployments with a work pool, for workers.")
 def deploy(
     work_pool: Annotated[
-        str, typer.Option("--work-pool", help="The Prefect work pool whose workers run the flows.")
+        str,
+        typer.Option(
+            "--work-pool",
+            metavar="POOL",
+            help="The Prefect work pool whose workers run the flows.",
+        ),
     ],
     config_dir: ConfigDir = Path("configs"),
     out: OutDir = Path("reports"),
     name: Annotated[
-        str, typer.Option(help="Deployment name: runs are '<flow>/<name>', e.g. nightly/proof.")
-    ] = "proof",
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="Suffix of the deployment names, to serve a second config dir against the "
+            "same server: --name staging gives nightly/nightly-all-experiments-staging, … "
+            "Default: none (nightly/nightly-all-experiments).",
+        ),
+    ] = "",
 ) -> None:
     """Register the deployments with a work pool (instead of `proof serve`), for workers.
 
@@ -422,10 +524,14 @@ def _server_api() -> str:
     return api
 
 
-@app.command()
+@app.command(short_help="Start a local Prefect server with its UI.")
 def server(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the API and UI.")] = 4200,
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, metavar="PORT", help="Port of the API and UI.")
+    ] = 4200,
 ) -> None:
     """Start a local Prefect server with its UI (analytics off). Stop it with Ctrl-C."""
     url = f"http://{host}:{port}"
@@ -434,6 +540,8 @@ def server(
     command = ["prefect", "server", "start", "--host", host, "--port", str(port)]
     os.execve(sys.executable, [sys.executable, "-m", *command], env)
 
+
+app.add_typer(runs_app)
 
 if __name__ == "__main__":
     app()

@@ -169,3 +169,39 @@ def test_proof_validate_runs_inside_the_database(
     assert calls == ["warehouse"]
     assert "unknown_variant" in result.output
     assert not (tmp_path / "out" / ".cache").exists()  # nothing was read into polars
+
+
+@pytest.mark.parametrize("pushdown", [True, False], ids=["database", "polars"])
+def test_proof_validate_counts_and_quarantines_what_the_run_reports(
+    runs: dict[str, Path],
+    pg_schema: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    pushdown: bool,
+) -> None:
+    """Every expectation the report counts (the per-unit metric checks included), and
+    with --quarantine the run's quarantine files; without it, no claim of files."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    monkeypatch.setenv(ENV, PG_URI)
+    config_dir = _config_dir(tmp_path, pg_schema, pushdown=pushdown)
+    args = ["validate", "-e", EXPERIMENT, "--as-of", AS_OF.isoformat(),
+            "--config-dir", str(config_dir), "--out", str(tmp_path / "out")]  # fmt: skip
+    run_dir = runs["pushdown" if pushdown else "polars"]
+    validation = _results(run_dir)["validation"]
+    plain = CliRunner().invoke(app, args)
+    assert plain.exit_code == 0, plain.output
+    assert f"{validation['expectations_evaluated']} expectations: " in plain.output
+    assert "unit_metrics" in plain.output  # rows of the per-unit table
+    assert "quarantine/<table>.parquet with a reason" not in plain.output.split("(not written")[0]
+    assert "`proof validate --quarantine DIR` writes them" in plain.output
+    written = CliRunner().invoke(app, [*args, "--quarantine", str(tmp_path / "q")])
+    assert written.exit_code == 0, written.output
+    assert f"each with its reason: {tmp_path / 'q' / 'quarantine'}" in written.output
+    for table in ("assignments", "events"):
+        got = pl.read_parquet(tmp_path / "q" / "quarantine" / f"{table}.parquet")
+        want = pl.read_parquet(run_dir / "quarantine" / f"{table}.parquet")
+        assert got.height > 0, table
+        assert_frame_equal(_sorted(got), _sorted(want))

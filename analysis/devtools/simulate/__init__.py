@@ -41,7 +41,8 @@ constants, schemas, the clock), :mod:`~analysis.devtools.simulate.behaviours`
 (the parameters of an arm), :mod:`~analysis.devtools.simulate.events` (task
 events), :mod:`~analysis.devtools.simulate.generate` (units, tables,
 :func:`simulate`), :mod:`~analysis.devtools.simulate.truth` (true values and
-lifts) and :mod:`~analysis.devtools.simulate.writers` (DuckDB, parquet).
+lifts) and :mod:`~analysis.devtools.simulate.writers` (DuckDB, parquet; a write
+replaces the rows of its experiments and keeps the other experiments' rows).
 """
 
 from analysis.devtools.simulate.behaviours import (
@@ -77,7 +78,7 @@ from analysis.devtools.simulate.model import (
     SimulatedData,
 )
 from analysis.devtools.simulate.truth import true_lifts, true_metric_values
-from analysis.devtools.simulate.writers import write_duckdb, write_parquet
+from analysis.devtools.simulate.writers import WriteSummary, write_duckdb, write_parquet
 
 __all__ = [
     "ABANDON_SPAN",
@@ -106,6 +107,7 @@ __all__ = [
     "US_PER_SECOND",
     "ArmBehaviour",
     "SimulatedData",
+    "WriteSummary",
     "default_behaviours",
     "derived_seed",
     "simulate",

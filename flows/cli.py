@@ -171,6 +171,15 @@ def simulate(
     aa: Annotated[
         bool, typer.Option("--aa", help="A/A data: every arm behaves alike (no true effect).")
     ] = False,
+    clean: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--clean",
+            metavar="ID",
+            help="Simulate this experiment without the injected defects (duplicate events, "
+            "crossovers), so that it passes every check (repeatable).",
+        ),
+    ] = None,
     fmt: Annotated[
         SimulateFormat,
         typer.Option(
@@ -198,14 +207,16 @@ def simulate(
         _fail(f"--format must be duckdb or parquet, not {fmt!r}")
     try:
         config = load_config(config_dir)
+        experiments = (
+            [config.experiment(e) for e in experiment]
+            if experiment
+            else list(config.experiments.values())
+        )
+        for name in clean or ():
+            config.experiment(name)  # an unknown id is an error, not a silent no-op
     except ConfigError as exc:
         _fail(str(exc))
         return
-    experiments = (
-        [config.experiment(e) for e in experiment]
-        if experiment
-        else list(config.experiments.values())
-    )
     target = out or default_target(config.sources, fmt)
     if target is None:
         _fail("no default target in the config: pass --out")
@@ -215,7 +226,7 @@ def simulate(
     typer.echo(
         f"simulating {units:,} units for each of {len(experiments)} experiment(s) as of {day}…"
     )
-    data = run_simulation(experiments, units, day, seed, aa=aa)
+    data = run_simulation(experiments, units, day, seed, aa=aa, clean=set(clean or ()))
     ids = [e.id for e in experiments]  # also clears requested experiments not started by as_of
     try:
         if fmt == "duckdb":
@@ -398,6 +409,8 @@ def demo(
         _fail(str(exc), exc, debug=debug)
         return
     if demo_data_missing(config.sources):
+        # The first experiment keeps the injected defects, to show what the report says
+        # about them; the others are clean, to show what a healthy experiment looks like.
         simulate(
             config_dir=config_dir,
             units=units,
@@ -405,6 +418,7 @@ def demo(
             seed=7,
             experiment=None,
             aa=False,
+            clean=sorted(config.experiments)[1:],
             fmt="duckdb",
             out=None,
         )

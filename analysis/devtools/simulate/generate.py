@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -210,12 +210,15 @@ def simulate(
     aa: bool = False,
     duplicate_rate: float = 0.002,
     crossover_rate: float = 0.0005,
+    clean: Collection[str] = (),
 ) -> SimulatedData:
     """Simulate ``units`` units in each experiment and concatenate the tables.
 
     Each experiment gets its own seed from :func:`derived_seed`, so adding an
     experiment does not change the data of the others.  Experiments that have
-    not started by ``as_of`` are skipped.
+    not started by ``as_of`` are skipped. The experiments named in ``clean``
+    get no injected defects (no duplicate events, no crossovers): their data
+    passes every check, as a healthy experiment's should.
     """
     parts = [
         simulate_experiment(
@@ -224,8 +227,8 @@ def simulate(
             as_of,
             derived_seed(seed, experiment.id),
             aa=aa,
-            duplicate_rate=duplicate_rate,
-            crossover_rate=crossover_rate,
+            duplicate_rate=0.0 if experiment.id in clean else duplicate_rate,
+            crossover_rate=0.0 if experiment.id in clean else crossover_rate,
         )
         for experiment in experiments
         if experiment.start <= as_of

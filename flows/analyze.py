@@ -32,8 +32,10 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BeforeValidator, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from analysis.config import (
     ConfigError,
@@ -79,7 +81,25 @@ def _as_of_text(value: object) -> object:
     return text
 
 
-AsOf = Annotated[dt.date | None, BeforeValidator(_as_of_text)]
+# The run form shows a date field (not a "None" choice): None stays a valid value, it is
+# only left out of the schema. The paths are set per deployment and left out of the form.
+AsOf = Annotated[dt.date | SkipJsonSchema[None], BeforeValidator(_as_of_text)]
+OptionalText = str | SkipJsonSchema[None]
+Dir = SkipJsonSchema[str]
+
+
+def _day_of_run() -> str:
+    """The analysis date a run names: its as_of, else yesterday (UTC)."""
+    return str(flow_run.parameters.get("as_of") or yesterday())
+
+
+def _experiment_run_name() -> str:
+    """Flow-run names a reader recognises: "smart-compose 2026-11-30"."""
+    return f"{flow_run.parameters.get('experiment_id')} {_day_of_run()}"
+
+
+def _nightly_run_name() -> str:
+    return f"nightly {_day_of_run()}"
 
 
 def new_run_id(now: dt.datetime) -> str:
@@ -98,6 +118,7 @@ def _worth_retrying(task: Task[Any, Any], task_run: TaskRun | None, state: State
 
 
 @task(
+    task_run_name="check {experiment.id}",
     cache_policy=NO_CACHE,
     retries=2,
     retry_delay_seconds=[2, 10],
@@ -117,7 +138,7 @@ def check(engine: Engine[Any], experiment: Experiment, as_of: dt.date, run_id: s
         raise
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="measure {experiment.id}")
 def measure(
     engine: Engine[Any],
     checked: Checked[Any],
@@ -129,7 +150,7 @@ def measure(
     return engine.measure(checked, experiment, metrics, as_of)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="analyse {experiment.id}")
 def analyse(
     experiment: Experiment,
     metrics: list[Metric],
@@ -150,13 +171,13 @@ def analyse(
     )  # fmt: skip
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="publish {results.experiment_id}")
 def publish(results: Results, out_dir: Path, checked: Checked[Any]) -> Path:
     """Publish the run; one publisher per experiment, and one index writer, at a time."""
     return publish_results(Path(out_dir), results, checked.quarantined, get_run_logger())
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="record artifacts {results.experiment_id}")
 def record_artifacts(results: Results, report_url: str) -> None:
     """A link to the report, a markdown summary and the comparisons, in the Prefect UI."""
     experiment_id, run_id = results.experiment_id, results.run_id
@@ -178,7 +199,7 @@ def record_artifacts(results: Results, report_url: str) -> None:
     )
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="announce {results.experiment_id}")
 def announce(results: Results, report_url: str) -> None:
     """Emit ``proof.decision.made`` (automations notify on it).
 
@@ -188,13 +209,13 @@ def announce(results: Results, report_url: str) -> None:
     events.decision_made(json.loads(to_json(results)), report_url, attention)
 
 
-@flow(name="analyze-experiment", log_prints=True)
+@flow(name="analyze-experiment", flow_run_name=_experiment_run_name, log_prints=True)
 def analyze_experiment(
     experiment_id: str,
     as_of: AsOf = None,
-    run_id: str | None = None,
-    config_dir: str = "configs",
-    out_dir: str = "reports",
+    run_id: OptionalText = None,
+    config_dir: Dir = "configs",
+    out_dir: Dir = "reports",
     revalidate: bool = False,
     no_cache: bool = False,
 ) -> dict[str, Any]:
@@ -271,12 +292,12 @@ def _outcome(experiment_id: str, future: PrefectFuture[dict[str, Any]]) -> dict[
         return {"experiment_id": experiment_id, "error": str(exc)}
 
 
-@flow(name="nightly", log_prints=True)
+@flow(name="nightly", flow_run_name=_nightly_run_name, log_prints=True)
 def nightly(
     as_of: AsOf = None,
-    config_dir: str = "configs",
-    out_dir: str = "reports",
-    run_id: str | None = None,
+    config_dir: Dir = "configs",
+    out_dir: Dir = "reports",
+    run_id: OptionalText = None,
     max_parallel: Annotated[int, Field(ge=1, le=64)] = NIGHTLY_PARALLEL,
     no_cache: bool = False,
 ) -> list[dict[str, Any]]:

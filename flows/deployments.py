@@ -1,23 +1,34 @@
 """Every deployment, schedule and event trigger of Proof, declared in one place.
 
-==================== =============================== ===========================================
-deployment           when                            what
-==================== =============================== ===========================================
-nightly/proof        cron (schedule.yaml: 02:00 UTC) every running experiment, as of yesterday
-analyze-experiment/  "Run" in the UI, run_deployment, one experiment; parameters experiment_id,
-proof                event ``proof.data.landed``      as_of, run_id, revalidate, no_cache
-watch-sources/proof  every 15 min (schedule.yaml)    emits ``proof.data.landed`` on new data
-==================== =============================== ===========================================
+======================================== ============================ ============================
+deployment (``<flow>/<deployment>``)     when                         what
+======================================== ============================ ============================
+nightly/nightly-all-experiments          cron (schedule.yaml: 02:00)  every running experiment,
+                                                                      as of yesterday
+analyze-experiment/analyze-one-experiment "Run" in the UI, run_deploy- one experiment; form:
+                                         ment, ``proof.data.landed``  experiment_id (a choice),
+                                                                      as_of (a date), run_id,
+                                                                      revalidate, no_cache
+watch-sources/watch-for-new-data         every 15 min (schedule.yaml) emits ``proof.data.landed``
+======================================== ============================ ============================
 
 ``proof serve`` builds these with :func:`build_deployments` and serves them
 from one process against the server ``PREFECT_API_URL`` names. Serving is
 restart-safe: deployments are upserted by name, and an event that arrives
 while the process is down still queues a run that starts when it is back.
+``prefect.yaml`` at the project root declares the same deployments for
+``prefect deploy`` (a test keeps the two equal).
+
+The run form: ``experiment_id`` offers the experiments of the config dir (as of
+when the deployments were built), ``as_of`` is a date field, and ``config_dir``
+and ``out_dir`` are not in it: they are the deployment's parameters, and a run
+that names other values is refused by the server.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from pathlib import Path
 from typing import Any
@@ -28,15 +39,24 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron, Interval
 from prefect.types.entrypoint import EntrypointType
+from prefect.utilities.callables import ParameterSchema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from analysis.config.base import ConfigError
+from analysis.config.load import load_config
 from flows import events
 from flows.analyze import analyze_experiment, nightly
 from flows.watch import watch_sources
 
-DEPLOYMENT_NAME = "proof"
+# Deployment names say what a deployment does; the UI shows them under the flow's name.
+DEPLOYMENT_NAMES: dict[str, str] = {
+    "nightly": "nightly-all-experiments",
+    "analyze-experiment": "analyze-one-experiment",
+    "watch-sources": "watch-for-new-data",
+}
 SCHEDULE_FILE = "schedule.yaml"
+# Set per deployment (proof serve/deploy --config-dir/--out), never in the run form.
+FIXED_PARAMETERS = ("config_dir", "out_dir")
 
 # The trigger's parameter templates. A single-expression template renders to a
 # native value, and a value of the wrong type (or a missing key) would fail the
@@ -124,9 +144,55 @@ def landed_trigger() -> DeploymentEventTrigger:
     )
 
 
-def _built(deployment: object) -> RunnerDeployment:
+def deployment_name(flow_name: str, suffix: str = "") -> str:
+    """``nightly`` -> ``nightly-all-experiments`` (``-<suffix>`` appended when given)."""
+    base = DEPLOYMENT_NAMES[flow_name]
+    return f"{base}-{suffix}" if suffix else base
+
+
+class _RunForm(ParameterSchema):
+    """A parameter schema that keeps JSON-schema keywords Prefect's model has no field for."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def run_form(
+    schema: ParameterSchema, parameters: dict[str, Any], experiment_ids: list[str]
+) -> ParameterSchema:
+    """The deployment's run form (its parameter schema), from the flow's.
+
+    - ``experiment_id``: one of ``experiment_ids`` (a drop-down).
+    - Optional values (``as_of``, ``run_id``) have no ``null`` default: the UI shows a
+      date or text field, left empty for "not given", instead of a "None" choice;
+      Prefect still accepts ``null`` for them.
+    - ``config_dir``/``out_dir`` are not fields of the form (the flow's signature already
+      skips them); the deployment's values are the only ones a run may carry (a run
+      from the UI without them gets them from the deployment).
+    """
+    form = schema.model_dump()
+    properties: dict[str, dict[str, Any]] = form["properties"]
+    for name in FIXED_PARAMETERS:
+        properties.pop(name, None)
+    for prop in properties.values():
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+    if "experiment_id" in properties:
+        properties["experiment_id"]["enum"] = sorted(experiment_ids)
+    form["patternProperties"] = {
+        f"^{re.escape(name)}$": {"const": parameters[name]}
+        for name in FIXED_PARAMETERS
+        if name in parameters
+    }
+    return _RunForm.model_validate(form)
+
+
+def _built(deployment: object, experiment_ids: list[str]) -> RunnerDeployment:
     """``to_deployment`` is typed sync-or-async; called from sync code it is sync."""
     assert isinstance(deployment, RunnerDeployment)
+    # Prefect has no public setter for a deployment's schema (`prefect deploy` sets it so too).
+    deployment._parameter_openapi_schema = run_form(
+        deployment._parameter_openapi_schema, deployment.parameters, experiment_ids
+    )
     return deployment
 
 
@@ -134,39 +200,45 @@ def build_deployments(
     config_dir: Path | str,
     out_dir: Path | str,
     schedule: ScheduleConfig | None = None,
-    name: str = DEPLOYMENT_NAME,
+    suffix: str = "",
 ) -> list[RunnerDeployment]:
-    """The three deployments, with the config and report dirs as default parameters."""
+    """The three deployments, with the config and report dirs as fixed parameters.
+
+    ``suffix`` is appended to every deployment name (to serve a second config dir
+    against the same server).
+    """
     schedule = schedule or load_schedule(config_dir)
+    experiment_ids = list(load_config(config_dir).experiments)
     dirs = {"config_dir": str(Path(config_dir).resolve()), "out_dir": str(Path(out_dir).resolve())}
+    nightly_parameters = dirs | {"max_parallel": schedule.nightly.max_parallel}
     # Module entrypoints (flows.analyze.nightly) work from any directory and on workers.
-    common: dict[str, Any] = {
-        "parameters": dirs,
-        "tags": ["proof"],
-        "entrypoint_type": EntrypointType.MODULE_PATH,
-    }
+    common: dict[str, Any] = {"tags": ["proof"], "entrypoint_type": EntrypointType.MODULE_PATH}
     return [
         _built(
             nightly.to_deployment(
-                name,
+                deployment_name(nightly.name, suffix),
                 schedules=[Cron(schedule.nightly.cron, timezone=schedule.nightly.timezone)],
                 description="Every running experiment, as of yesterday (UTC); "
                 f"{schedule.nightly.max_parallel} at a time. One failure does not stop the others.",
-                **(common | {"parameters": dirs | {"max_parallel": schedule.nightly.max_parallel}}),
-            )
+                parameters=nightly_parameters,
+                **common,
+            ),
+            experiment_ids,
         ),
         _built(
             analyze_experiment.to_deployment(
-                name,
+                deployment_name(analyze_experiment.name, suffix),
                 triggers=[landed_trigger()],
                 description="One experiment: validate its data, compare the arms, publish the "
                 "report. Also runs on the event proof.data.landed.",
+                parameters=dirs,
                 **common,
-            )
+            ),
+            experiment_ids,
         ),
         _built(
             watch_sources.to_deployment(
-                name,
+                deployment_name(watch_sources.name, suffix),
                 schedules=[
                     Interval(
                         dt.timedelta(minutes=schedule.watch.every_minutes),
@@ -175,14 +247,16 @@ def build_deployments(
                 ],
                 description="Looks for new data in each running experiment's source and emits "
                 "proof.data.landed.",
+                parameters=dirs,
                 **common,
-            )
+            ),
+            experiment_ids,
         ),
     ]
 
 
 def deploy_to_work_pool(
-    config_dir: Path | str, out_dir: Path | str, work_pool: str, name: str = DEPLOYMENT_NAME
+    config_dir: Path | str, out_dir: Path | str, work_pool: str, suffix: str = ""
 ) -> list[str]:
     """Register the deployments with a work pool instead of serving them (scale-out).
 
@@ -191,18 +265,16 @@ def deploy_to_work_pool(
     installed and the config dir, data and reports dir at the same paths.
     """
     names = []
-    for deployment in build_deployments(config_dir, out_dir, name=name):
+    for deployment in build_deployments(config_dir, out_dir, suffix=suffix):
         deployment.apply(work_pool_name=work_pool)
         names.append(f"{deployment.flow_name}/{deployment.name}")
     return names
 
 
-def serve_deployments(
-    config_dir: Path | str, out_dir: Path | str, name: str = DEPLOYMENT_NAME
-) -> None:
+def serve_deployments(config_dir: Path | str, out_dir: Path | str, suffix: str = "") -> None:
     """Register the deployments with the server and execute their runs until stopped."""
     schedule = load_schedule(config_dir)
     serve(
-        *build_deployments(config_dir, out_dir, schedule, name),
+        *build_deployments(config_dir, out_dir, schedule, suffix),
         limit=schedule.serve_limit,
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from pydantic.json_schema import SkipJsonSchema
 
 from analysis import watch
 from analysis.config.load import load_config
@@ -24,6 +25,11 @@ from analysis.sources.errors import SourceError
 from flows import events
 
 STATE_FILE = Path(".state") / "watch.json"
+Dir = SkipJsonSchema[str]  # set per deployment, not in the run form
+
+
+def _watch_run_name() -> str:
+    return f"look for new data {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
@@ -31,14 +37,14 @@ def fingerprint(source: watch.AnySource) -> watch.Fingerprint:
     return watch.source_fingerprint(source)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="emit proof.data.landed")
 def emit_landed(landed: list[watch.Landed]) -> None:
     for item in landed:
         events.data_landed(item.experiment_id, item.as_of, source=item.source, reason=item.reason)
 
 
-@flow(name="watch-sources", log_prints=True)
-def watch_sources(config_dir: str = "configs", out_dir: str = "reports") -> list[dict[str, Any]]:
+@flow(name="watch-sources", flow_run_name=_watch_run_name, log_prints=True)
+def watch_sources(config_dir: Dir = "configs", out_dir: Dir = "reports") -> list[dict[str, Any]]:
     """Emit ``proof.data.landed`` for every running experiment whose source has new data.
 
     Args:

@@ -39,8 +39,10 @@ from tests.conftest import AS_OF, make_config_dir
 T = TypeVar("T")
 SERVER_START_TIMEOUT = 180.0
 RUN_TIMEOUT = 240.0
-DEPLOYMENTS = ("nightly/proof", "analyze-experiment/proof", "watch-sources/proof")
-FLOWS = {f.name: f for f in (nightly, analyze_experiment, watch_sources)}
+NIGHTLY = "nightly/nightly-all-experiments"
+ANALYZE = "analyze-experiment/analyze-one-experiment"
+WATCH = "watch-sources/watch-for-new-data"
+DEPLOYMENTS = (NIGHTLY, ANALYZE, WATCH)
 EXPERIMENT_ID = "{{ event.resource.id.removeprefix('proof.experiment.') }}"
 AS_OF_TEXT = "{{ (event.payload.get('as_of') or '') | string }}"
 
@@ -218,7 +220,7 @@ def _kick_off(served: Served) -> None:
 
     with temporary_settings({PREFECT_API_URL: served.api}):
         clicked = run_deployment(
-            "analyze-experiment/proof",
+            ANALYZE,
             parameters={"experiment_id": "smart-compose", "as_of": AS_OF, "run_id": "ui-run"},
             timeout=0,
         )
@@ -240,7 +242,7 @@ def _artifacts(served: Served, flow_run_id: str) -> list[dict[str, Any]]:
 
 
 def test_nightly_deployment_has_its_cron_schedule(served: Served) -> None:
-    nightly = served.deployment("nightly/proof")
+    nightly = served.deployment(NIGHTLY)
     assert nightly is not None
     [schedule] = nightly["schedules"]
     assert schedule["schedule"]["cron"] == "0 2 * * *"
@@ -248,7 +250,7 @@ def test_nightly_deployment_has_its_cron_schedule(served: Served) -> None:
     assert schedule["active"]
     assert not nightly["paused"]
     assert nightly["parameters"]["config_dir"] == str(served.config_dir.resolve())
-    watch = served.deployment("watch-sources/proof")
+    watch = served.deployment(WATCH)
     assert watch is not None
     assert watch["schedules"][0]["schedule"]["interval"] == 900.0
 
@@ -256,7 +258,7 @@ def test_nightly_deployment_has_its_cron_schedule(served: Served) -> None:
 def test_run_button_publishes_the_report_and_links_it(served: Served) -> None:
     run_id = served.kicked["clicked"]
     run = served.wait_for_run(
-        _deployment_id(served, "analyze-experiment/proof"),
+        _deployment_id(served, ANALYZE),
         lambda p: p.get("run_id") == "ui-run",
     )
     assert run["id"] == run_id
@@ -291,8 +293,65 @@ def test_run_button_publishes_the_report_and_links_it(served: Served) -> None:
     assert event["payload"]["report"] == report.resolve().as_uri()
 
 
+def test_runs_and_tasks_have_names_people_can_read(served: Served) -> None:
+    run = served.wait_for_run(
+        _deployment_id(served, ANALYZE), lambda p: p.get("run_id") == "ui-run"
+    )
+    assert run["name"] == f"smart-compose {AS_OF.isoformat()}"
+    # the Run button sent no dirs: the run has the deployment's
+    assert run["parameters"]["config_dir"] == str(served.config_dir.resolve())
+    assert run["parameters"]["out_dir"] == str(served.out.resolve())
+    body = {"flow_runs": {"id": {"any_": [run["id"]]}}}
+    names = {t["name"] for t in served.post("/task_runs/filter", body)}
+    steps = ("check", "measure", "analyse", "publish", "record artifacts", "announce")
+    assert {f"{step} smart-compose" for step in steps} <= names, names
+
+    # no as_of: named after the day it analyses
+    landed = served.wait_for_run(
+        _deployment_id(served, ANALYZE),
+        lambda p: p.get("experiment_id") == "auto-triage" and p.get("as_of") == "",
+    )
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    assert landed["name"] == f"auto-triage {yesterday.isoformat()}"
+
+
+def test_run_form_offers_the_experiments_and_keeps_the_dirs(served: Served) -> None:
+    deployment = served.deployment(ANALYZE)
+    assert deployment is not None
+    schema = deployment["parameter_openapi_schema"]
+    properties = schema["properties"]
+    assert properties["experiment_id"]["enum"] == ["auto-triage", "smart-compose"]
+    assert properties["as_of"]["type"] == "string"
+    assert properties["as_of"]["format"] == "date"
+    assert "anyOf" not in properties["as_of"]
+    assert "config_dir" not in properties
+    assert "out_dir" not in properties
+
+    def form_errors(values: dict[str, Any]) -> bool:  # what the UI's form checks
+        checked = served.post("/ui/schemas/validate", {"schema": schema, "values": values})
+        return not checked["valid"]
+
+    assert not form_errors({"experiment_id": "smart-compose"})
+    assert not form_errors({"experiment_id": "smart-compose", "as_of": "2026-11-20"})
+    assert form_errors({"experiment_id": "smart-compose", "as_of": "20261120"})
+    assert form_errors({"experiment_id": "no-such-experiment"})
+
+    # Through the API too, a run cannot name another experiment or other dirs.
+    for parameters in (
+        {"experiment_id": "no-such-experiment"},
+        {"experiment_id": "smart-compose", "config_dir": "/tmp/elsewhere"},
+        {"experiment_id": "smart-compose", "out_dir": "/tmp/elsewhere"},
+    ):
+        response = httpx.post(
+            f"{served.api}/deployments/{deployment['id']}/create_flow_run",
+            json={"parameters": parameters},
+            timeout=30,
+        )
+        assert response.status_code == 409, (parameters, response.text)
+
+
 def test_data_landed_event_runs_the_experiment(served: Served) -> None:
-    deployment_id = _deployment_id(served, "analyze-experiment/proof")
+    deployment_id = _deployment_id(served, ANALYZE)
     served.wait_for_run(deployment_id, lambda p: p.get("run_id") == "ui-run")
     served.timings["emitted_at"] = time.time()
     _emit_landed(served, "smart-compose", {"as_of": AS_OF.isoformat()})
@@ -322,7 +381,7 @@ def test_data_landed_event_runs_the_experiment(served: Served) -> None:
 
 def test_data_landed_without_as_of_analyses_yesterday(served: Served) -> None:
     run = served.wait_for_run(
-        _deployment_id(served, "analyze-experiment/proof"),
+        _deployment_id(served, ANALYZE),
         lambda p: p.get("experiment_id") == "auto-triage" and p.get("as_of") == "",
     )
     assert run["state"]["type"] == "COMPLETED", run["state"]
@@ -336,7 +395,7 @@ def test_data_landed_without_as_of_analyses_yesterday(served: Served) -> None:
 
 def test_data_landed_with_a_bad_as_of_fails_visibly(served: Served) -> None:
     run = served.wait_for_run(
-        _deployment_id(served, "analyze-experiment/proof"),
+        _deployment_id(served, ANALYZE),
         lambda p: p.get("experiment_id") == "auto-triage" and p.get("as_of") == "20261120",
     )
     assert run["state"]["type"] == "FAILED"
@@ -345,7 +404,7 @@ def test_data_landed_with_a_bad_as_of_fails_visibly(served: Served) -> None:
 
 def test_serve_stops_and_restarts_cleanly(served: Served) -> None:
     """SIGTERM pauses the deployments; the next `proof serve` takes them over again."""
-    deployment_id = _deployment_id(served, "analyze-experiment/proof")
+    deployment_id = _deployment_id(served, ANALYZE)
 
     def all_final() -> bool | None:
         runs = served.flow_runs(deployment_id)
@@ -358,7 +417,7 @@ def test_serve_stops_and_restarts_cleanly(served: Served) -> None:
     started = time.monotonic()
     served.start_serve()  # returns once every deployment is live again
     served.timings["serve_restart_s"] = time.monotonic() - started
-    nightly = served.deployment("nightly/proof")
+    nightly = served.deployment(NIGHTLY)
     assert nightly is not None
     assert nightly["schedules"][0]["active"]
     assert "serving against" in served.serve_log.read_text()
@@ -379,7 +438,7 @@ def _wiring(config_dir: Path, out: Path) -> list[dict[str, Any]]:
             "triggers": [
                 t.model_dump(include={"expect", "match", "parameters"}) for t in d.triggers
             ],
-            "parameters": sorted(FLOWS[d.flow_name].parameters.properties),
+            "form": sorted(d._parameter_openapi_schema.properties),
             "defaults": sorted(d.parameters),
         }
         for d in build_deployments(config_dir, out)
@@ -392,15 +451,15 @@ def test_deployment_and_trigger_wiring_snapshot(tmp_path: Path) -> None:
     dirs = ["config_dir", "out_dir"]
     assert graph == [
         {
-            "deployment": "nightly/proof",
+            "deployment": NIGHTLY,
             "entrypoint": "flows.analyze.nightly",
             "schedules": [{"cron": "0 2 * * *", "timezone": "UTC"}],
             "triggers": [],
-            "parameters": ["as_of", "config_dir", "max_parallel", "no_cache", "out_dir", "run_id"],
+            "form": ["as_of", "max_parallel", "no_cache", "run_id"],
             "defaults": [*dirs[:1], "max_parallel", *dirs[1:]],
         },
         {
-            "deployment": "analyze-experiment/proof",
+            "deployment": ANALYZE,
             "entrypoint": "flows.analyze.analyze_experiment",
             "schedules": [],
             "triggers": [
@@ -410,20 +469,130 @@ def test_deployment_and_trigger_wiring_snapshot(tmp_path: Path) -> None:
                     "parameters": {"experiment_id": EXPERIMENT_ID, "as_of": AS_OF_TEXT},
                 }
             ],
-            "parameters": sorted(
-                [*dirs, "as_of", "experiment_id", "no_cache", "revalidate", "run_id"]
-            ),
+            "form": ["as_of", "experiment_id", "no_cache", "revalidate", "run_id"],
             "defaults": dirs,
         },
         {
-            "deployment": "watch-sources/proof",
+            "deployment": WATCH,
             "entrypoint": "flows.watch.watch_sources",
             "schedules": [{"interval": dt.timedelta(minutes=15), "timezone": "UTC"}],
             "triggers": [],
-            "parameters": dirs,
+            "form": [],
             "defaults": dirs,
         },
     ]
+
+
+def test_suffix_names_a_second_set_of_deployments(tmp_path: Path) -> None:
+    built = build_deployments(make_config_dir(tmp_path), tmp_path / "reports", suffix="staging")
+    assert [f"{d.flow_name}/{d.name}" for d in built] == [f"{n}-staging" for n in DEPLOYMENTS]
+
+
+def test_run_form_schema(tmp_path: Path) -> None:
+    """What the server (and a trigger) accepts, and what the UI's form checks."""
+    from prefect.utilities.schema_tools.validation import ValidationError, validate
+
+    config_dir = make_config_dir(tmp_path)
+    _, analyze, _ = build_deployments(config_dir, tmp_path / "reports")
+    schema = analyze._parameter_openapi_schema.model_dump(exclude_unset=True)
+    properties = schema["properties"]
+    assert properties["experiment_id"]["enum"] == sorted(load_config(config_dir).experiments)
+    assert {k: properties["as_of"][k] for k in ("type", "format")} == {
+        "type": "string",
+        "format": "date",
+    }
+    assert "default" not in properties["as_of"]
+    assert "default" not in properties["run_id"]
+    assert set(properties) == {"experiment_id", "as_of", "run_id", "revalidate", "no_cache"}
+
+    def server_accepts(values: dict[str, Any]) -> bool:
+        try:
+            validate(analyze.parameters | values, schema, raise_on_error=True)
+        except ValidationError:
+            return False
+        return True
+
+    assert server_accepts({"experiment_id": "smart-compose"})
+    assert server_accepts({"experiment_id": "smart-compose", "as_of": None, "run_id": None})
+    # a trigger's as_of always reaches the flow, which fails visibly if it is not a date
+    assert server_accepts({"experiment_id": "auto-triage", "as_of": ""})
+    assert server_accepts({"experiment_id": "auto-triage", "as_of": "20261120"})
+    assert not server_accepts({"experiment_id": "nope"})
+    assert not server_accepts({"experiment_id": "smart-compose", "config_dir": "/elsewhere"})
+    # the form (format checks on) refuses what is not a date
+    assert validate({"experiment_id": "smart-compose", "as_of": "20261120"}, schema)
+    assert not validate({"experiment_id": "smart-compose", "as_of": "2026-11-20"}, schema)
+
+
+def test_flow_run_names_show_experiment_and_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from analysis.config import yesterday
+    from flows import analyze
+
+    def name(flow: Any, **parameters: Any) -> str:
+        monkeypatch.setattr(analyze, "flow_run", SimpleNamespace(parameters=parameters))
+        assert callable(flow.flow_run_name)
+        text: str = flow.flow_run_name()
+        return text
+
+    day = dt.date(2026, 11, 30)
+    assert name(analyze_experiment, experiment_id="smart-compose", as_of=day) == (
+        "smart-compose 2026-11-30"
+    )
+    assert name(analyze_experiment, experiment_id="smart-compose", as_of=None) == (
+        f"smart-compose {yesterday().isoformat()}"
+    )
+    assert name(nightly, as_of=day) == "nightly 2026-11-30"
+    assert name(nightly, as_of=None) == f"nightly {yesterday().isoformat()}"
+    assert callable(watch_sources.flow_run_name)
+    assert watch_sources.flow_run_name().startswith("look for new data ")
+
+
+def test_prefect_yaml_declares_the_same_deployments() -> None:
+    """prefect.yaml (for `prefect deploy`) and flows/deployments.py (`proof deploy`) agree."""
+    import yaml
+    from prefect.cli.deploy._models import PrefectYamlModel
+    from prefect.cli.deploy._schedules import _schedule_config_to_deployment_schedule
+    from prefect.cli.deploy._triggers import _initialize_deployment_triggers
+    from prefect.flows import load_flow_from_entrypoint
+
+    root = Path(__file__).resolve().parent.parent
+    raw = yaml.safe_load((root / "prefect.yaml").read_text())
+    PrefectYamlModel.model_validate(raw)  # what `prefect deploy` reads
+    # The pull step makes the checkout the working directory: relative dirs are in it.
+    [pull] = raw["pull"]
+    assert "directory" in pull["prefect.deployments.steps.set_working_directory"]
+    built = {d.name: d for d in build_deployments(root / "configs", root / "reports")}
+    assert [d["name"] for d in raw["deployments"]] == list(built)
+
+    for spec in raw["deployments"]:
+        deployment = built[spec["name"]]
+        path, function = spec["entrypoint"].split(":")
+        flow = load_flow_from_entrypoint(f"{root / path}:{function}", use_placeholder_flow=False)
+        assert flow.name == deployment.flow_name
+        assert deployment.entrypoint == f"{path.removesuffix('.py').replace('/', '.')}.{function}"
+        assert spec["work_pool"]["name"]
+        assert spec["tags"] == deployment.tags
+        assert spec["description"] == deployment.description
+
+        parameters = {
+            k: str((root / v).resolve()) if k in ("config_dir", "out_dir") else v
+            for k, v in spec["parameters"].items()
+        }
+        assert parameters == deployment.parameters
+
+        fields = {"cron", "timezone", "interval"}
+        schedules = [_schedule_config_to_deployment_schedule(s) for s in spec["schedules"]]
+        assert [
+            (s["schedule"].model_dump(include=fields), s.get("active", True)) for s in schedules
+        ] == [(s.schedule.model_dump(include=fields), s.active) for s in deployment.schedules or []]
+
+        fields = {"name", "description", "enabled", "expect", "match", "parameters"}
+        triggers = _initialize_deployment_triggers(spec["name"], spec.get("triggers", []))
+        assert [t.model_dump(include=fields) for t in triggers] == [
+            t.model_dump(include=fields) for t in deployment.triggers
+        ]
 
 
 def test_schedule_yaml_sets_cron_zone_and_parallelism(tmp_path: Path) -> None:

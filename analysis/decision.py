@@ -114,6 +114,38 @@ def decide(
     as_of: dt.date,
     balance: BalanceResult | None = None,
     cleaning: Cleaning | None = None,
+    described_guardrails: Sequence[str] = (),
+) -> Decision:
+    """The recommendation and its reasons.
+
+    ``described_guardrails``: guardrails that could not be compared (an
+    AI-only metric with one AI arm has no arm to be compared with): the
+    reasons say so, so that "no guardrail was breached" never covers them.
+    """
+    found = _decide(experiment, comparisons, srm, validation_ok, as_of, balance, cleaning)
+    if not described_guardrails or found.recommendation == "investigate":
+        return found
+    names = ", ".join(described_guardrails)
+    reasons = [
+        r.replace("No guardrail was breached", "No compared guardrail was breached")
+        for r in found.reasons
+    ]
+    reasons.append(
+        f"Not compared: the guardrail {names} is AI-only and there is one AI arm, so it is "
+        "only described (its level is in the report); a second AI arm would be needed to "
+        "compare it. Check that level before acting."
+    )
+    return Decision(found.recommendation, tuple(reasons))
+
+
+def _decide(
+    experiment: Experiment,
+    comparisons: Sequence[Comparison],
+    srm: SrmResult,
+    validation_ok: bool,
+    as_of: dt.date,
+    balance: BalanceResult | None,
+    cleaning: Cleaning | None,
 ) -> Decision:
     level = 1 - experiment.alpha
     if srm.flagged:

@@ -54,6 +54,7 @@ def summarise(
         as_of,
         balance,
         measurement.cleaning,
+        sorted({d.metric.name for d in descriptions} & set(experiment.metrics.guardrails)),
     )
     return build_results(
         experiment=experiment,

@@ -248,6 +248,8 @@ def analyze_experiment(
             "%s ended on %s: analysing its data through the planned end (asked for %s)",
             experiment.id, day, asked,
         )  # fmt: skip
+    for warning in config.warnings_of(experiment):
+        logger.warning(warning)
     logger.info("analysing %s as of %s (run %s)", experiment.id, day, rid)
 
     options = RunOptions(Path(out_dir), revalidate, no_cache, log=logger.info)

@@ -359,6 +359,8 @@ def validate(
         config = load_config(config_dir)
         exp = config.experiment(experiment)
         day = exp.data_through(check_as_of(asked, exp.start))
+        for warning in config.warnings_of(exp):
+            typer.echo(f"warning: {warning}", err=True)
         options = RunOptions(out_dir=out, revalidate=revalidate)
         engine = engine_for(exp.source, config.sources[exp.source], options)
         checked = engine.check(exp, day)

@@ -59,6 +59,22 @@ class ProofConfig:
     def metrics_of(self, experiment: Experiment) -> list[Metric]:
         return [self.metrics[name] for name in experiment.metrics.all()]
 
+    def warnings_of(self, experiment: Experiment) -> list[str]:
+        """What the config asks that a run cannot fully do, in words (not an error).
+
+        A guardrail that is AI-only in an experiment with one AI arm has no arm
+        to be compared with: it is only described, and cannot hold a ship back.
+        """
+        if len(experiment.ai_variants()) > 1:
+            return []
+        return [
+            f"{experiment.id}: guardrail {name} is AI-only (ai_only: true) and the experiment "
+            "has one AI arm, so it can only be described, never compared: it cannot stop a "
+            "ship. Add a second AI arm, or watch its level in the report."
+            for name in experiment.metrics.guardrails
+            if self.metrics[name].ai_only
+        ]
+
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc if not str(p).startswith("function-after"))

@@ -380,6 +380,57 @@ def validate(
         raise typer.Exit(code=2)
 
 
+@app.command(short_help="Check a config against the data it names, before a run.")
+def check(
+    experiment: Annotated[
+        list[str] | None,
+        typer.Option("--experiment", "-e", metavar="ID", help="Only this experiment (repeatable)."),
+    ] = None,
+    as_of: AsOf = None,
+    config_dir: ConfigDir = Path("configs"),
+) -> None:
+    """Check the config, then each experiment's data: what a run would miss.
+
+    Reads each experiment's tables (columns, arms, event names; no statistic) and
+    says what will not work: a segment column the assignments table lacks, an arm
+    with no unit, a metric whose events never occur, a guardrail that can only be
+    described. Exit code 2 when a run would stop (a bad config, an unreadable
+    source, an experiment with no assignment); warnings do not change it.
+    """
+    from analysis.config.base import ConfigError
+    from analysis.config.load import load_config
+    from analysis.config.run import check_as_of
+    from analysis.sources.check import check_against_data
+    from analysis.sources.errors import SourceError
+
+    try:
+        config = load_config(config_dir)
+        chosen = [config.experiment(e) for e in experiment or sorted(config.experiments)]
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    typer.echo(f"config {config_dir}: {len(config.experiments)} experiment(s), valid")
+    failed = False
+    for exp in chosen:
+        try:
+            day = exp.data_through(check_as_of(as_of.date() if as_of else yesterday(), exp.start))
+            findings = check_against_data(
+                exp.source, config.sources[exp.source], exp, config.metrics_of(exp), day
+            )
+        except (ConfigError, SourceError) as exc:
+            typer.secho(f"{exp.id}: error: {exc}", fg=typer.colors.RED, err=True)
+            failed = True
+            continue
+        typer.echo(f"{exp.id} (source {exp.source}, as of {day}):")
+        for warning in config.warnings_of(exp):
+            typer.echo(f"  warning: {warning.removeprefix(exp.id + ': ')}")
+        for finding in findings:
+            typer.echo(f"  {'' if finding.level == 'ok' else finding.level + ': '}{finding.text}")
+        failed = failed or any(f.level == "error" for f in findings)
+    if failed:
+        raise typer.Exit(code=2)
+
+
 def _print_summaries(summaries: list[dict[str, str]]) -> None:
     for s in summaries:
         if "error" in s:

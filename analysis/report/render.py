@@ -27,6 +27,7 @@ from markupsafe import Markup, escape
 from pydantic import BaseModel
 
 from analysis.report import health, sections
+from analysis.report.changes import Changes
 from analysis.report.figures_ai import funnel_chart, time_on_task_chart, trust_chart
 from analysis.report.figures_lift import forest_plot, lift_is_plottable
 from analysis.report.figures_power import power_chart, units_bar
@@ -193,7 +194,11 @@ def _segments(results: Results) -> list[dict[str, Any]]:
 
 
 def render_report(
-    results: Results | Mapping[str, Any], plotly_src: str, *, validation_href: str | None = None
+    results: Results | Mapping[str, Any],
+    plotly_src: str,
+    *,
+    validation_href: str | None = None,
+    changes: Changes | None = None,
 ) -> str:
     """The HTML report of one run.
 
@@ -202,6 +207,8 @@ def render_report(
     ``"../../assets/plotly.min.js"``).  ``validation_href`` is the run's data
     quality page next to the report; by default ``validation.page`` of the
     results when it is a plain ``*.html`` name, else the report does not link one.
+    ``changes`` (:func:`analysis.report.changes.changes_since`) fills the "Since the
+    last run" section; without it (the first run) the report has none.
     """
     r = _check_schema(results)
     src = _check_plotly_src(plotly_src)
@@ -234,6 +241,7 @@ def render_report(
         "recommendation": recommendation,
         "recommendation_text": RECOMMENDATION_TEXT.get(recommendation, ""),
         "reasons": list(r.decision.reasons),
+        "changes": changes,
         "banners": health.banners(r, page),
         "health_ok": health.health_checks(r),
         "headline": [x for x in rows if x["role"] == "primary"] or rows[:1],
@@ -309,15 +317,18 @@ def render_validation(
     return _environment().get_template("validation.html").render(context)
 
 
-def render_run_files(results: Results | Mapping[str, Any], plotly_src: str) -> dict[str, str]:
+def render_run_files(
+    results: Results | Mapping[str, Any], plotly_src: str, changes: Changes | None = None
+) -> dict[str, str]:
     """The HTML pages of one run, by file name: ``report.html`` and ``validation.html``.
 
-    The report links the data quality page; pass the result, with
+    The report links the data quality page, and says what moved since the
+    previous run when given its ``changes``; pass the result, with
     ``results.json``, to :func:`analysis.report.publish.publish_run`.
     """
     r = _check_schema(results)
     return {
-        REPORT_PAGE: render_report(r, plotly_src, validation_href=VALIDATION_PAGE),
+        REPORT_PAGE: render_report(r, plotly_src, validation_href=VALIDATION_PAGE, changes=changes),
         VALIDATION_PAGE: render_validation(r, report_href=REPORT_PAGE),
     }
 

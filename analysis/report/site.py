@@ -4,16 +4,20 @@ All or nothing, under the output directory's file locks (:mod:`analysis.report.l
 which die with a killed run): leftovers of killed publishers are repaired or
 removed first; the run, quarantine included, becomes visible by one rename
 (:func:`analysis.report.publish.publish_run`); the index is rebuilt last.
+:func:`publish_results` renders the report under the experiment's lock, so
+that it says what moved since the run published before it
+(:mod:`analysis.report.changes`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import polars as pl
 
 from analysis.report import locks
+from analysis.report.changes import changes_since, previous_results
 from analysis.report.publish import (
     REPORT_PLOTLY_SRC,
     ensure_plotly_asset,
@@ -35,9 +39,23 @@ def publish_results(
     quarantined: Mapping[str, pl.DataFrame],
     logger: locks.Logger,
 ) -> Path:
-    """Render ``results`` (report, validation page, results.json) and publish them."""
-    files = {"results.json": to_json(results), **render_run_files(results, REPORT_PLOTLY_SRC)}
-    return publish_files(out_dir, results.experiment_id, results.run_id, files, quarantined, logger)
+    """Render ``results`` (report, validation page, results.json) and publish them.
+
+    Under the experiment's publish lock, the run published just before this one
+    (:func:`analysis.report.changes.previous_results`; never a run of the same id
+    being replaced) is read, and the report says what moved since it.
+    """
+
+    def render() -> dict[str, str]:
+        previous = previous_results(
+            out_dir, results.experiment_id, results.run_id,
+            results.analysis_date, results.generated_at,
+        )  # fmt: skip
+        changes = None if previous is None else changes_since(previous, results)
+        pages = render_run_files(results, REPORT_PLOTLY_SRC, changes)
+        return {"results.json": to_json(results), **pages}
+
+    return _publish(out_dir, results.experiment_id, results.run_id, render, quarantined, logger)
 
 
 def publish_files(
@@ -54,6 +72,19 @@ def publish_files(
     leftovers of killed publishers are repaired or removed first; the run,
     quarantine included, becomes visible by one rename.
     """
+    return _publish(out_dir, experiment_id, run_id, lambda: files, quarantined, logger)
+
+
+def _publish(
+    out_dir: Path,
+    experiment_id: str,
+    run_id: str,
+    make_files: Callable[[], Mapping[str, str | bytes]],
+    quarantined: Mapping[str, pl.DataFrame],
+    logger: locks.Logger,
+) -> Path:
+    """:func:`publish_files`, with the files made under the experiment's lock, once
+    the leftovers of killed publishers are repaired (a replaced run put back)."""
     what = f"publishing {experiment_id} run {run_id}"
     with locks.exclusive(out_dir, locks.INDEX, what=what, logger=logger):
         for line in remove_site_leftovers(out_dir):
@@ -62,6 +93,7 @@ def publish_files(
     with locks.exclusive(out_dir, locks.publish_lock(experiment_id), what=what, logger=logger):
         for line in recover_runs(out_dir, experiment_id):
             logger.info("%s: %s", experiment_id, line)
+        files = make_files()
         run_dir = publish_run(
             out_dir, experiment_id, run_id, files,
             fill=lambda folder: write_quarantine(folder, quarantined),

@@ -6,7 +6,10 @@ then runs its two steps as tasks — ``check`` (read, quarantine, validate;
 retried when the source did not answer) and ``measure`` — then ``analyse``
 (the statistics, :func:`analysis.pipeline.summarise`) and ``publish``, and
 leaves artifacts (report link, summary, comparisons) and a
-``proof.decision.made`` event. No statistic is computed here.
+``proof.decision.made`` event. The report is linked under ``PROOF_REPORTS_URL``
+when it is set (``proof serve`` sets it: its own reports server, or the
+configured URL), else by its ``file://`` URI (:mod:`analysis.report.links`).
+No statistic is computed here.
 
 - Validation results are cached by a data fingerprint (``revalidate=True``
   ignores the cache); per-day partial aggregates are kept per (day, cohort)
@@ -48,9 +51,11 @@ from analysis.config import (
 )
 from analysis.engines import Checked, Engine, Measurement, RunOptions, engine_for
 from analysis.pipeline import summarise
+from analysis.report.links import REPORTS_URL_ENV, check_base_url, report_link
 from analysis.report.site import publish_results
 from analysis.report.summary import ATTENTION, comparison_rows, markdown_summary, nightly_markdown
 from analysis.results import Results, to_json
+from analysis.settings import env
 from analysis.sources.errors import SourceError, retryable
 from analysis.validation_report import CriticalValidationError
 from flows import events
@@ -109,6 +114,18 @@ def new_run_id(now: dt.datetime) -> str:
 def artifact_key(experiment_id: str, what: str) -> str:
     """Artifact keys allow lowercase letters, digits and dashes only."""
     return re.sub(r"[^a-z0-9-]+", "-", f"proof-{experiment_id}-{what}".lower())
+
+
+def _reports_base_url(logger: Any) -> str | None:
+    """The base URL that serves the reports dir (``PROOF_REPORTS_URL``), if a valid one is set."""
+    configured = env(REPORTS_URL_ENV)
+    if configured is None:
+        return None
+    try:
+        return check_base_url(configured)
+    except ValueError as exc:  # the report is published: link it anyway, by its file:// URI
+        logger.warning("%s; the report is linked by its file:// URI", exc)
+        return None
 
 
 def _worth_retrying(task: Task[Any, Any], task_run: TaskRun | None, state: State[Any]) -> bool:
@@ -259,7 +276,8 @@ def analyze_experiment(
     measurement = measure(engine, checked, experiment, metrics, day)
     results = analyse(experiment, metrics, measurement, checked, rid, day)
     run_dir = publish(results, Path(out_dir), checked)
-    report_url = (run_dir / "report.html").resolve().as_uri()
+    # http(s) under PROOF_REPORTS_URL (set by `proof serve`) when served; else file://
+    report_url = report_link(out_dir, run_dir, _reports_base_url(logger))
     record_artifacts(results, report_url)
     announce(results, report_url)
     recommendation = results.decision.recommendation

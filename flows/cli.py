@@ -15,6 +15,7 @@ from typing import Annotated, Literal, get_args
 import typer
 
 from analysis.config.run import yesterday
+from analysis.report.links import REPORTS_URL_ENV
 from flows.runs_cli import runs_app
 
 app = typer.Typer(
@@ -500,14 +501,39 @@ def serve(
             "Default: none (nightly/nightly-all-experiments).",
         ),
     ] = "",
+    reports_port: Annotated[
+        int,
+        typer.Option(
+            "--reports-port",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            help="Serve the reports dir over HTTP on 127.0.0.1:PORT, so that the report "
+            "links in the Prefect UI open in a browser. 0: no reports server.",
+        ),
+    ] = 8765,
+    reports_url: Annotated[
+        str | None,
+        typer.Option(
+            "--reports-url",
+            envvar=REPORTS_URL_ENV,
+            metavar="URL",
+            help="Base URL of a web server or bucket that serves the reports dir, e.g. "
+            "https://reports.example.com/proof/: report links use it instead of the local "
+            "reports server. Neither: file:// links.",
+        ),
+    ] = None,
 ) -> None:
     """Register the deployments (nightly, analyze-experiment, watch-sources) and run them.
 
     Needs a Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api after
-    `proof server`). Runs until stopped (Ctrl-C); restarting it is safe.
+    `proof server`). Also serves the reports dir on http://127.0.0.1:8765/ (see
+    --reports-port), and links the reports of its runs there, or under --reports-url.
+    Runs until stopped (Ctrl-C, SIGTERM); restarting it is safe.
     """
     from analysis.config.base import ConfigError
     from analysis.config.load import load_config
+    from analysis.report.links import check_base_url
 
     api = _server_api()
     try:
@@ -518,9 +544,35 @@ def serve(
     except ConfigError as exc:
         _fail(str(exc))
         return
+    base_url: str | None = None
+    if reports_url:
+        try:
+            base_url = check_base_url(reports_url)
+        except ValueError as exc:
+            _fail(str(exc))
+            return
+    from flows.reports_server import ReportsServer, start_reports_server
+
+    reports_server: ReportsServer | None = None
+    if reports_port:
+        try:
+            reports_server = start_reports_server(out, reports_port)
+        except OSError as exc:
+            _fail(
+                f"cannot serve the reports on 127.0.0.1:{reports_port} ({exc}): pass "
+                "another --reports-port, or 0 for none"
+            )
+            return
+    base_url = base_url or (reports_server.url if reports_server else None)
+    if base_url:  # read by the flow runs, child processes that inherit the environment
+        os.environ[REPORTS_URL_ENV] = base_url
+    else:
+        os.environ.pop(REPORTS_URL_ENV, None)
     running = [e.id for e in config.experiments.values() if e.status == "running"]
+    served = f"  reports server: {reports_server.url}\n" if reports_server else ""
     typer.echo(
         f"serving against {api}\n  config: {config.config_dir}\n  reports: {out.resolve()}\n"
+        f"{served}  report links: {base_url or 'file:// (no reports server or URL)'}\n"
         f"  nightly: {schedule.nightly.cron} ({schedule.nightly.timezone}), "
         f"{len(running)} running experiment(s): {', '.join(running) or 'none'}\n"
         f"  watch-sources: every {schedule.watch.every_minutes} min"
@@ -528,7 +580,11 @@ def serve(
     )
     from flows.deployments import serve_deployments
 
-    serve_deployments(config_dir, out, name)
+    try:
+        serve_deployments(config_dir, out, name)
+    finally:
+        if reports_server is not None:
+            reports_server.stop()
 
 
 @app.command(short_help="Register the deployments with a work pool, for workers.")

@@ -27,6 +27,7 @@ that names other values is refused by the server.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import zoneinfo
@@ -34,9 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from prefect import serve
+from prefect import get_client, serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
+from prefect.logging import get_logger
 from prefect.schedules import Cron, Interval
 from prefect.types.entrypoint import EntrypointType
 from prefect.utilities.callables import ParameterSchema
@@ -57,6 +59,8 @@ DEPLOYMENT_NAMES: dict[str, str] = {
 SCHEDULE_FILE = "schedule.yaml"
 # Set per deployment (proof serve/deploy --config-dir/--out), never in the run form.
 FIXED_PARAMETERS = ("config_dir", "out_dir")
+# How long `proof serve` may spend pausing its deployments when it is stopped.
+PAUSE_TIMEOUT_S = 5.0
 
 # The trigger's parameter templates. A single-expression template renders to a
 # native value, and a value of the wrong type (or a missing key) would fail the
@@ -272,9 +276,54 @@ def deploy_to_work_pool(
 
 
 def serve_deployments(config_dir: Path | str, out_dir: Path | str, suffix: str = "") -> None:
-    """Register the deployments with the server and execute their runs until stopped."""
+    """Register the deployments with the server and execute their runs until stopped.
+
+    On SIGTERM or Ctrl-C the deployments are paused (a restart resumes them),
+    within :data:`PAUSE_TIMEOUT_S`: Prefect's own pause on shutdown retries a
+    server that has gone for a minute or more, so it is done here instead.
+    """
     schedule = load_schedule(config_dir)
-    serve(
-        *build_deployments(config_dir, out_dir, schedule, suffix),
-        limit=schedule.serve_limit,
-    )
+    deployments = build_deployments(config_dir, out_dir, schedule, suffix)
+    try:
+        serve(*deployments, limit=schedule.serve_limit, pause_on_shutdown=False)
+    finally:
+        pause_deployments([f"{d.flow_name}/{d.name}" for d in deployments])
+
+
+async def _pause(names: list[str]) -> None:
+    # A client of its own: a fresh client fails at once when nothing listens (Prefect
+    # retries a refused connection only on a client that has connected before).
+    async with get_client() as client:
+        for name in names:
+            deployment = await client.read_deployment_by_name(name)
+            await client.pause_deployment(deployment.id)
+
+
+def pause_deployments(names: list[str], timeout: float = PAUSE_TIMEOUT_S) -> bool:
+    """Pause the deployments ``names`` (``<flow>/<deployment>``); give up after ``timeout`` s.
+
+    Returns whether they were paused. A server that does not answer (stopped,
+    unreachable, too slow) is logged and left as it is: ``proof serve`` must end
+    promptly when it is told to, and its restart takes the deployments over again.
+    """
+    logger = get_logger("proof.serve")
+    logger.info("Pausing the deployments (at most %.0f s)...", timeout)
+    try:
+        asyncio.run(asyncio.wait_for(_pause(names), timeout))
+    except TimeoutError:
+        logger.warning(
+            "The Prefect server did not answer within %.0f s: the deployments were not "
+            "paused (a restart of proof serve takes them over again)",
+            timeout,
+        )
+        return False
+    except Exception as exc:  # unreachable, or a deployment deleted meanwhile: end anyway
+        logger.warning(
+            "The deployments were not paused (%s: %s); a restart of proof serve takes "
+            "them over again",
+            type(exc).__name__,
+            exc,
+        )
+        return False
+    logger.info("Paused %s.", ", ".join(names))
+    return True

@@ -5,7 +5,7 @@
   trigger runs ``analyze-experiment`` for it. Payload: optional ``as_of``
   (YYYY-MM-DD).
 - ``proof.decision.made`` — a report was published. Payload: ``recommendation``,
-  ``reasons``, ``run_id``, ``as_of``, ``report`` (file URL), ``attention`` (true
+  ``reasons``, ``run_id``, ``as_of``, ``report`` (its link), ``attention`` (true
   for "don't ship" and "investigate"). The resource also has the labels
   ``proof.recommendation`` and ``proof.attention`` ("true"/"false"): automation
   triggers match labels, not payloads.

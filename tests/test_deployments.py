@@ -79,6 +79,45 @@ def _wait(what: str, probe: Callable[[], T | None], timeout: float, log: Path) -
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n--- {log.name}:\n{tail}")
 
 
+def serve_env(root: Path, api: str) -> dict[str, str]:
+    """The environment of a Prefect server and `proof serve` under ``root`` (PREFECT_HOME)."""
+    return {
+        **os.environ,
+        "PREFECT_HOME": str(root / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": api,
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
+
+
+def start_prefect_server(
+    port: int, env: dict[str, str], log_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes]:
+    """`prefect server start` on 127.0.0.1:``port``, in its own process group (appended to
+    ``processes``, for the caller to stop); returns once it answers."""
+    api = f"http://127.0.0.1:{port}/api"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start",
+             "--host", "127.0.0.1", "--port", str(port)],
+            env={k: v for k, v in env.items() if k != "PREFECT_API_URL"},
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    processes.append(process)
+
+    def healthy() -> bool | None:
+        if process.poll() is not None:
+            pytest.fail(f"prefect server exited:\n{log_path.read_text()[-4000:]}")
+        try:
+            return httpx.get(f"{api}/health", timeout=2).status_code == 200 or None
+        except httpx.HTTPError:
+            return None
+
+    _wait("the Prefect server", healthy, SERVER_START_TIMEOUT, log_path)
+    return process
+
+
 @dataclass
 class Served:
     api: str
@@ -89,13 +128,20 @@ class Served:
     processes: list[subprocess.Popen[bytes]]
     timings: dict[str, float] = field(default_factory=dict)
     kicked: dict[str, Any] = field(default_factory=dict)
+    # its reports server: a free port, the same one across restarts
+    reports_port: int = field(default_factory=_free_port)
+
+    @property
+    def reports_url(self) -> str:
+        return f"http://127.0.0.1:{self.reports_port}/"
 
     def start_serve(self) -> subprocess.Popen[bytes]:
         """`proof serve` in its own process group; returns once every deployment is live."""
         with self.serve_log.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "flows.cli", "serve",
-                 "--config-dir", str(self.config_dir), "--out", str(self.out)],
+                 "--config-dir", str(self.config_dir), "--out", str(self.out),
+                 "--reports-port", str(self.reports_port)],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         self.processes.append(process)
@@ -154,37 +200,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(root / "prefect-home"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_URL": api,
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "PREFECT_LOGGING_LEVEL": "INFO",
-    }
+    env = serve_env(root, api)
     server_log, serve_log = root / "server.log", root / "serve.log"
     processes: list[subprocess.Popen[bytes]] = []
     try:
         started = time.monotonic()
-        with server_log.open("wb") as log:
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "prefect", "server", "start",
-                     "--host", "127.0.0.1", "--port", str(port)],
-                    env={k: v for k, v in env.items() if k != "PREFECT_API_URL"},
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                )
-            )  # fmt: skip
-
-        def healthy() -> bool | None:
-            if processes[0].poll() is not None:
-                pytest.fail(f"prefect server exited:\n{server_log.read_text()[-4000:]}")
-            try:
-                return httpx.get(f"{api}/health", timeout=2).status_code == 200 or None
-            except httpx.HTTPError:
-                return None
-
-        _wait("the Prefect server", healthy, SERVER_START_TIMEOUT, server_log)
+        start_prefect_server(port, env, server_log, processes)
         timings = {"server_start_s": time.monotonic() - started}
 
         started = time.monotonic()
@@ -270,12 +291,17 @@ def test_run_button_publishes_the_report_and_links_it(served: Served) -> None:
 
     artifacts = {a["key"]: a for a in _artifacts(served, run_id)}
     link = artifacts["proof-smart-compose-report"]
-    assert f"({report.resolve().as_uri()})" in link["data"]
+    url = f"{served.reports_url}smart-compose/ui-run/report.html"  # served by proof serve
+    assert f"({url})" in link["data"]
+    fetched = httpx.get(url, timeout=30)
+    assert fetched.status_code == 200
+    assert fetched.content == report.read_bytes()
     summary = artifacts["proof-smart-compose-summary"]["data"]
     assert f"Decision: **{results['decision']['recommendation']}**" in summary
+    assert f"[Open the report]({url})" in summary
     table = artifacts["proof-smart-compose-comparisons"]["data"]
     rows = json.loads(table) if isinstance(table, str) else table
-    assert {r["metric"] for r in rows} == {c["metric"] for c in results["comparisons"]}
+    assert {r["metric"] for r in rows} == {c["label"] for c in results["comparisons"]}
 
     def decided() -> list[dict[str, Any]] | None:
         body = {
@@ -290,7 +316,7 @@ def test_run_button_publishes_the_report_and_links_it(served: Served) -> None:
 
     [event] = _wait("the proof.decision.made event", decided, 30, served.serve_log)
     assert event["payload"]["recommendation"] == results["decision"]["recommendation"]
-    assert event["payload"]["report"] == report.resolve().as_uri()
+    assert event["payload"]["report"] == url
 
 
 def test_runs_and_tasks_have_names_people_can_read(served: Served) -> None:
@@ -371,8 +397,8 @@ def test_data_landed_event_runs_the_experiment(served: Served) -> None:
     served.timings["trigger_to_start_s"] = start - served.timings["emitted_at"]
     artifacts = {a["key"]: a for a in _artifacts(served, run["id"])}
     url = artifacts["proof-smart-compose-report"]["data"].split("(")[-1].rstrip(")")
-    assert url.startswith("file://")
-    published = Path(url.removeprefix("file://"))
+    assert url.startswith(served.reports_url)
+    published = served.out.resolve() / url.removeprefix(served.reports_url)
     assert published.is_file()
     assert published.parent.parent == served.out.resolve() / "smart-compose"
     results = json.loads((published.parent / "results.json").read_text())
@@ -755,22 +781,22 @@ def test_markdown_summary_shows_decision_primary_metric_srm_and_validation() -> 
     assert "[+2.0%, +18.0%]" in rows[0]
     assert "0.012" in rows[0]
     assert "Sample-ratio mismatch: **flagged** (p <0.001)" in text
-    assert "Validation: passed (1 expectation(s) failed, expect_column_values_to_be_unique)" in text
+    assert "Validation: passed with 1 warning (expect_column_values_to_be_unique)" in text
     assert "- Units: control 1,000, ai 1,010" in text
     assert text.rstrip().endswith("[Open the report](file:///r/report.html)")
 
 
-def test_comparison_rows_are_flat_json_values() -> None:
+def test_comparison_rows_are_formatted_as_the_report_shows_them() -> None:
     from analysis.report.summary import comparison_rows
 
     rows = comparison_rows(_results())
-    assert [r["metric"] for r in rows] == ["task_completion_rate", "edit_rate"]
-    assert rows[0]["lift_ci_low"] == 0.02
-    assert rows[0]["lift_ci_high"] == 0.18
+    assert [r["metric"] for r in rows] == ["Task completion | rate", "Edit rate"]
+    assert rows[0]["lift"] == "+10.0%"
+    assert rows[0]["interval"] == "[+2.0%, +18.0%]"
     json.dumps(rows, allow_nan=False)  # a table artifact takes JSON, not a DataFrame
     no_ci = _results()
     no_ci["comparisons"][0]["lift_ci"] = None
-    assert comparison_rows(no_ci)[0]["lift_ci_low"] is None
+    assert comparison_rows(no_ci)[0]["interval"] == "\u2013"
 
 
 def test_nightly_markdown_lists_failures_too() -> None:

@@ -18,8 +18,9 @@ from analysis.report.formatting import (
     fmt_count,
     fmt_lift,
     fmt_p,
+    ordered_comparisons,
 )
-from analysis.results.model import Results
+from analysis.results.model import Results, ValidationRecord
 from analysis.results.records import ComparisonRecord
 
 # Recommendations that should reach a person rather than wait in a report.
@@ -31,20 +32,46 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _row(c: ComparisonRecord) -> str:
-    """The numbers the verdict read (CUPED-adjusted or always-valid when that was the basis)."""
+def _cells(c: ComparisonRecord) -> dict[str, str]:
+    """A comparison as the report's scorecard shows it: the numbers its verdict read
+    (CUPED-adjusted or always-valid when that was the basis), formatted as there."""
     view = basis_view(c)
-    p_value = view.p_value if view.p_value is not None else c.p_value
-    cells = (
-        c.label or c.metric,
-        f"{c.treatment} vs {c.control}",
-        fmt_lift(view.lift),
-        f"{fmt_ci(view.ci)} ({view.ci_kind})",
-        fmt_p(p_value),
-        c.verdict,
+    return {
+        "metric": c.label or c.metric,
+        "arms": f"{c.treatment} vs {c.control}",
+        "lift": fmt_lift(view.lift),
+        "interval": fmt_ci(view.ci),
+        "p (adjusted)": fmt_p(view.p_value if view.p_value is not None else c.p_value),
+        "verdict": c.verdict or "inconclusive",
+    }
+
+
+def _row(c: ComparisonRecord) -> str:
+    cells = _cells(c)
+    view = basis_view(c)
+    shown = (
+        cells["metric"],
+        cells["arms"],
+        cells["lift"],
+        f"{cells['interval']} ({view.ci_kind})",
+        cells["p (adjusted)"],
+        cells["verdict"],
         BASIS_TEXT.get(view.basis, view.basis),
     )
-    return "| " + " | ".join(_cell(x) for x in cells) + " |"
+    return "| " + " | ".join(_cell(x) for x in shown) + " |"
+
+
+def _validation_line(validation: ValidationRecord) -> str:
+    """The validation in words: "passed", "passed with 2 warnings (…)", "**failed**: …"."""
+    failed = validation.failed_expectations
+    critical = sum(1 for f in failed if f.severity == "critical")
+    warned = len(failed) - critical
+    warnings = f"{warned} warning{'' if warned == 1 else 's'}"
+    names = f" ({', '.join(str(f.expectation) for f in failed)})" if failed else ""
+    if not validation.success:
+        counts = f"{critical} critical" + (f", {warnings}" if warned else "")
+        return f"**failed**: {counts}{names}"
+    return f"passed with {warnings}{names}" if failed else "passed"
 
 
 def primary_comparisons(results: Results) -> list[ComparisonRecord]:
@@ -73,7 +100,6 @@ def markdown_summary(results: Results | Mapping[str, Any], report_url: str | Non
     ]
     lines.extend(_row(c) for c in primary_comparisons(r))
     flagged = "**flagged**" if srm.flagged else "not flagged"
-    failed = validation.failed_expectations
     units = r.data.units
     lines += [
         "",
@@ -81,41 +107,23 @@ def markdown_summary(results: Results | Mapping[str, Any], report_url: str | Non
         "",
         f"- Units: {', '.join(f'{arm} {fmt_count(n)}' for arm, n in units.items()) or '–'}",
         f"- Sample-ratio mismatch: {flagged} (p {fmt_p(srm.p_value)})",
-        f"- Validation: {'passed' if validation.success else '**failed**'}"
-        f" ({len(failed)} expectation(s) failed"
-        f"{', '.join([''] + [str(f.expectation) for f in failed])})",
+        f"- Validation: {_validation_line(validation)}",
     ]
     if report_url:
         lines += ["", f"[Open the report]({report_url})"]
     return "\n".join(lines) + "\n"
 
 
-def comparison_rows(results: Results | Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One flat row per comparison: JSON values only (numbers stay numbers)."""
-    rows: list[dict[str, Any]] = []
-    for c in as_results(results).comparisons:
-        low, high = c.lift_ci or (None, None)
-        rows.append(
-            {
-                "metric": c.metric,
-                "role": c.role,
-                "category": c.category,
-                "control": c.control,
-                "treatment": c.treatment,
-                "n_control": c.n_control,
-                "n_treatment": c.n_treatment,
-                "mean_control": c.mean_control,
-                "mean_treatment": c.mean_treatment,
-                "lift": c.lift,
-                "lift_ci_low": low,
-                "lift_ci_high": high,
-                "p_value": c.p_value,
-                "p_value_adjusted": c.p_value_adjusted,
-                "verdict": c.verdict,
-                "verdict_basis": c.verdict_basis,
-            }
-        )
-    return rows
+def comparison_rows(results: Results | Mapping[str, Any]) -> list[dict[str, str]]:
+    """One row per comparison, in the report's order, formatted as its scorecard shows it.
+
+    For the table artifact: the metric's display name, the arms, the lift and its
+    interval as signed percentages, the adjusted p-value and the verdict. The
+    numbers are those the verdict read (:func:`basis_view`), as in the report;
+    the raw values stay in the published results.json.
+    """
+    r = as_results(results)
+    return [_cells(c) for _, group in ordered_comparisons(r.comparisons) for c in group]
 
 
 def nightly_markdown(summaries: Sequence[Mapping[str, Any]]) -> str:

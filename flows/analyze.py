@@ -23,6 +23,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -128,6 +131,16 @@ def _reports_base_url(logger: Any) -> str | None:
         return None
 
 
+@contextmanager
+def _step(what: str) -> Iterator[None]:
+    """Log a long step's start and its duration, so a run is never silent for long."""
+    logger = get_run_logger()
+    started = time.perf_counter()
+    logger.info("%s…", what)
+    yield
+    logger.info("%s: done in %.1f s", what, time.perf_counter() - started)
+
+
 def _worth_retrying(task: Task[Any, Any], task_run: TaskRun | None, state: State[Any]) -> bool:
     """Retry ``load`` only when a retry can succeed: a database that did not answer or
     dropped the connection, not a refused login, an unknown database or a missing table."""
@@ -149,7 +162,8 @@ def check(engine: Engine[Any], experiment: Experiment, as_of: dt.date, run_id: s
     did not answer is tried again; a refused login or a missing table is not.
     """
     try:
-        return engine.check(experiment, as_of)
+        with _step(f"{experiment.id}: checking the data (quarantine, then every expectation)"):
+            return engine.check(experiment, as_of)
     except CriticalValidationError as exc:
         events.validation_failed(experiment.id, run_id, exc.summary)
         raise
@@ -164,7 +178,8 @@ def measure(
     as_of: dt.date,
 ) -> Measurement:
     """Per-arm statistics of the kept rows, timelines, funnel and histograms."""
-    return engine.measure(checked, experiment, metrics, as_of)
+    with _step(f"{experiment.id}: measuring (per-unit metrics, timelines, per-unit checks)"):
+        return engine.measure(checked, experiment, metrics, as_of)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="analyse {experiment.id}")
@@ -191,7 +206,8 @@ def analyse(
 @task(cache_policy=NO_CACHE, task_run_name="publish {results.experiment_id}")
 def publish(results: Results, out_dir: Path, checked: Checked[Any]) -> Path:
     """Publish the run; one publisher per experiment, and one index writer, at a time."""
-    return publish_results(Path(out_dir), results, checked.quarantined, get_run_logger())
+    with _step(f"{results.experiment_id}: rendering and publishing the report"):
+        return publish_results(Path(out_dir), results, checked.quarantined, get_run_logger())
 
 
 @task(cache_policy=NO_CACHE, task_run_name="record artifacts {results.experiment_id}")

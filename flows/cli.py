@@ -82,6 +82,15 @@ AsOf = Annotated[
 ]
 
 
+DeploymentName = Annotated[
+    str,
+    typer.Option(
+        metavar="NAME",
+        help="Suffix of the deployment names, to serve a second config dir against the "
+        "same server: --name staging gives nightly/nightly-all-experiments-staging, … "
+        "Default: none (nightly/nightly-all-experiments).",
+    ),
+]
 Debug = Annotated[
     bool,
     typer.Option(
@@ -133,6 +142,11 @@ def _end_temporary_server_with_run() -> None:
         from flows import end_temporary_server_with_process
 
         end_temporary_server_with_process()
+        typer.echo(
+            "starting a temporary Prefect server for this run (several seconds); to reuse one, "
+            "run `make ui` and set PREFECT_API_URL=http://127.0.0.1:4200/api",
+            err=True,
+        )
 
 
 def _quiet_expected_failures(debug: bool) -> None:
@@ -492,15 +506,7 @@ def demo(
 def serve(
     config_dir: ConfigDir = Path("configs"),
     out: OutDir = Path("reports"),
-    name: Annotated[
-        str,
-        typer.Option(
-            metavar="NAME",
-            help="Suffix of the deployment names, to serve a second config dir against the "
-            "same server: --name staging gives nightly/nightly-all-experiments-staging, … "
-            "Default: none (nightly/nightly-all-experiments).",
-        ),
-    ] = "",
+    name: DeploymentName = "",
     reports_port: Annotated[
         int,
         typer.Option(
@@ -599,15 +605,7 @@ def deploy(
     ],
     config_dir: ConfigDir = Path("configs"),
     out: OutDir = Path("reports"),
-    name: Annotated[
-        str,
-        typer.Option(
-            metavar="NAME",
-            help="Suffix of the deployment names, to serve a second config dir against the "
-            "same server: --name staging gives nightly/nightly-all-experiments-staging, … "
-            "Default: none (nightly/nightly-all-experiments).",
-        ),
-    ] = "",
+    name: DeploymentName = "",
 ) -> None:
     """Register the deployments with a work pool (instead of `proof serve`), for workers.
 

@@ -464,6 +464,11 @@ def test_kill_9_during_publish_blocks_nothing_and_loses_nothing(
     took = time.monotonic() - started
     log = (tmp_path / "final.log").read_text()
     assert "waiting for" not in log, log
+    # a user's run is never silent for long: the temporary server and each long step say so
+    assert "starting a temporary Prefect server" in log
+    assert "PREFECT_API_URL" in log
+    for step in ("checking the data", "measuring", "rendering and publishing the report"):
+        assert re.search(rf": {step}[^\n]*: done in \d+\.\d s", log), step
     assert took < 2 * to_publish + 30, (took, to_publish)
     for exp in EXPERIMENTS:
         served[(exp, "final")] = {None}

@@ -179,7 +179,15 @@ def measure(
 ) -> Measurement:
     """Per-arm statistics of the kept rows, timelines, funnel and histograms."""
     with _step(f"{experiment.id}: measuring (per-unit metrics, timelines, per-unit checks)"):
-        return engine.measure(checked, experiment, metrics, as_of)
+        measurement = engine.measure(checked, experiment, metrics, as_of)
+    for segment in experiment.segments:
+        if segment not in measurement.segments:
+            get_run_logger().warning(
+                "%s: segment %r is not a column of the assignments table: the report has "
+                "no breakdown by it (`proof check` lists what a run would miss)",
+                experiment.id, segment,
+            )  # fmt: skip
+    return measurement
 
 
 @task(cache_policy=NO_CACHE, task_run_name="analyse {experiment.id}")

@@ -54,3 +54,16 @@ def test_check_stops_on_what_would_stop_a_run(config_dir: Path) -> None:
     )  # fmt: skip
     assert early.exit_code == 2
     assert "before the experiment's start" in early.output
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_run_says_which_segment_it_could_not_break_down(config_dir: Path, tmp_path: Path) -> None:
+    from tests.test_flows import _run
+
+    ran = _run(
+        "-e", "smart-compose", "--as-of", AS_OF, "--config-dir", str(config_dir),
+        "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    assert "segment 'no_such_column' is not a column of the assignments table" in ran.output
+    assert "segment 'plan' is not" not in ran.output

@@ -292,7 +292,7 @@ def _proof_run(tmp_path: Path, uri: str, *, pushdown: bool) -> tuple[int, str, f
     took = time.monotonic() - started
     output = done.stdout + done.stderr
     flow_started = _clock(output, "Beginning flow run")
-    load_failed = _clock(output, "Task run 'check-", "Finished in state Failed")
+    load_failed = _clock(output, "Task run 'check smart-compose'", "Finished in state Failed")
     return done.returncode, output, took, (load_failed - flow_started) % 86_400
 
 

@@ -125,15 +125,17 @@ def decide(
     found = _decide(experiment, comparisons, srm, validation_ok, as_of, balance, cleaning)
     if not described_guardrails or found.recommendation == "investigate":
         return found
-    names = ", ".join(described_guardrails)
+    names = " and ".join(described_guardrails)
+    several = len(described_guardrails) > 1
     reasons = [
         r.replace("No guardrail was breached", "No compared guardrail was breached")
         for r in found.reasons
     ]
     reasons.append(
-        f"Not compared: the guardrail {names} is AI-only and there is one AI arm, so it is "
-        "only described (its level is in the report); a second AI arm would be needed to "
-        "compare it. Check that level before acting."
+        f"Not compared: the guardrail{'s' if several else ''} {names} "
+        f"{'are' if several else 'is'} AI-only and there is one AI arm, so "
+        f"{'they are' if several else 'it is'} only described (the level is in the report); "
+        "a second AI arm would be needed to compare. Check the level before acting."
     )
     return Decision(found.recommendation, tuple(reasons))
 

@@ -657,7 +657,14 @@ def server(
     """Start a local Prefect server with its UI (analytics off). Stop it with Ctrl-C."""
     url = f"http://{host}:{port}"
     typer.echo(f"Prefect UI: {url}\nIn another shell: PREFECT_API_URL={url}/api proof serve")
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    # The UI asks /ui-settings for its API's address, built from these settings and
+    # not from --port: without them, a server on another port serves a UI that calls 4200.
+    env = {
+        **os.environ,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_API_HOST": host,
+        "PREFECT_SERVER_API_PORT": str(port),
+    }
     command = ["prefect", "server", "start", "--host", host, "--port", str(port)]
     os.execve(sys.executable, [sys.executable, "-m", *command], env)
 

@@ -271,3 +271,38 @@ def test_serve_exits_promptly_on_sigterm_after_its_server_is_gone(tmp_path: Path
     finally:
         for process in reversed(processes):
             _stop(process)
+
+
+def test_proof_server_on_another_port_serves_a_ui_that_calls_that_port(tmp_path: Path) -> None:
+    """The UI asks /ui-settings for its API; on a port other than 4200 it must name that port."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_SERVER_API")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "server", "--port", str(port)],
+        env=env | {"PREFECT_HOME": str(tmp_path / "prefect")},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui-settings", timeout=2) as r:
+                    settings = json.load(r)
+                break
+            except OSError:
+                assert server.poll() is None, "proof server exited"
+                assert time.monotonic() < deadline, "proof server did not start"
+                time.sleep(0.5)
+        assert settings["api_url"] == f"http://127.0.0.1:{port}/api"
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

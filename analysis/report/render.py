@@ -75,7 +75,7 @@ RECOMMENDATION_CLASSES: Final[Mapping[str, str]] = {
 #: What each recommendation asks the reader to do, in one sentence (analysis.decision's rules).
 RECOMMENDATION_TEXT: Final[Mapping[str, str]] = {
     "ship": "Roll out the winning arm named in the reasons: its primary metric improved and "
-    "no guardrail or primary metric got worse.",
+    "no compared guardrail or primary metric got worse.",
     "don't ship": "Do not roll out: a primary or guardrail metric got worse, and no arm "
     "earned a ship.",
     "keep running": "No clear answer yet: keep the experiment running until its planned end.",

@@ -39,7 +39,8 @@ from analysis.report import (
     write_index,
     write_text_atomic,
 )
-from analysis.report.formatting import basis_view, fmt_ci, fmt_lift
+from analysis.report.formatting import basis_view
+from analysis.report.text import fmt_ci, fmt_lift
 from tests import report_fixtures as fixtures
 
 XSS = "<script>alert(1)</script>"

@@ -15,8 +15,8 @@ from markupsafe import escape
 
 from analysis.report import REPORT_PLOTLY_SRC, render_report
 from analysis.report.changes import MAX_ROWS, changes_since, previous_results
-from analysis.report.formatting import fmt_lift
 from analysis.report.site import publish_results
+from analysis.report.text import fmt_lift
 from analysis.results import Results
 from tests.report_fixtures import XSS, load
 

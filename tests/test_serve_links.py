@@ -26,11 +26,11 @@ from typing import Any
 import httpx
 import pytest
 
-from analysis.report.formatting import fmt_ci, fmt_lift
 from analysis.report.links import check_base_url, report_link
 from analysis.report.publish import publish_run
 from analysis.report.sections_comparisons import comparison_row
 from analysis.report.summary import comparison_rows, markdown_summary
+from analysis.report.text import fmt_ci, fmt_lift
 from analysis.results.records import ComparisonRecord
 from flows.reports_server import start_reports_server
 from tests.conftest import make_config_dir

@@ -19,7 +19,8 @@ from typing import Final
 
 from pydantic import ValidationError
 
-from analysis.report.formatting import basis_view, finite, fmt_lift
+from analysis.report.formatting import basis_view
+from analysis.report.text import finite, fmt_lift
 from analysis.results.model import SCHEMA_VERSION, Results
 from analysis.results.records import ComparisonRecord, Pair
 

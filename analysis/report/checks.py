@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from analysis.report.formatting import finite, fmt_count
+from analysis.report.text import finite, fmt_count
 from analysis.results.model import ExpectationRecord
 
 __all__ = ["as_expectation", "check_item", "check_words", "expectation_text", "failure_item"]

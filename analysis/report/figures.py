@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import plotly.graph_objects as go
 
-from analysis.report.formatting import esc
+from analysis.report.text import esc
 from analysis.results.records import ComparisonRecord
 
 __all__ = [

@@ -15,7 +15,9 @@ from typing import Any, Final
 import plotly.graph_objects as go
 
 from analysis.report.figures import bar_marker, base_layout, top_legend
-from analysis.report.formatting import arm_style, arm_styles, as_results, esc, fmt_count, fmt_pct
+from analysis.report.formatting import as_results
+from analysis.report.palette import arm_style, arm_styles
+from analysis.report.text import esc, fmt_count, fmt_pct
 from analysis.results.model import Results
 
 __all__ = ["BRANCH_STEPS", "funnel_chart", "time_on_task_chart", "trust_chart"]

@@ -13,18 +13,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.report.figures import base_layout, comparison_label, note_figure, top_legend
-from analysis.report.formatting import (
-    VERDICT_COLORS,
-    VERDICT_SYMBOLS,
-    as_results,
-    basis_view,
-    esc,
-    fmt_ci,
-    fmt_count,
-    fmt_lift,
-    fmt_p_eq,
-    ordered_comparisons,
-)
+from analysis.report.formatting import as_results, basis_view, ordered_comparisons
+from analysis.report.palette import VERDICT_COLORS, VERDICT_SYMBOLS
+from analysis.report.text import esc, fmt_ci, fmt_count, fmt_lift, fmt_p_eq
 from analysis.results.model import Results
 from analysis.results.records import ComparisonRecord, Pair
 

@@ -12,15 +12,8 @@ from typing import Any, Final
 import plotly.graph_objects as go
 
 from analysis.report.figures import bar_marker, base_layout, comparison_label, top_legend
-from analysis.report.formatting import (
-    as_results,
-    esc,
-    fmt_count,
-    fmt_days,
-    fmt_pct,
-    fmt_share,
-    underpowered,
-)
+from analysis.report.formatting import as_results, underpowered
+from analysis.report.text import esc, fmt_count, fmt_days, fmt_pct, fmt_share
 from analysis.results.model import Results
 
 __all__ = ["power_chart", "units_bar"]

@@ -16,17 +16,9 @@ from typing import Any, Final
 import plotly.graph_objects as go
 
 from analysis.report.figures import base_layout
-from analysis.report.formatting import (
-    VERDICT_COLORS,
-    VERDICT_MARKS,
-    as_results,
-    esc,
-    fmt_ci,
-    fmt_count,
-    fmt_lift,
-    fmt_p,
-    primary_metric,
-)
+from analysis.report.formatting import as_results, primary_metric
+from analysis.report.palette import VERDICT_COLORS, VERDICT_MARKS
+from analysis.report.text import esc, fmt_ci, fmt_count, fmt_lift, fmt_p
 from analysis.results.model import Results
 from analysis.results.records import SegmentRecord
 

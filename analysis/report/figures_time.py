@@ -15,15 +15,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.report.figures import base_layout, top_legend
-from analysis.report.formatting import (
-    arm_style,
-    arm_styles,
-    as_results,
-    esc,
-    fmt_ci,
-    fmt_count,
-    fmt_lift,
-)
+from analysis.report.formatting import as_results
+from analysis.report.palette import arm_style, arm_styles
+from analysis.report.text import esc, fmt_ci, fmt_count, fmt_lift
 from analysis.results.model import Results
 from analysis.results.records import DayComparisonRecord, Pair
 

@@ -5,8 +5,7 @@ of the results, the numbers its verdict read (the record names them:
 ``verdict_basis``, ``verdict_lift_ci``, ``verdict_p_value_adjusted``);
 :func:`why_inconclusive` says in words why an inconclusive verdict sits beside
 an interval that excludes 0. Number and date formats are in
-:mod:`analysis.report.text`, colours in :mod:`analysis.report.palette`; both
-are re-exported here.
+:mod:`analysis.report.text`, colours in :mod:`analysis.report.palette`.
 
 Readers of a published ``results.json`` as a plain dict (the site index) may
 pass it as it is: it is read into the typed model first
@@ -19,71 +18,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final, overload
 
-from analysis.report.palette import (
-    ARM_DASHES,
-    ARM_PATTERNS,
-    ARM_SYMBOLS,
-    VERDICT_COLORS,
-    VERDICT_MARKS,
-    VERDICT_SYMBOLS,
-    arm_style,
-    arm_styles,
-)
-from analysis.report.text import (
-    esc,
-    finite,
-    fmt_chance,
-    fmt_ci,
-    fmt_count,
-    fmt_date_time,
-    fmt_days,
-    fmt_lift,
-    fmt_number,
-    fmt_p,
-    fmt_p_eq,
-    fmt_pct,
-    fmt_share,
-    fmt_value,
-    is_pair,
-    parse_date,
-    parse_datetime,
-)
+from analysis.report.text import fmt_ci, fmt_p_eq
 from analysis.results.model import Results
 from analysis.results.records import ComparisonRecord, Pair
 
 __all__ = [
-    "ARM_DASHES",
-    "ARM_PATTERNS",
-    "ARM_SYMBOLS",
     "BASIS_TEXT",
     "CATEGORY_ORDER",
-    "VERDICT_COLORS",
-    "VERDICT_MARKS",
-    "VERDICT_SYMBOLS",
     "BasisView",
-    "arm_style",
-    "arm_styles",
     "as_comparison",
     "as_results",
     "basis_view",
-    "esc",
-    "finite",
-    "fmt_chance",
-    "fmt_ci",
-    "fmt_count",
-    "fmt_date_time",
-    "fmt_days",
-    "fmt_lift",
-    "fmt_number",
-    "fmt_p",
-    "fmt_p_eq",
-    "fmt_pct",
-    "fmt_share",
-    "fmt_value",
-    "is_pair",
     "ordered_comparisons",
-    "parse_date",
-    "parse_datetime",
     "primary_metric",
     "underpowered",
     "why_inconclusive",

@@ -14,18 +14,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from analysis.report.checks import check_item, check_words, failure_item
-from analysis.report.formatting import (
-    as_results,
-    finite,
-    fmt_count,
-    fmt_days,
-    fmt_p,
-    fmt_p_eq,
-    fmt_pct,
-    fmt_share,
-    primary_metric,
-    underpowered,
-)
+from analysis.report.formatting import as_results, primary_metric, underpowered
+from analysis.report.text import finite, fmt_count, fmt_days, fmt_p, fmt_p_eq, fmt_pct, fmt_share
 from analysis.results.model import Results
 from analysis.results.records import ComparisonRecord
 

@@ -33,10 +33,10 @@ from analysis.report.figures_lift import forest_plot, lift_is_plottable
 from analysis.report.figures_power import power_chart, units_bar
 from analysis.report.figures_segments import segment_heatmap, segment_metrics
 from analysis.report.figures_time import exposure_trend_chart, over_time_chart
-from analysis.report.formatting import (
-    VERDICT_COLORS,
-    VERDICT_MARKS,
-    as_results,
+from analysis.report.formatting import as_results, ordered_comparisons
+from analysis.report.palette import VERDICT_COLORS, VERDICT_MARKS
+from analysis.report.sections_comparisons import GOAL_TEXT, comparison_row, family_sizes
+from analysis.report.text import (
     fmt_chance,
     fmt_ci,
     fmt_count,
@@ -46,9 +46,7 @@ from analysis.report.formatting import (
     fmt_pct,
     fmt_share,
     fmt_value,
-    ordered_comparisons,
 )
-from analysis.report.sections_comparisons import GOAL_TEXT, comparison_row, family_sizes
 from analysis.results.model import Results
 from analysis.results.records import ComparisonRecord
 

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from analysis.report.checks import check_item
-from analysis.report.formatting import (
+from analysis.report.formatting import underpowered
+from analysis.report.text import (
     fmt_ci,
     fmt_count,
     fmt_date_time,
@@ -28,7 +29,6 @@ from analysis.report.formatting import (
     fmt_value,
     parse_date,
     parse_datetime,
-    underpowered,
 )
 from analysis.results.model import Results
 from analysis.results.records import ComparisonRecord, HeterogeneityRecord, TrendRecord

@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from analysis.report.formatting import (
-    BASIS_TEXT,
-    VERDICT_MARKS,
-    BasisView,
-    basis_view,
+from analysis.report.formatting import BASIS_TEXT, BasisView, basis_view, why_inconclusive
+from analysis.report.palette import VERDICT_MARKS
+from analysis.report.text import (
     finite,
     fmt_chance,
     fmt_ci,
@@ -25,7 +23,6 @@ from analysis.report.formatting import (
     fmt_p_eq,
     fmt_pct,
     fmt_value,
-    why_inconclusive,
 )
 from analysis.results.records import ComparisonRecord
 

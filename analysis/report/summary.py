@@ -10,16 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from analysis.report.formatting import (
-    BASIS_TEXT,
-    as_results,
-    basis_view,
-    fmt_ci,
-    fmt_count,
-    fmt_lift,
-    fmt_p,
-    ordered_comparisons,
-)
+from analysis.report.formatting import BASIS_TEXT, as_results, basis_view, ordered_comparisons
+from analysis.report.text import fmt_ci, fmt_count, fmt_lift, fmt_p
 from analysis.results.model import Results, ValidationRecord
 from analysis.results.records import ComparisonRecord
 

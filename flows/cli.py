@@ -557,7 +557,7 @@ def serve(
         except ValueError as exc:
             _fail(str(exc))
             return
-    from flows.reports_server import ReportsServer, start_reports_server
+    from analysis.report.reports_server import ReportsServer, start_reports_server
 
     reports_server: ReportsServer | None = None
     if reports_port:

@@ -28,11 +28,11 @@ import pytest
 
 from analysis.report.links import check_base_url, report_link
 from analysis.report.publish import publish_run
+from analysis.report.reports_server import start_reports_server
 from analysis.report.sections_comparisons import comparison_row
 from analysis.report.summary import comparison_rows, markdown_summary
 from analysis.report.text import fmt_ci, fmt_lift
 from analysis.results.records import ComparisonRecord
-from flows.reports_server import start_reports_server
 from tests.conftest import make_config_dir
 from tests.test_deployments import (
     DEPLOYMENTS,

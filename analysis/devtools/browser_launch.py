@@ -9,13 +9,12 @@ thread.
 from __future__ import annotations
 
 import contextlib
-import functools
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
+
+from analysis.report.reports_server import start_reports_server
 
 CHROMIUM_NAMES: Final[tuple[str, ...]] = ("chromium", "chromium-browser", "google-chrome")
 DESKTOP: Final = (1280, 900)
@@ -58,21 +57,12 @@ def find_chromium() -> str:
     raise BrowserError(msg)
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @contextlib.contextmanager
 def serve_directory(root: Path) -> Iterator[str]:
-    """Serve ``root`` over HTTP on 127.0.0.1 (a free port) and yield the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name="report-http", daemon=True)
-    thread.start()
+    """Serve ``root`` over HTTP on 127.0.0.1 (a free port) and yield the base URL:
+    the reports server of ``proof serve`` (:mod:`analysis.report.reports_server`)."""
+    server = start_reports_server(root, 0)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
+        yield server.url
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        server.stop()

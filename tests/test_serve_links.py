@@ -5,7 +5,7 @@
   path part URL-quoted.
 - The summary and comparisons artifacts say what the report says, formatted as
   it does.
-- :func:`flows.reports_server.start_reports_server` serves a published report
+- :func:`analysis.report.reports_server.start_reports_server` serves a published report
   (and nothing hidden under the reports dir).
 - ``proof serve`` ends within seconds of SIGTERM once its Prefect server has gone
   (real processes; Prefect's own pause on shutdown retried for over a minute).

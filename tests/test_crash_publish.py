@@ -22,6 +22,7 @@ temporary file is left.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -109,7 +110,8 @@ def _gone_within(pids: list[int], seconds: float) -> bool:
 def _kill_all(pids: list[int]) -> None:
     for pid in pids:
         if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may end after the check
+                os.kill(pid, signal.SIGKILL)
 
 
 def _proof_env(prefect_home: Path) -> dict[str, str]:
@@ -275,8 +277,9 @@ def _publish_in_child(
         message: str = reader.recv()
     finally:
         reader.close()
-        if child.is_alive() and child.pid is not None:
-            os.kill(child.pid, signal.SIGKILL)  # kill -9
+        # kill -9; the forkserver, not this process, reaps the child, so it may already be
+        # gone: Process.kill ignores a pid that no longer exists, where os.kill raises.
+        child.kill()
         child.join(60)
     if message.startswith("paused"):
         assert child.exitcode == -signal.SIGKILL, message

@@ -31,6 +31,7 @@ from analysis.engines.polars_measure import measure
 from analysis.quarantine import QuarantineResult, collect_tables
 from analysis.sources.errors import SourceError
 from analysis.sources.read import read_experiment
+from analysis.sql.aggregate_connect import connection
 from analysis.sql.database import Database, database
 from analysis.sql.gx import check_experiment_sql, validate_unit_metrics_sql
 from analysis.sql.quarantine import SqlQuarantine, kept_rows
@@ -331,6 +332,18 @@ def test_unit_metric_checks_inside_duckdb_fail_as_the_polars_checks(
     assert _outcomes(got) == _outcomes(want)
     assert got.rows == want.rows == {"unit_metrics": n + 1}
     assert not got.success
+
+    # As a run checks it: a temporary table of the aggregation's connection, which GX
+    # can read only on that connection, lent to it.
+    with connection("units", DuckDBSource(kind="duckdb", path=path), None) as con:
+        assert con.keep is not None
+        assert con.share is not None
+        kept = con.keep("proof_unit_rows", "SELECT * FROM units").sql(dialect="duckdb")
+        shared = validate_unit_metrics_sql(
+            db, kept, EXPERIMENT, metrics, n - 1, as_of=AS_OF, now=NOW, shared=con.share
+        )
+        assert con.execute("SELECT count(*) FROM proof_unit_rows").item() == n + 1  # still open
+    assert _outcomes(shared) == _outcomes(want)
 
 
 def _outcomes(report: ValidationReport) -> list[tuple[object, ...]]:

@@ -39,7 +39,7 @@ from analysis.sql.aggregate import (
     dialect_of,
     measure_in_database,
 )
-from analysis.sql.aggregate_connect import connect
+from analysis.sql.aggregate_connect import connection
 from analysis.sql.aggregate_descriptives import TIME_RANGE
 from analysis.sql.aggregate_quantiles import linear_quantiles
 from analysis.sql.database import database
@@ -682,10 +682,12 @@ def test_postgres_queries_run_without_nested_loops(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PROOF_TEST_PG_URI", PG_URI)
     source = SqlSource(kind="sql", uri_env="PROOF_TEST_PG_URI", assignments="a", events="e")
     setting = "SELECT current_setting('enable_nestloop') AS s"
-    execute, dialect, _, keep = connect("pg", source, None, [])
-    assert keep is None  # connectorx opens a connection per query: no temporary table lasts
-    assert dialect == "postgres"
-    assert execute(setting).item() == "off"
+    with connection("pg", source, None) as con:
+        # connectorx opens a connection per query: no temporary table lasts, none is shared
+        assert con.keep is None
+        assert con.share is None
+        assert con.dialect == "postgres"
+        assert con.execute(setting).item() == "off"
     assert database("pg", source).fetch(setting).item() == "off"
     with gx_session(database("pg", source)) as gx, gx.rows.get_engine().connect() as con:
         # GX materialises the per-unit table's query (the per-unit checks) on this engine

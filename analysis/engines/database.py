@@ -14,7 +14,9 @@ read into Proof; only the quarantined rows and sufficient statistics come back:
    the moments (winsorised when the experiment asks), segments, quantile
    samples, both timelines, the AI funnel and the two histograms; then GX
    checks the per-unit metric table where it is computed
-   (:func:`analysis.sql.gx.validate_unit_metrics_sql`).
+   (:func:`analysis.sql.gx.validate_unit_metrics_sql`). On DuckDB the kept
+   rows and the per-unit table are stored once in temporary tables of one
+   connection, which the aggregation and GX's checks share.
 
 What it does not compute would be listed in :data:`NOT_AVAILABLE` and recorded
 in the measurement (``computed_in``), so that the report says so: today, nothing.
@@ -34,6 +36,7 @@ from analysis.engines.coverage import coverage_of
 from analysis.measurement import ComputedIn, Measurement
 from analysis.quarantine import raw_cleaning
 from analysis.sql.aggregate import measure_in_database
+from analysis.sql.aggregate_connect import connection
 from analysis.sql.database import Database
 from analysis.sql.gx import check_experiment_sql, validate_unit_metrics_sql
 from analysis.sql.quarantine import SqlQuarantine, used_rows
@@ -87,19 +90,23 @@ class DatabaseEngine:
             checked.kept.database, experiment, as_of, now=checked.now, suite_dir=self.suite_dir
         )
         dialect = self.source.dialect if isinstance(self.source, SqlSource) else None
-        found = measure_in_database(
-            self.source_name, self.source, experiment, metrics, as_of,
-            dialect=dialect, bases=bases, unique_events=True,
-        )  # fmt: skip
-        self.options.log(
-            f"{experiment.id}: aggregated inside the database ({found.dialect}); "
-            f"rows returned: {dict(found.rows)}"
-        )
-        with GX_LOCK:
-            unit_validation = validate_unit_metrics_sql(
-                checked.kept.database, found.unit_metrics_sql, experiment, metrics,
-                found.analysed_units, as_of=as_of, now=checked.now, suite_dir=self.suite_dir,
+        with connection(self.source_name, self.source, dialect) as con:
+            found = measure_in_database(
+                self.source_name, self.source, experiment, metrics, as_of,
+                connection=con, bases=bases, unique_events=True,
             )  # fmt: skip
+            self.options.log(
+                f"{experiment.id}: aggregated inside the database ({found.dialect}); "
+                f"rows returned: {dict(found.rows)}"
+            )
+            # On the aggregation's connection where it can be lent (DuckDB): the checks
+            # then read the per-unit table it keeps, rather than compute it again.
+            with GX_LOCK:
+                unit_validation = validate_unit_metrics_sql(
+                    checked.kept.database, found.unit_metrics_sql, experiment, metrics,
+                    found.analysed_units, as_of=as_of, now=checked.now,
+                    suite_dir=self.suite_dir, shared=con.share,
+                )  # fmt: skip
         held = checked.kept
         cleaning = raw_cleaning(found.cleaning, held.counts, held.rows_in, held.crossover_units)
         where = ComputedIn(found.dialect, dict(found.rows), tuple(NOT_AVAILABLE))

@@ -25,10 +25,11 @@ reads by URI (connectorx), or through a caller's ``execute`` function.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import polars as pl
+import sqlglot
 from sqlglot import exp
 
 from analysis.aggregates import Moments
@@ -40,14 +41,20 @@ from analysis.sources.errors import SourceError
 from analysis.sql.aggregate_checks import unit_metrics_query
 from analysis.sql.aggregate_connect import (
     DIALECTS,
+    Connection,
     Execute,
-    KeepRows,
-    connect,
     dialect_of,
     introspect_dims,
 )
+from analysis.sql.aggregate_connect import connection as open_connection
 from analysis.sql.aggregate_descriptives import descriptives
-from analysis.sql.aggregate_plan import cleaning_counts, make_scope, quantile_samples
+from analysis.sql.aggregate_plan import (
+    Scope,
+    all_windowed_events,
+    cleaning_counts,
+    make_scope,
+    quantile_samples,
+)
 from analysis.sql.aggregate_read import (
     read_assigned_units,
     read_cleaning,
@@ -58,7 +65,8 @@ from analysis.sql.aggregate_read import (
     read_weekly,
 )
 from analysis.sql.aggregate_timeline import TimelineMetric, daily_increments, weekly_sums
-from analysis.sql.aggregate_units import MISSING, MomentsLayout, arm_moments
+from analysis.sql.aggregate_units import MISSING, MomentsLayout, arm_moments, unit_rows
+from analysis.sql.expressions import ref, table, with_ctes
 
 __all__ = [
     "DIALECTS",
@@ -69,6 +77,10 @@ __all__ = [
     "dialect_of",
     "measure_in_database",
 ]
+
+#: The temporary tables that keep the in-window events and the per-unit table, where
+#: the connection keeps rows.
+IN_WINDOW, UNIT_ROWS = "proof_in_window", "proof_unit_rows"
 
 SegmentMoments = Mapping[str, Mapping[str, Mapping[str, Mapping[str, Moments]]]]
 
@@ -87,7 +99,8 @@ class WarehouseMeasurement:
             :class:`~analysis.measurement.Measurement`.
         queries: the SQL text of each query that ran.
         rows: rows each query returned (what crossed the wire).
-        unit_metrics_sql: the per-unit metric table over the given ``bases``
+        unit_metrics_sql: the per-unit metric table over the given ``bases``, or
+            the table that keeps it
             (:func:`~analysis.sql.aggregate_checks.unit_metrics_query`), not run
             here: its GX checks run it (:func:`analysis.sql.gx.validate_unit_metrics_sql`).
         analysed_units: the units that table must hold.
@@ -119,21 +132,8 @@ class _Plan:
     weekly: list[TimelineMetric]
 
 
-def _plan(
-    experiment: Experiment,
-    metrics: Sequence[Metric],
-    as_of: dt.date,
-    dialect: str,
-    tables: Mapping[str, str],
-    columns: Mapping[str, str],
-    dimensions: Sequence[str],
-    has_value: bool,
-    bases: Mapping[str, exp.Query] | None = None,
-    unique_events: bool = False,
-) -> _Plan:
-    s = make_scope(
-        experiment, as_of, dialect, tables, columns, dimensions, has_value, bases, unique_events
-    )
+def _plan(s: Scope, metrics: Sequence[Metric]) -> _Plan:
+    experiment = s.experiment
     queries: dict[str, exp.Query] = {"cleaning": cleaning_counts(s)}
     queries["moments"], layout = arm_moments(s, metrics)
     events = quantile_events(metrics)
@@ -182,9 +182,8 @@ def compile_queries(
     ``"quantiles"`` when a metric is a quantile, ``"daily"`` when the primary
     metric has a timeline, ``"weekly"`` when the primary or a trust metric has.
     """
-    plan = _plan(
+    scope = make_scope(
         experiment,
-        metrics,
         as_of,
         dialect,
         tables or {"assignments": "assignments", "events": "events"},
@@ -194,7 +193,8 @@ def compile_queries(
         bases,
         unique_events,
     )
-    return {name: query.sql(dialect=dialect) for name, query in plan.queries.items()}
+    queries = _plan(scope, metrics).queries
+    return {name: query.sql(dialect=dialect) for name, query in queries.items()}
 
 
 def measure_in_database(
@@ -206,6 +206,7 @@ def measure_in_database(
     *,
     dialect: str | None = None,
     execute: Execute | None = None,
+    connection: Connection | None = None,
     bases: Mapping[str, exp.Query] | None = None,
     unique_events: bool = False,
 ) -> WarehouseMeasurement:
@@ -213,10 +214,12 @@ def measure_in_database(
 
     DuckDB sources run on their file (read-only); SQL sources on the URI in
     the environment variable ``source.uri_env``, read with connectorx (ADBC
-    for ``snowflake://``), the dialect following the URI's scheme. ``execute``
-    replaces the connection (e.g. a Spark session's ``spark.sql(q).toPandas``
-    wrapped into polars) and ``dialect`` the inferred dialect. Errors name the
-    source and table, never the URI.
+    for ``snowflake://``), the dialect following the URI's scheme. An open
+    ``connection`` (:func:`~analysis.sql.aggregate_connect.connection`) is
+    used as it is and left open; ``execute`` replaces the connection (e.g. a
+    Spark session's ``spark.sql(q).toPandas`` wrapped into polars) and
+    ``dialect`` the inferred dialect. Errors name the source and table, never
+    the URI.
 
     ``bases`` (``{"assignments": query, "events": query}``) replaces the two
     tables by relations, e.g. the rows the quarantine keeps
@@ -225,9 +228,10 @@ def measure_in_database(
     source's names), and becomes a CTE of every query. The source's tables are
     still checked (columns, types) and give the segment dimensions.
 
-    Over ``bases``, a DuckDB source keeps their rows once in temporary tables
-    that every query reads. ``unit_metrics_sql`` of the result reads the
-    ``bases`` as given (its checks run on another connection).
+    Where the connection keeps rows (DuckDB), the ``bases`` and then the
+    per-unit table are kept once in temporary tables that every query reads;
+    ``unit_metrics_sql`` of the result then reads that table, and runs on
+    this connection only (:attr:`Connection.share`).
 
     ``unique_events``: the events hold one row per event id and none without
     one, as the quarantine's kept rows do (``duplicate_event_id``,
@@ -235,52 +239,72 @@ def measure_in_database(
     distinct ids (a window and a hash table over every id, which at 100M
     events dominated the time and ran out of memory under 8 GB).
     """
-    closers: list[Callable[[], None]] = []
-    redact: Callable[[str], str] = str
-    keep: KeepRows | None = None
-    if execute is None:
-        execute, dialect, redact, keep = connect(source_name, source, dialect, closers)
-    elif dialect is None:
-        if not isinstance(source, DuckDBSource):
+    args = (source_name, source, experiment, metrics, as_of, bases, unique_events)
+    if connection is not None:
+        return _measure(connection, *args)
+    if execute is not None:
+        if dialect is None and not isinstance(source, DuckDBSource):
             raise ValueError("with execute=, a SQL source needs dialect= (e.g. 'spark')")
-        dialect = "duckdb"
-    try:
-        dims, has_value = introspect_dims(source_name, source, experiment, execute, dialect, redact)
-        tables = {"assignments": source.assignments, "events": source.events}
-        scope = make_scope(
-            experiment, as_of, dialect, tables, source.columns, dims, has_value, bases,
+        return _measure(Connection(execute, dialect or "duckdb", str), *args)
+    with open_connection(source_name, source, dialect) as opened:
+        return _measure(opened, *args)
+
+
+def _measure(
+    con: Connection,
+    source_name: str,
+    source: DuckDBSource | SqlSource,
+    experiment: Experiment,
+    metrics: Sequence[Metric],
+    as_of: dt.date,
+    bases: Mapping[str, exp.Query] | None,
+    unique_events: bool,
+) -> WarehouseMeasurement:
+    dialect = con.dialect
+    dims, has_value = introspect_dims(
+        source_name, source, experiment, con.execute, dialect, con.redact
+    )
+    tables = {"assignments": source.assignments, "events": source.events}
+
+    def scope_over(relations: Mapping[str, exp.Query] | None) -> Scope:
+        return make_scope(
+            experiment, as_of, dialect, tables, source.columns, dims, has_value, relations,
             unique_events,
         )  # fmt: skip
-        unit_metrics_sql = unit_metrics_query(scope, metrics).sql(dialect=dialect)
-        if bases is not None and keep is not None:
-            # Every query reads the kept rows: keep them once rather than run the quarantine's
-            # rules again in each (a third of a push-down run's time at 4M events).
-            try:
-                bases = {
-                    t: keep(f"proof_kept_{t}", q.sql(dialect=dialect)) for t, q in bases.items()
-                }
-            except Exception as exc:  # the drivers raise many types; say which, never the URI
-                raise SourceError(
-                    f"source {source_name!r}: keeping the quarantine's rows failed "
-                    f"({type(exc).__name__}: {redact(str(exc))})"
-                ) from None
-        plan = _plan(
-            experiment, metrics, as_of, dialect, tables, source.columns, dims, has_value,
-            bases, unique_events,
-        )  # fmt: skip
-        texts = {name: q.sql(dialect=dialect) for name, q in plan.queries.items()}
-        frames: dict[str, pl.DataFrame] = {}
-        for name, text in texts.items():
-            try:
-                frames[name] = execute(text)
-            except Exception as exc:  # the drivers raise many types; say which, never the URI
-                raise SourceError(
-                    f"source {source_name!r}: the {name} query failed "
-                    f"({type(exc).__name__}: {redact(str(exc))})"
-                ) from None
-    finally:
-        for close in closers:
-            close()
+
+    scope = scope_over(bases)
+    if con.keep is not None:
+        # Every query reads the kept rows and the per-unit table: keep them once rather
+        # than run the quarantine's rules (a third of a push-down run's time at 4M
+        # events) and the per-unit aggregation again in each.
+        keep = con.keep
+        try:
+            if bases is not None:
+                scope = scope_over(
+                    {t: keep(f"proof_kept_{t}", q.sql(dialect=dialect)) for t, q in bases.items()}
+                )
+            keep(IN_WINDOW, all_windowed_events(scope).sql(dialect=dialect))
+            scope = replace(scope, in_window=table(IN_WINDOW))
+            rows = sqlglot.select(exp.Star()).from_(ref("unit_rows"))
+            keep(UNIT_ROWS, with_ctes(rows, unit_rows(scope, metrics)).sql(dialect=dialect))
+        except Exception as exc:  # the drivers raise many types; say which, never the URI
+            raise SourceError(
+                f"source {source_name!r}: keeping rows in temporary tables failed "
+                f"({type(exc).__name__}: {con.redact(str(exc))})"
+            ) from None
+        scope = replace(scope, units=table(UNIT_ROWS))
+    unit_metrics_sql = unit_metrics_query(scope, metrics).sql(dialect=dialect)
+    plan = _plan(scope, metrics)
+    texts = {name: q.sql(dialect=dialect) for name, q in plan.queries.items()}
+    frames: dict[str, pl.DataFrame] = {}
+    for name, text in texts.items():
+        try:
+            frames[name] = con.execute(text)
+        except Exception as exc:  # the drivers raise many types; say which, never the URI
+            raise SourceError(
+                f"source {source_name!r}: the {name} query failed "
+                f"({type(exc).__name__}: {con.redact(str(exc))})"
+            ) from None
     moments, joint, segments = read_moments(frames["moments"], plan.moments)
     samples = {}
     if "quantiles" in frames:

@@ -5,7 +5,8 @@ against ``expectations/unit_metrics.json`` before winsorising. The database
 engine runs the same suite inside the database on :func:`unit_metrics_query`
 (:func:`analysis.sql.gx.validate_unit_metrics_sql`): the unit table of
 :func:`analysis.sql.aggregate_units.unit_table` under the polars engine's column
-names (``m__num``, ``m__den``, ``m``, and ``__pre`` for the pre-period), so the
+names (``m__num``, ``m__den``, ``m``, and ``__pre`` for the pre-period), or of
+the table that keeps it (``Scope.units``), so the
 suite's column lists (:func:`analysis.suites.params.unit_metric_params`) apply
 unchanged. The units it must hold are counted by the cleaning query
 (:func:`analysis.sql.aggregate_plan.cleaning_counts`, part 2), from the
@@ -20,9 +21,9 @@ import sqlglot
 from sqlglot import exp
 
 from analysis.config.experiments import Metric
-from analysis.sql.aggregate_plan import Scope, windowed_events
-from analysis.sql.aggregate_units import metric_aggregates, unit_table
-from analysis.sql.expressions import column, cte, named, ref, with_ctes
+from analysis.sql.aggregate_plan import Scope
+from analysis.sql.aggregate_units import metric_columns, unit_rows
+from analysis.sql.expressions import column, named, ref, with_ctes
 
 __all__ = ["unit_metrics_query"]
 
@@ -30,13 +31,9 @@ __all__ = ["unit_metrics_query"]
 def unit_metrics_query(s: Scope, metrics: Sequence[Metric]) -> exp.Query:
     """One row per analysed unit: ``unit_id``, ``variant`` and the metric columns,
     before winsorising (as the polars engine checks them), as ``SELECT * FROM (…)``."""
-    names = sorted({a.event for a in metric_aggregates(metrics).values()})
-    ctes, layout = unit_table(s, metrics)
-    winsorised = cte("unit_metrics_raw") in {name for name, _ in ctes}
-    source = "unit_metrics_raw" if winsorised else "unit_metrics"
     with_pre = s.window.pre_days > 0
     out: list[exp.Expr] = [column("unit_id"), column("variant")]
-    for cols in layout:
+    for cols in metric_columns(metrics):
         m = cols.metric
         if cols.y is not None and cols.y_pre is not None:
             pairs = [(cols.x, f"{m.name}__num"), (cols.y, f"{m.name}__den")]
@@ -46,6 +43,9 @@ def unit_metrics_query(s: Scope, metrics: Sequence[Metric]) -> exp.Query:
         out += [named(column(internal), name) for internal, name in pairs]
         if with_pre:
             out += [named(column(internal), name) for internal, name in pre]
-    query = with_ctes(sqlglot.select(*out).from_(ref(source)), [*windowed_events(s, names), *ctes])
+    if s.units is not None:  # kept once per run: only the names change
+        query = sqlglot.select(*out).from_(s.units)
+    else:
+        query = with_ctes(sqlglot.select(*out).from_(ref("unit_rows")), unit_rows(s, metrics))
     # A plain SELECT outside: GX takes no query that starts with WITH.
-    return sqlglot.select(exp.Star()).from_(query.subquery("unit_rows"))
+    return sqlglot.select(exp.Star()).from_(query.subquery("unit_metrics"))

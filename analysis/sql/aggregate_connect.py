@@ -1,16 +1,21 @@
 """How the push-down queries reach a database: a connection, its dialect, its tables.
 
-:func:`connect` opens a source for :func:`analysis.sql.aggregate.measure_in_database`
+:func:`connection` opens a source for :func:`analysis.sql.aggregate.measure_in_database`
 (DuckDB's file read-only, or a URI polars reads with connectorx or ADBC) and
-says how to keep rows in a temporary table where the connection can;
+says how to keep rows in a temporary table, and how to lend the connection to
+GX, where the connection can;
 :func:`introspect_dims` checks both tables and finds the segment dimensions.
 """
 
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
+import duckdb
 import polars as pl
 import sqlglot
 from sqlglot import exp
@@ -24,7 +29,15 @@ from analysis.sources.errors import SourceError
 from analysis.sources.errors import redact as redact_uri
 from analysis.sql.expressions import eq, integer, quoted, table
 
-__all__ = ["DIALECTS", "Execute", "KeepRows", "connect", "dialect_of", "introspect_dims"]
+__all__ = [
+    "DIALECTS",
+    "Connection",
+    "Execute",
+    "KeepRows",
+    "connection",
+    "dialect_of",
+    "introspect_dims",
+]
 
 #: sqlglot dialect per URI scheme (the part before ``://``, without a ``+driver``).
 DIALECTS: Mapping[str, str] = {
@@ -88,27 +101,35 @@ def introspect_dims(
     return dims, source.columns.get("value", "value") in found["events"].columns
 
 
-def connect(
-    source_name: str,
-    source: DuckDBSource | SqlSource,
-    dialect: str | None,
-    closers: list[Callable[[], None]],
-) -> tuple[Execute, str, Callable[[str], str], KeepRows | None]:
+@dataclass(frozen=True)
+class Connection:
+    """One open connection of a push-down run and what it can do.
+
+    ``keep`` stores a query's rows in a temporary table, ``share`` gives
+    another client (GX's SQLAlchemy engine) this same connection, so that it
+    reads those tables; both are None where the connection cannot (connectorx
+    opens a connection per query, so no temporary table outlives it).
+    """
+
+    execute: Execute
+    dialect: str
+    redact: Callable[[str], str]
+    keep: KeepRows | None = None
+    share: Callable[[], Any] | None = None
+
+
+@contextmanager
+def connection(
+    source_name: str, source: DuckDBSource | SqlSource, dialect: str | None
+) -> Iterator[Connection]:
+    """The connection of one push-down run, closed on leaving."""
     if isinstance(source, DuckDBSource):
         con = connect_duckdb(source_name, source)
-        closers.append(con.close)
-
-        def run_duckdb(query: str) -> pl.DataFrame:
-            frame: pl.DataFrame = con.sql(query).pl()
-            return frame
-
-        def keep_rows(name: str, query: str) -> exp.Select:
-            # A temporary table lives in the connection's memory (spilled under
-            # memory_limit), never in the read-only file.
-            con.execute(f"CREATE TEMPORARY TABLE {quoted(name).sql()} AS {query}")
-            return sqlglot.select(exp.Star()).from_(table(name))
-
-        return run_duckdb, dialect or "duckdb", str, keep_rows
+        try:
+            yield _duckdb_connection(con, dialect or "duckdb")
+        finally:
+            con.close()
+        return
     uri = sql_uri(source_name, source)
     check_reachable(source_name, uri)
     scheme = urllib.parse.urlsplit(uri).scheme.split("+")[0].lower()
@@ -124,4 +145,29 @@ def connect(
     def without_uri(message: str) -> str:
         return redact_uri(message, uri)
 
-    return run_uri, dialect or dialect_of(uri), without_uri, None
+    yield Connection(run_uri, dialect or dialect_of(uri), without_uri)
+
+
+def _duckdb_connection(con: duckdb.DuckDBPyConnection, dialect: str) -> Connection:
+    def run_duckdb(query: str) -> pl.DataFrame:
+        frame: pl.DataFrame = con.sql(query).pl()
+        return frame
+
+    def keep_rows(name: str, query: str) -> exp.Select:
+        # A temporary table lives in the connection's memory (spilled under
+        # memory_limit), never in the read-only file.
+        con.execute(f"CREATE TEMPORARY TABLE {quoted(name).sql()} AS {query}")
+        return sqlglot.select(exp.Star()).from_(table(name))
+
+    def share() -> Any:
+        """This connection as duckdb-engine's DBAPI connection, which closing leaves open
+        (the ``creator`` of a SQLAlchemy engine on a ``StaticPool``)."""
+        from duckdb_engine import ConnectionWrapper
+
+        class Borrowed(ConnectionWrapper):
+            def close(self) -> None:
+                """The run closes it, not the borrower."""
+
+        return Borrowed(con)
+
+    return Connection(run_duckdb, dialect, str, keep_rows, share)

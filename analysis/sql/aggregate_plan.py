@@ -69,7 +69,11 @@ class Scope:
     ``columns`` maps contract names to the source's (``columns:`` of the
     source); over ``bases`` (relations with the contract's names) only the
     dimensions keep a mapping. ``dimensions`` are the segment dimensions,
-    read as ``d0``, ``d1``, ... inside the queries.
+    read as ``d0``, ``d1``, ... inside the queries. ``units``: a table that
+    already holds :func:`analysis.sql.aggregate_units.unit_rows` (the
+    per-unit table, kept once per run where the connection keeps rows), read
+    instead of aggregating the events again; ``in_window``: likewise, a table
+    that holds :func:`all_windowed_events`.
     """
 
     experiment: Experiment
@@ -82,6 +86,8 @@ class Scope:
     dimensions: tuple[str, ...]
     has_value: bool
     unique_events: bool
+    units: exp.Table | None = None
+    in_window: exp.Table | None = None
 
     def source(self, contract_name: str) -> exp.Column:
         """The source's column of a contract column."""
@@ -275,8 +281,9 @@ def cleaning_counts(s: Scope) -> exp.Query:
 # --------------------------------------------------------------------------- events
 
 
-def deduplicated_events(s: Scope, names: Sequence[str]) -> list[Cte]:
-    """CTEs ``relevant`` and ``numbered``: the events ``names`` of the experiment's units.
+def deduplicated_events(s: Scope, names: Sequence[str] | None) -> list[Cte]:
+    """CTEs ``relevant`` and ``numbered``: the events ``names`` (None: all) of the
+    experiment's units.
 
     ``numbered.rn < 2`` keeps one row per ``event_id`` (every row when the
     events are known to be unique).
@@ -294,7 +301,7 @@ def deduplicated_events(s: Scope, names: Sequence[str]) -> list[Cte]:
         .from_(s.events)
         .where(
             all_of(
-                src("event").isin(*[string(n) for n in names]),
+                *([] if names is None else [src("event").isin(*[string(n) for n in names])]),
                 lt(src("ts"), s.end),
                 src("unit_id").isin(query=_experiment_units(s)),
             )
@@ -342,8 +349,20 @@ def in_window_events(s: Scope) -> Cte:
 
 
 def windowed_events(s: Scope, names: Sequence[str]) -> list[Cte]:
-    """Every CTE up to ``in_window`` for the events ``names``."""
+    """Every CTE up to ``in_window`` for the events ``names`` (read from
+    ``s.in_window`` when a table keeps them)."""
+    if s.in_window is not None:
+        named_events = column("event").isin(*[string(n) for n in names])
+        kept_rows = sqlglot.select(exp.Star()).from_(s.in_window).where(named_events)
+        return [*clean_assignments(s), (cte("in_window"), kept_rows)]
     return [*clean_assignments(s), *deduplicated_events(s, names), in_window_events(s)]
+
+
+def all_windowed_events(s: Scope) -> exp.Query:
+    """``in_window`` for every event: what a connection that keeps rows stores once
+    (``Scope.in_window``) for all the queries of a run."""
+    ctes = [*clean_assignments(s), *deduplicated_events(s, None), in_window_events(s)]
+    return with_ctes(sqlglot.select(exp.Star()).from_(ref("in_window")), ctes)
 
 
 def quantile_samples(s: Scope, events: Sequence[str]) -> exp.Query:

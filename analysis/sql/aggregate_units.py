@@ -174,12 +174,21 @@ def per_unit_aggregates(s: Scope, metrics: Sequence[Metric]) -> list[Cte]:
     return [*_caps("event_caps", targets, percentile), (cte("per_unit"), query)]
 
 
-def unit_table(s: Scope, metrics: Sequence[Metric]) -> tuple[list[Cte], list[MetricColumns]]:
-    """CTEs ending in ``unit_metrics``: per kept unit its variant, dimensions and metric columns.
+def metric_columns(metrics: Sequence[Metric]) -> list[MetricColumns]:
+    """The internal per-unit columns of each (non-quantile) metric, in order."""
+    layout = []
+    for j, m in enumerate(m for m in metrics if m.kind != "quantile"):
+        y, y_pre = (f"y{j}", f"yp{j}") if m.kind == "ratio" else (None, None)
+        layout.append(MetricColumns(m, f"x{j}", y, f"xp{j}", y_pre))
+    return layout
+
+
+def unit_rows(s: Scope, metrics: Sequence[Metric], name: str = "unit_rows") -> list[Cte]:
+    """CTEs ending in ``name``: per kept unit its variant, dimensions and metric
+    columns, before winsorising (the columns of :func:`metric_columns`).
 
     Ratio metrics get ``x<j>``/``y<j>``, mean and proportion metrics ``x<j>``;
-    ``xp<j>``/``yp<j>`` hold the pre-period. With winsorising, mean metrics'
-    columns are clipped to pooled per-unit caps (``unit_caps``).
+    ``xp<j>``/``yp<j>`` hold the pre-period.
     """
     aggregates, capped = metric_aggregates(metrics), _capped(metrics, s)
     index = {key: i for i, key in enumerate(aggregates)}
@@ -192,19 +201,13 @@ def unit_table(s: Scope, metrics: Sequence[Metric]) -> tuple[list[Cte], list[Met
             return double(column(name, "p"))
         return double(exp.Coalesce(this=column(name, "p"), expressions=[integer(0)]))
 
-    dims = s.dims
     out: list[exp.Expr] = [
         named(column("unit_id", "u"), "unit_id"),
         named(column("variant", "u"), "variant"),
-        *[named(column(d, "u"), d) for d in dims],
+        *[named(column(d, "u"), d) for d in s.dims],
     ]
-    layout: list[MetricColumns] = []
-    for j, m in enumerate(m for m in metrics if m.kind != "quantile"):
-        ratio = m.kind == "ratio"
-        cols = MetricColumns(
-            m, f"x{j}", f"y{j}" if ratio else None, f"xp{j}", f"yp{j}" if ratio else None
-        )
-        layout.append(cols)
+    for cols in metric_columns(metrics):
+        m = cols.metric
         for prefix, x_name, y_name in (("a", cols.x, cols.y), ("p", cols.x_pre, cols.y_pre)):
             if prefix not in periods:
                 continue
@@ -232,10 +235,29 @@ def unit_table(s: Scope, metrics: Sequence[Metric]) -> tuple[list[Cte], list[Met
         )
         .where(kept(column("crossover", "u")))
     )
+    names = sorted({a.event for a in aggregates.values()})
+    return [*windowed_events(s, names), *per_unit_aggregates(s, metrics), (cte(name), raw)]
+
+
+def unit_table(s: Scope, metrics: Sequence[Metric]) -> tuple[list[Cte], list[MetricColumns]]:
+    """CTEs ending in ``unit_metrics``: :func:`unit_rows` (or the table ``s.units``
+    that holds them), winsorised when the experiment asks: mean metrics'
+    columns clipped to pooled per-unit caps (``unit_caps``). Ratio numerators
+    are capped per event inside :func:`unit_rows`.
+    """
+    layout = metric_columns(metrics)
+    periods = _periods(s)
+    dims = s.dims
     percentile = s.experiment.statistics.winsorize_percentile
     means = [c for c in layout if c.metric.kind == "mean"]
-    if percentile is None or not means:
-        return [*per_unit_aggregates(s, metrics), (cte("unit_metrics"), raw)], layout
+    winsorised = percentile is not None and bool(means)
+    raw_name = "unit_metrics_raw" if winsorised else "unit_metrics"
+    if s.units is None:
+        raw = unit_rows(s, metrics, raw_name)
+    else:
+        raw = [(cte(raw_name), sqlglot.select(exp.Star()).from_(s.units))]
+    if percentile is None or not winsorised:
+        return raw, layout
     names = [c.x for c in means] + ([c.x_pre for c in means] if "p" in periods else [])
     targets = [
         (n, sqlglot.select(named(column(n), "v")).from_(ref("unit_metrics_raw"))) for n in names
@@ -255,8 +277,7 @@ def unit_table(s: Scope, metrics: Sequence[Metric]) -> tuple[list[Cte], list[Met
         ],
     ).from_(ref("unit_metrics_raw"))
     return [
-        *per_unit_aggregates(s, metrics),
-        (cte("unit_metrics_raw"), raw),
+        *raw,
         *_caps("unit_caps", targets, percentile),
         (cte("unit_metrics"), capped_units),
     ], layout
@@ -280,7 +301,6 @@ def arm_moments(s: Scope, metrics: Sequence[Metric]) -> tuple[exp.Query, Moments
     ``n, mean_x, m2_x`` (and ``mean_y, m2_y, c_xy`` for ratios), then per
     CUPED metric ``n``, the means and the upper triangle of co-moments.
     """
-    names = sorted({a.event for a in metric_aggregates(metrics).values()})
     ctes, metric_cols = unit_table(s, metrics)
     joint: list[tuple[Metric, list[str]]] = []
     if s.window.pre_days > 0:
@@ -356,7 +376,6 @@ def arm_moments(s: Scope, metrics: Sequence[Metric]) -> tuple[exp.Query, Moments
         .group_by(*groups)
     )
     everything = [
-        *windowed_events(s, names),
         *ctes,
         (cte("grouped"), union_all(branches)),
         (cte("centred"), centred),

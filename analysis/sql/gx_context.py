@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
+
+from sqlalchemy.pool import StaticPool
 
 from analysis.partitions.batches import MAX_EXAMPLES, BatchOutcome
 from analysis.sources.connect import without_nested_loops
@@ -65,9 +67,15 @@ class GxSql:
     (``create_temp_table``): GX otherwise runs the query again for every metric,
     and reads all of its rows to learn the column names. ``catalog`` reads base
     tables' column types and never copies them.
+
+    ``shared`` (DuckDB only) returns a DBAPI connection that GX uses instead of
+    opening its own (:attr:`analysis.sql.aggregate_connect.Connection.share`):
+    GX then reads the temporary tables the run keeps on it.
     """
 
-    def __init__(self, db: Database, *, temp_table: bool = True) -> None:
+    def __init__(
+        self, db: Database, *, temp_table: bool = True, shared: Callable[[], Any] | None = None
+    ) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -79,7 +87,12 @@ class GxSql:
         )
         sources = self.context.data_sources
         if db.dialect == "duckdb":
-            kwargs = {"connect_args": dict(db.connect_args)}  # create_engine's
+            # create_engine's; one connection, whatever GX asks of its pool, if shared
+            kwargs: dict[str, Any] = (
+                {"connect_args": dict(db.connect_args)}
+                if shared is None
+                else {"creator": shared, "poolclass": StaticPool}
+            )
             add_sql: Any = sources.add_sql  # its stub omits ``kwargs``
             self.rows = add_sql(
                 f"proof_{db.source}_rows", connection_string=db.url,
@@ -141,7 +154,9 @@ class GxSql:
 
 
 @contextmanager
-def gx_session(db: Database, *, temp_table: bool = True) -> Iterator[GxSql]:
+def gx_session(
+    db: Database, *, temp_table: bool = True, shared: Callable[[], Any] | None = None
+) -> Iterator[GxSql]:
     """A :class:`GxSql` on ``db``, closed after use; a failure becomes a
     :class:`SourceError` that names the source, never its URI."""
     try:
@@ -149,7 +164,7 @@ def gx_session(db: Database, *, temp_table: bool = True) -> Iterator[GxSql]:
             # GX and its dependencies emit deprecation noise on import and use.
             warnings.simplefilter("ignore")
             with buffered_results() if db.dialect == "duckdb" else nullcontext():
-                gx = GxSql(db, temp_table=temp_table)
+                gx = GxSql(db, temp_table=temp_table, shared=shared)
                 try:
                     yield gx
                 finally:

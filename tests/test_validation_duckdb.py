@@ -34,6 +34,7 @@ from analysis.sources.read import read_experiment
 from analysis.sql.aggregate_connect import connection
 from analysis.sql.database import Database, database
 from analysis.sql.gx import check_experiment_sql, validate_unit_metrics_sql
+from analysis.sql.gx_context import gx_session
 from analysis.sql.quarantine import SqlQuarantine, kept_rows
 from analysis.validation.tables import validate_unit_metrics
 from analysis.validation_report import ValidationReport, format_summary
@@ -196,10 +197,28 @@ def test_memory_limit_holds_for_every_connection_proof_opens(
         con.close()
     db = database("duck", limited)
     assert db.fetch(setting).item() == "488.2 MiB"
-    assert db.connect_args["config"] == {"memory_limit": "512MB"}  # what GX's engine opens with
+    with gx_session(db) as gx, gx.rows.get_engine().connect() as gx_con:
+        assert gx_con.exec_driver_sql(setting).scalar() == "488.2 MiB"
     held, report = check_experiment_sql(Database.open("duck", limited), EXPERIMENT, AS_OF, now=NOW)
     assert held.counts == duck_path[0].counts
     assert [o.success for o in report.outcomes] == [o.success for o in duck_path[1].outcomes]
+
+
+def test_every_connection_to_a_file_opens_alike_while_a_run_holds_one(
+    source: DuckDBSource,
+) -> None:
+    """A push-down run holds its connection from the check to the end of the measure;
+    meanwhile the nightly's other experiments open the same file (DuckDB refuses a
+    second configuration of a file open in the process), GX's engines included."""
+    limited = source.model_copy(update={"memory_limit": "512MB"})
+    with connection("duck", limited, None) as held:
+        db = Database.open("duck", limited)
+        assert db.fetch("SELECT 1 AS one").item() == 1
+        with gx_session(db) as gx, gx.rows.get_engine().connect() as gx_con:
+            assert gx_con.exec_driver_sql("SELECT 2").scalar() == 2
+        with connection("duck", limited, None) as other:
+            assert other.execute("SELECT 3 AS three").item() == 3
+        assert held.execute("SELECT 4 AS four").item() == 4
 
 
 # --------------------------------------------------------------------------- through the flow

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from analysis.config.experiments import Experiment, Metric
@@ -36,10 +37,10 @@ from analysis.engines.coverage import coverage_of
 from analysis.measurement import ComputedIn, Measurement
 from analysis.quarantine import raw_cleaning
 from analysis.sql.aggregate import measure_in_database
-from analysis.sql.aggregate_connect import connection
+from analysis.sql.aggregate_connect import connection, open_connection
 from analysis.sql.database import Database
 from analysis.sql.gx import check_experiment_sql, validate_unit_metrics_sql
-from analysis.sql.quarantine import SqlQuarantine, used_rows
+from analysis.sql.quarantine import SqlQuarantine
 from analysis.suites.load import DEFAULT_SUITE_DIR
 from analysis.validation_report import CriticalValidationError
 
@@ -60,16 +61,35 @@ class DatabaseEngine:
     def name(self) -> str:
         return f"database ({self.source.kind})"
 
+    @property
+    def _dialect(self) -> str | None:
+        return self.source.dialect if isinstance(self.source, SqlSource) else None
+
     def check(self, experiment: Experiment, as_of: dt.date) -> Checked[SqlQuarantine]:
+        """The quarantine and the GX suites, inside the database.
+
+        Where the connection keeps rows (DuckDB), it stays open for
+        :meth:`measure`, which closes it: the quarantine's labelled rows are
+        kept once on it for the whole run.
+        """
         db = Database.open(self.source_name, self.source)  # tables and columns; no row is read
-        coverage = coverage_of(self.source_name, self.source, experiment, as_of, self.options)
-        now = self.options.clock()
-        with GX_LOCK:
-            held, report = check_experiment_sql(
-                db, experiment, as_of, now=now, coverage=coverage, suite_dir=self.suite_dir
-            )
-        if not report.success:
-            raise CriticalValidationError(report.summary())
+        con = open_connection(self.source_name, self.source, self._dialect)
+        if con.keep is None:
+            con.close()
+        else:
+            db = replace(db, connection=con)
+        try:
+            coverage = coverage_of(self.source_name, self.source, experiment, as_of, self.options)
+            now = self.options.clock()
+            with GX_LOCK:
+                held, report = check_experiment_sql(
+                    db, experiment, as_of, now=now, coverage=coverage, suite_dir=self.suite_dir
+                )
+            if not report.success:
+                raise CriticalValidationError(report.summary())
+        except BaseException:
+            con.close()
+            raise
         return Checked(report, held.quarantined, held, now)
 
     def measure(
@@ -86,11 +106,14 @@ class DatabaseEngine:
         quarantine. Everything else is the polars engine's too, including the
         GX checks of the per-unit metric table, which run inside the database.
         """
-        bases = used_rows(
-            checked.kept.database, experiment, as_of, now=checked.now, suite_dir=self.suite_dir
-        )
-        dialect = self.source.dialect if isinstance(self.source, SqlSource) else None
-        with connection(self.source_name, self.source, dialect) as con:
+        held = checked.kept
+        bases = held.used()
+        kept_on = held.database.connection
+        with (
+            connection(self.source_name, self.source, self._dialect)
+            if kept_on is None
+            else closing(kept_on)
+        ) as con:
             found = measure_in_database(
                 self.source_name, self.source, experiment, metrics, as_of,
                 connection=con, bases=bases, unique_events=True,
@@ -107,7 +130,6 @@ class DatabaseEngine:
                     found.analysed_units, as_of=as_of, now=checked.now,
                     suite_dir=self.suite_dir, shared=con.share,
                 )  # fmt: skip
-        held = checked.kept
         cleaning = raw_cleaning(found.cleaning, held.counts, held.rows_in, held.crossover_units)
         where = ComputedIn(found.dialect, dict(found.rows), tuple(NOT_AVAILABLE))
         return Measurement(

@@ -90,7 +90,9 @@ class WarehouseMeasurement:
     """What the statistics need, computed inside the database.
 
     Attributes:
-        cleaning: the counts of :func:`analysis.metrics.cleaning_counts`.
+        cleaning: the counts of :func:`analysis.metrics.cleaning_counts`; over
+            ``bases`` without the events read and the duplicates (0), which the
+            quarantine counts (:func:`analysis.quarantine.raw_cleaning`).
         data: ``moments``, ``joint`` and quantile ``samples`` keyed
             ``{metric: {variant: ...}}``, as :class:`~analysis.measurement.ArmData`.
         segments: ``{dimension: {metric: {segment: {variant: Moments}}}}``.
@@ -132,9 +134,9 @@ class _Plan:
     weekly: list[TimelineMetric]
 
 
-def _plan(s: Scope, metrics: Sequence[Metric]) -> _Plan:
+def _plan(s: Scope, metrics: Sequence[Metric], count_events: bool = True) -> _Plan:
     experiment = s.experiment
-    queries: dict[str, exp.Query] = {"cleaning": cleaning_counts(s)}
+    queries: dict[str, exp.Query] = {"cleaning": cleaning_counts(s, count_events)}
     queries["moments"], layout = arm_moments(s, metrics)
     events = quantile_events(metrics)
     if events:
@@ -274,15 +276,14 @@ def _measure(
 
     scope = scope_over(bases)
     if con.keep is not None:
-        # Every query reads the kept rows and the per-unit table: keep them once rather
-        # than run the quarantine's rules (a third of a push-down run's time at 4M
-        # events) and the per-unit aggregation again in each.
+        # Every query reads the units, the in-window events and the per-unit table: keep
+        # them once rather than run the quarantine's rules (a third of a push-down run's
+        # time at 4M events), the joins and the per-unit aggregation again in each.
         keep = con.keep
         try:
             if bases is not None:
-                scope = scope_over(
-                    {t: keep(f"proof_kept_{t}", q.sql(dialect=dialect)) for t, q in bases.items()}
-                )
+                kept = keep("proof_kept_assignments", bases["assignments"].sql(dialect=dialect))
+                scope = scope_over({"assignments": kept, "events": bases["events"]})
             keep(IN_WINDOW, all_windowed_events(scope).sql(dialect=dialect))
             scope = replace(scope, in_window=table(IN_WINDOW))
             rows = sqlglot.select(exp.Star()).from_(ref("unit_rows"))
@@ -294,7 +295,9 @@ def _measure(
             ) from None
         scope = replace(scope, units=table(UNIT_ROWS))
     unit_metrics_sql = unit_metrics_query(scope, metrics).sql(dialect=dialect)
-    plan = _plan(scope, metrics)
+    # Over a quarantine's rows its counts of the events stand (raw_cleaning): the
+    # events are read once, into the in-window events.
+    plan = _plan(scope, metrics, count_events=bases is None)
     texts = {name: q.sql(dialect=dialect) for name, q in plan.queries.items()}
     frames: dict[str, pl.DataFrame] = {}
     for name, text in texts.items():

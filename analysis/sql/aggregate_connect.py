@@ -37,6 +37,7 @@ __all__ = [
     "connection",
     "dialect_of",
     "introspect_dims",
+    "open_connection",
 ]
 
 #: sqlglot dialect per URI scheme (the part before ``://``, without a ``+driver``).
@@ -109,6 +110,7 @@ class Connection:
     another client (GX's SQLAlchemy engine) this same connection, so that it
     reads those tables; both are None where the connection cannot (connectorx
     opens a connection per query, so no temporary table outlives it).
+    ``close`` closes it (and drops its temporary tables); closing twice is harmless.
     """
 
     execute: Execute
@@ -116,20 +118,27 @@ class Connection:
     redact: Callable[[str], str]
     keep: KeepRows | None = None
     share: Callable[[], Any] | None = None
+    close: Callable[[], None] = lambda: None
 
 
 @contextmanager
 def connection(
     source_name: str, source: DuckDBSource | SqlSource, dialect: str | None
 ) -> Iterator[Connection]:
-    """The connection of one push-down run, closed on leaving."""
+    """The connection of one push-down run (:func:`open_connection`), closed on leaving."""
+    opened = open_connection(source_name, source, dialect)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def open_connection(
+    source_name: str, source: DuckDBSource | SqlSource, dialect: str | None
+) -> Connection:
+    """The connection of one push-down run; the caller closes it."""
     if isinstance(source, DuckDBSource):
-        con = connect_duckdb(source_name, source)
-        try:
-            yield _duckdb_connection(con, dialect or "duckdb")
-        finally:
-            con.close()
-        return
+        return _duckdb_connection(connect_duckdb(source_name, source), dialect or "duckdb")
     uri = sql_uri(source_name, source)
     check_reachable(source_name, uri)
     scheme = urllib.parse.urlsplit(uri).scheme.split("+")[0].lower()
@@ -145,7 +154,7 @@ def connection(
     def without_uri(message: str) -> str:
         return redact_uri(message, uri)
 
-    yield Connection(run_uri, dialect or dialect_of(uri), without_uri)
+    return Connection(run_uri, dialect or dialect_of(uri), without_uri)
 
 
 def _duckdb_connection(con: duckdb.DuckDBPyConnection, dialect: str) -> Connection:
@@ -170,4 +179,4 @@ def _duckdb_connection(con: duckdb.DuckDBPyConnection, dialect: str) -> Connecti
 
         return Borrowed(con)
 
-    return Connection(run_duckdb, dialect, str, keep_rows, share)
+    return Connection(run_duckdb, dialect, str, keep_rows, share, con.close)

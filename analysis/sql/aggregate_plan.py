@@ -219,8 +219,12 @@ def _experiment_units(s: Scope) -> exp.Select:
     )
 
 
-def cleaning_counts(s: Scope) -> exp.Query:
+def cleaning_counts(s: Scope, events: bool = True) -> exp.Query:
     """Units per (variant, crossover), events read and distinct event ids, units assigned.
+
+    ``events=False`` leaves part 1 out: over a quarantine's kept rows, the
+    quarantine counts the events read and the duplicates
+    (:func:`analysis.quarantine.raw_cleaning`), and the events are then read once.
 
     Rows ``(part, variant, crossover, n, n_unique)``: part 0 counts units,
     part 1 the experiment's events (as :func:`analysis.metrics.cleaning_counts`),
@@ -271,8 +275,9 @@ def cleaning_counts(s: Scope) -> exp.Query:
         .from_(s.assignments)
         .where(by_the_end)
     )
+    parts = [unit_counts, event_counts, assigned] if events else [unit_counts, assigned]
     counts = exp.Subquery(
-        this=union_all([unit_counts, event_counts, assigned]),
+        this=union_all(parts),
         alias=exp.TableAlias(this=quoted("counts")),
     )
     return with_ctes(sqlglot.select(exp.Star()).from_(counts), clean_assignments(s))

@@ -13,8 +13,8 @@ through psycopg 3 (``postgresql+psycopg://``), DuckDB through duckdb-engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -27,6 +27,7 @@ from analysis import schema
 from analysis.config.sources import DuckDBSource, SqlSource
 from analysis.sources.connect import check_reachable, connect_duckdb, sql_uri, without_nested_loops
 from analysis.sources.errors import SourceError, SourceSchemaError, redact
+from analysis.sql.aggregate_connect import Connection
 
 __all__ = [
     "DIALECT",
@@ -124,18 +125,45 @@ class Database:
 
     ``uri`` is what messages must never show (a URI with its password; the
     DuckDB path is harmless but handled the same way); ``dialect`` is
-    sqlglot's; ``url`` and ``connect_args`` are SQLAlchemy's (psycopg 3, or
+    sqlglot's; ``url`` and :meth:`engine_args` are SQLAlchemy's (psycopg 3, or
     duckdb-engine reading the file read-only). A handle from :meth:`open`
     carries the description of both tables (:attr:`tables`); one from
     :func:`database` only runs queries (:meth:`fetch`).
+
+    ``connection``: the run's open connection (a DuckDB file's, from
+    :func:`~analysis.sql.aggregate_connect.open_connection`), on which
+    :meth:`fetch` runs and the quarantine keeps its labelled rows for the
+    rest of the run; None: each fetch connects.
     """
 
     source: str
     uri: str = field(repr=False)
     dialect: str
     url: str = field(repr=False)
-    connect_args: Mapping[str, Any] = field(default_factory=dict)
     described: Mapping[str, SqlTable] = field(default_factory=dict, repr=False)
+    connection: Connection | None = field(default=None, repr=False, compare=False)
+    duckdb_file: DuckDBSource | None = field(default=None, repr=False)
+
+    def engine_args(self) -> dict[str, Any]:
+        """``create_engine``'s arguments besides the URL (GX's engine takes them too).
+
+        A DuckDB file is opened as every other connection of Proof's to it is
+        (:func:`~analysis.sources.connect.connect_duckdb`: read-only, UTC, the
+        source's ``memory_limit``), then wrapped for SQLAlchemy: DuckDB refuses
+        a connection with another configuration while one is open in the
+        process, e.g. a run's (:attr:`connection`) while another experiment's
+        run of the nightly starts.
+        """
+        duckdb_file = self.duckdb_file
+        if duckdb_file is None:
+            return {}
+
+        def create() -> Any:
+            from duckdb_engine import ConnectionWrapper
+
+            return ConnectionWrapper(connect_duckdb(self.source, duckdb_file))
+
+        return {"creator": create}
 
     @classmethod
     def open(cls, source: str, src: SqlSource | DuckDBSource) -> Database:
@@ -161,27 +189,26 @@ class Database:
         return self.described
 
     @property
+    def share(self) -> Callable[[], Any] | None:
+        """Lends the run's connection to GX (:attr:`Connection.share`), where it can."""
+        return self.connection.share if self.connection is not None else None
+
+    @property
     def types(self) -> Mapping[str, tuple[str, ...]]:
         return DUCKDB_TYPES if self.dialect == "duckdb" else PG_TYPES
 
     def fetch(self, sql: str) -> pl.DataFrame:
         """Run one query; the rows come back as a polars frame (never the URI in errors)."""
         try:
+            if self.connection is not None:
+                return self.connection.execute(sql)
             if self.dialect != "duckdb":
                 uri = without_nested_loops(_plain_uri(self.uri))
                 return pl.read_database_uri(sql, uri, engine="connectorx")
-            # Through duckdb-engine, so that the file is opened with the configuration
-            # GX's engine uses: DuckDB refuses two configurations of one file at once.
-            engine = sa.create_engine(
-                self.url, poolclass=sa.pool.NullPool, connect_args=dict(self.connect_args)
-            )
-            try:
-                with engine.connect() as con:
-                    raw: Any = con.connection.driver_connection
-                    raw.execute("SET TimeZone='UTC'")
-                    return cast(pl.DataFrame, raw.sql(sql).pl())
-            finally:
-                engine.dispose()
+            if self.duckdb_file is None:
+                raise ValueError("a DuckDB database without its file")
+            with closing(connect_duckdb(self.source, self.duckdb_file)) as con:
+                return cast(pl.DataFrame, con.sql(sql).pl())
         except Exception as exc:  # the drivers raise many types; say which, never the URI
             raise SourceError(
                 f"source {self.source!r}: query failed inside the database ({why(exc, self.uri)})"
@@ -194,11 +221,9 @@ def database(source: str, src: SqlSource | DuckDBSource) -> Database:
     missing DuckDB file is a :class:`SourceError` naming the source."""
     if isinstance(src, DuckDBSource):
         connect_duckdb(source, src).close()  # names a missing or unreadable file
-        path = str(Path(src.path).resolve())
-        # One configuration for every connection (GX's and Proof's): DuckDB refuses
-        # a second configuration of a file that is open in the process.
-        limit = {"config": {"memory_limit": src.memory_limit}} if src.memory_limit else {}
-        return Database(source, path, "duckdb", f"duckdb:///{path}", {"read_only": True, **limit})
+        path = Path(src.path).resolve()
+        file = src.model_copy(update={"path": path})
+        return Database(source, str(path), "duckdb", f"duckdb:///{path}", duckdb_file=file)
     uri = sql_uri(source, src)
     try:
         url = sqlalchemy_url(uri)
@@ -213,9 +238,7 @@ def _engine(db: Database) -> Iterator[sa.Engine]:
     if db.dialect != "duckdb":
         check_reachable(db.source, db.uri)
     try:
-        engine = sa.create_engine(
-            db.url, poolclass=sa.pool.NullPool, connect_args=dict(db.connect_args)
-        )
+        engine = sa.create_engine(db.url, poolclass=sa.pool.NullPool, **db.engine_args())
         with engine.connect() as con:
             con.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as exc:

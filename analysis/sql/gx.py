@@ -187,6 +187,7 @@ def validate_sql(
     quarantine: Mapping[str, Mapping[str, int]] | None = None,
     suite_dir: Path = DEFAULT_SUITE_DIR,
     temp_table: bool = True,
+    rows: Mapping[str, exp.Select] | None = None,
 ) -> ValidationReport:
     """Validate one experiment's raw assignments and events inside the database.
 
@@ -197,13 +198,18 @@ def validate_sql(
     rows, as the polars path does); ``quarantine`` (``SqlQuarantine.counts``)
     is carried into the summary. ``temp_table=False`` for a database where
     the user may not create temporary tables (a read-only standby): GX then
-    runs the experiment's query again for every metric (slower).
+    runs the experiment's query again for every metric (slower). ``rows``: the
+    experiment's rows where the run keeps them (:meth:`SqlQuarantine.read_rows`),
+    read as they are (no copy) instead of the tables.
     """
     now = now or dt.datetime.now(dt.UTC)
     params = run_params(experiment, as_of, now)
     suites = [load_suite(t, params, suite_dir) for t in TABLES]
     tables = db.tables
-    queries = experiment_queries(tables, experiment.id, experiment_period(experiment, as_of))
+    if rows is None:
+        queries = experiment_queries(tables, experiment.id, experiment_period(experiment, as_of))
+    else:
+        queries, temp_table = dict(rows), False
     found: dict[str, BatchOutcome] = {}
     with gx_session(db, temp_table=temp_table) as gx:
         for suite in suites:
@@ -241,6 +247,8 @@ def check_experiment_sql(
     counts (one ``now``, one database handle)."""
     now = now or dt.datetime.now(dt.UTC)
     held = quarantine_sql(db, experiment, as_of, now=now, suite_dir=suite_dir)
+    # The rows the quarantine keeps on the run's connection are the ones GX checks.
+    rows = held.read_rows() if db.connection is not None else None
     report = validate_sql(
         db,
         experiment,
@@ -250,6 +258,7 @@ def check_experiment_sql(
         quarantine=held.counts,
         suite_dir=suite_dir,
         temp_table=temp_table,
+        rows=rows,
     )
     return held, report
 
@@ -286,6 +295,7 @@ def validate_unit_metrics_sql(
             found[e.key] = BatchOutcome(
                 e.key, False, error=f"cannot run inside the database: {e.type} is not translated"
             )
+    shared = shared or db.share
     with gx_session(db, temp_table=shared is None, shared=shared) as gx:
         asset = gx.rows.add_query_asset("unit_metrics_rows", query=query)
         for outcome in gx.validate(asset, on_query, suite.index_columns):

@@ -69,8 +69,9 @@ class GxSql:
     tables' column types and never copies them.
 
     ``shared`` (DuckDB only) returns a DBAPI connection that GX uses instead of
-    opening its own (:attr:`analysis.sql.aggregate_connect.Connection.share`):
-    GX then reads the temporary tables the run keeps on it.
+    opening its own (:attr:`analysis.sql.aggregate_connect.Connection.share`;
+    default: the run's connection of ``db``, :attr:`Database.share`): GX then
+    reads the temporary tables the run keeps on it.
     """
 
     def __init__(
@@ -86,12 +87,11 @@ class GxSql:
             globally=False, metric_calculations=False
         )
         sources = self.context.data_sources
+        shared = shared or db.share
         if db.dialect == "duckdb":
             # create_engine's; one connection, whatever GX asks of its pool, if shared
             kwargs: dict[str, Any] = (
-                {"connect_args": dict(db.connect_args)}
-                if shared is None
-                else {"creator": shared, "poolclass": StaticPool}
+                db.engine_args() if shared is None else {"creator": shared, "poolclass": StaticPool}
             )
             add_sql: Any = sources.add_sql  # its stub omits ``kwargs``
             self.rows = add_sql(

@@ -9,14 +9,18 @@ read into Proof; only the quarantined rows and sufficient statistics come back:
    (:func:`analysis.sql.gx.check_experiment_sql`): the quarantined rows, the
    counts per reason and the report come back;
 2. :meth:`DatabaseEngine.measure` aggregates the rows the quarantine keeps
-   (:func:`analysis.sql.quarantine.used_rows`, on the quarantine's handle and
+   (:meth:`analysis.sql.quarantine.SqlQuarantine.used`, on the quarantine's handle and
    with the same ``now``) with :func:`analysis.sql.aggregate.measure_in_database`:
    the moments (winsorised when the experiment asks), segments, quantile
    samples, both timelines, the AI funnel and the two histograms; then GX
    checks the per-unit metric table where it is computed
-   (:func:`analysis.sql.gx.validate_unit_metrics_sql`). On DuckDB the kept
-   rows and the per-unit table are stored once in temporary tables of one
-   connection, which the aggregation and GX's checks share.
+   (:func:`analysis.sql.gx.validate_unit_metrics_sql`).
+
+On DuckDB one connection serves the run from :meth:`DatabaseEngine.check` to
+the end of :meth:`DatabaseEngine.measure` (which closes it): the labelled rows,
+the in-window events and the per-unit table are each kept once in its
+temporary tables, and GX borrows it to read them. A run that stops between
+the two leaves it to be closed when the ``Checked`` is collected.
 
 What it does not compute would be listed in :data:`NOT_AVAILABLE` and recorded
 in the measurement (``computed_in``), so that the report says so: today, nothing.

@@ -332,6 +332,11 @@ def test_duckdb_equals_polars_path(data: SimulatedData, duckdb_path: Path, index
     assert got.rows["cleaning"] <= 2 * len(experiment.variants) + 2
     # units assigned by the end of AS_OF, counted from the assignments (no quarantine here)
     assert got.analysed_units == sum(got.cleaning.units.values()) + got.cleaning.crossovers_excluded
+    # the connection it opened (and its temporary tables) is gone: the per-unit checks'
+    # query reads the tables themselves, on any connection
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        units = con.sql(got.unit_metrics_sql).pl()
+    assert units.height == sum(got.cleaning.units.values())
 
 
 def test_duckdb_missing_table_and_column(duckdb_path: Path) -> None:

@@ -46,7 +46,7 @@ from analysis.sql.aggregate_connect import (
     dialect_of,
     introspect_dims,
 )
-from analysis.sql.aggregate_connect import connection as open_connection
+from analysis.sql.aggregate_connect import connection as connected
 from analysis.sql.aggregate_descriptives import descriptives
 from analysis.sql.aggregate_plan import (
     Scope,
@@ -230,10 +230,11 @@ def measure_in_database(
     source's names), and becomes a CTE of every query. The source's tables are
     still checked (columns, types) and give the segment dimensions.
 
-    Where the connection keeps rows (DuckDB), the ``bases`` and then the
-    per-unit table are kept once in temporary tables that every query reads;
-    ``unit_metrics_sql`` of the result then reads that table, and runs on
-    this connection only (:attr:`Connection.share`).
+    Where the connection keeps rows (DuckDB), the units, the in-window events
+    (with ``unique_events``) and the per-unit table are kept once in
+    temporary tables that every query reads; over a ``connection`` that
+    outlives the call, ``unit_metrics_sql`` of the result reads that table,
+    and runs on that connection only (:attr:`Connection.share`).
 
     ``unique_events``: the events hold one row per event id and none without
     one, as the quarantine's kept rows do (``duplicate_event_id``,
@@ -248,8 +249,9 @@ def measure_in_database(
         if dialect is None and not isinstance(source, DuckDBSource):
             raise ValueError("with execute=, a SQL source needs dialect= (e.g. 'spark')")
         return _measure(Connection(execute, dialect or "duckdb", str), *args)
-    with open_connection(source_name, source, dialect) as opened:
-        return _measure(opened, *args)
+    with connected(source_name, source, dialect) as opened:
+        # Its temporary tables end with it: the per-unit checks' query must not read them.
+        return _measure(opened, *args, lasting=False)
 
 
 def _measure(
@@ -261,6 +263,7 @@ def _measure(
     as_of: dt.date,
     bases: Mapping[str, exp.Query] | None,
     unique_events: bool,
+    lasting: bool = True,
 ) -> WarehouseMeasurement:
     dialect = con.dialect
     dims, has_value = introspect_dims(
@@ -274,7 +277,7 @@ def _measure(
             unique_events,
         )  # fmt: skip
 
-    scope = scope_over(bases)
+    scope = plain = scope_over(bases)
     if con.keep is not None:
         # Every query reads the units, the in-window events and the per-unit table: keep
         # them once rather than run the quarantine's rules (a third of a push-down run's
@@ -284,8 +287,9 @@ def _measure(
             if bases is not None:
                 kept = keep("proof_kept_assignments", bases["assignments"].sql(dialect=dialect))
                 scope = scope_over({"assignments": kept, "events": bases["events"]})
-            keep(IN_WINDOW, all_windowed_events(scope).sql(dialect=dialect))
-            scope = replace(scope, in_window=table(IN_WINDOW))
+            if unique_events:  # else each query deduplicates its own events, as polars does
+                keep(IN_WINDOW, all_windowed_events(scope).sql(dialect=dialect))
+                scope = replace(scope, in_window=table(IN_WINDOW))
             rows = sqlglot.select(exp.Star()).from_(ref("unit_rows"))
             keep(UNIT_ROWS, with_ctes(rows, unit_rows(scope, metrics)).sql(dialect=dialect))
         except Exception as exc:  # the drivers raise many types; say which, never the URI
@@ -294,7 +298,7 @@ def _measure(
                 f"({type(exc).__name__}: {con.redact(str(exc))})"
             ) from None
         scope = replace(scope, units=table(UNIT_ROWS))
-    unit_metrics_sql = unit_metrics_query(scope, metrics).sql(dialect=dialect)
+    unit_metrics_sql = unit_metrics_query(scope if lasting else plain, metrics).sql(dialect=dialect)
     # Over a quarantine's rows its counts of the events stand (raw_cleaning): the
     # events are read once, into the in-window events.
     plan = _plan(scope, metrics, count_events=bases is None)

@@ -358,8 +358,9 @@ def test_unit_metric_checks_inside_duckdb_fail_as_the_polars_checks(
         assert con.keep is not None
         assert con.share is not None
         kept = con.keep("proof_unit_rows", "SELECT * FROM units").sql(dialect="duckdb")
+        on_run = replace(db, connection=con)
         shared = validate_unit_metrics_sql(
-            db, kept, EXPERIMENT, metrics, n - 1, as_of=AS_OF, now=NOW, shared=con.share
+            on_run, kept, EXPERIMENT, metrics, n - 1, as_of=AS_OF, now=NOW
         )
         assert con.execute("SELECT count(*) FROM proof_unit_rows").item() == n + 1  # still open
     assert _outcomes(shared) == _outcomes(want)

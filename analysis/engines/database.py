@@ -126,13 +126,13 @@ class DatabaseEngine:
                 f"{experiment.id}: aggregated inside the database ({found.dialect}); "
                 f"rows returned: {dict(found.rows)}"
             )
-            # On the aggregation's connection where it can be lent (DuckDB): the checks
-            # then read the per-unit table it keeps, rather than compute it again.
+            # On DuckDB, on the connection that keeps the per-unit table: the checks then
+            # read it, rather than compute it again.
+            on_run = replace(held.database, connection=con) if con.share else held.database
             with GX_LOCK:
                 unit_validation = validate_unit_metrics_sql(
-                    checked.kept.database, found.unit_metrics_sql, experiment, metrics,
-                    found.analysed_units, as_of=as_of, now=checked.now,
-                    suite_dir=self.suite_dir, shared=con.share,
+                    on_run, found.unit_metrics_sql, experiment, metrics,
+                    found.analysed_units, as_of=as_of, now=checked.now, suite_dir=self.suite_dir,
                 )  # fmt: skip
         cleaning = raw_cleaning(found.cleaning, held.counts, held.rows_in, held.crossover_units)
         where = ComputedIn(found.dialect, dict(found.rows), tuple(NOT_AVAILABLE))

@@ -20,7 +20,7 @@ quarantine (:func:`analysis.sql.quarantine.quarantine_sql`), then the suites.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -273,7 +273,6 @@ def validate_unit_metrics_sql(
     as_of: dt.date,
     now: dt.datetime,
     suite_dir: Path = DEFAULT_SUITE_DIR,
-    shared: Callable[[], Any] | None = None,
 ) -> ValidationReport:
     """The per-unit metric table, computed by ``query`` inside the database, against
     ``unit_metrics.json``: the SQL twin of
@@ -282,7 +281,7 @@ def validate_unit_metrics_sql(
     ``query`` is :func:`analysis.sql.aggregate_checks.unit_metrics_query` in the
     database's dialect; only its counts and a few example units come back.
     GX materialises it once, unless it reads a table the run keeps on the
-    ``shared`` connection (then GX runs on that connection, see :class:`GxSql`).
+    connection ``db`` carries (then GX runs on that connection, see :class:`GxSql`).
     """
     params = run_params(experiment, as_of, now, metrics=metrics, assigned_units=assigned_units)
     suite = load_suite("unit_metrics", params, suite_dir)
@@ -295,8 +294,7 @@ def validate_unit_metrics_sql(
             found[e.key] = BatchOutcome(
                 e.key, False, error=f"cannot run inside the database: {e.type} is not translated"
             )
-    shared = shared or db.share
-    with gx_session(db, temp_table=shared is None, shared=shared) as gx:
+    with gx_session(db, temp_table=db.share is None) as gx:
         asset = gx.rows.add_query_asset("unit_metrics_rows", query=query)
         for outcome in gx.validate(asset, on_query, suite.index_columns):
             found[outcome.key] = outcome

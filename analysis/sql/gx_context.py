@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -68,15 +68,12 @@ class GxSql:
     and reads all of its rows to learn the column names. ``catalog`` reads base
     tables' column types and never copies them.
 
-    ``shared`` (DuckDB only) returns a DBAPI connection that GX uses instead of
-    opening its own (:attr:`analysis.sql.aggregate_connect.Connection.share`;
-    default: the run's connection of ``db``, :attr:`Database.share`): GX then
-    reads the temporary tables the run keeps on it.
+    Where ``db`` carries a run's DuckDB connection (:attr:`Database.share`), GX
+    uses it instead of opening its own, and so reads the temporary tables the
+    run keeps on it.
     """
 
-    def __init__(
-        self, db: Database, *, temp_table: bool = True, shared: Callable[[], Any] | None = None
-    ) -> None:
+    def __init__(self, db: Database, *, temp_table: bool = True) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -87,7 +84,7 @@ class GxSql:
             globally=False, metric_calculations=False
         )
         sources = self.context.data_sources
-        shared = shared or db.share
+        shared = db.share
         if db.dialect == "duckdb":
             # create_engine's; one connection, whatever GX asks of its pool, if shared
             kwargs: dict[str, Any] = (
@@ -154,9 +151,7 @@ class GxSql:
 
 
 @contextmanager
-def gx_session(
-    db: Database, *, temp_table: bool = True, shared: Callable[[], Any] | None = None
-) -> Iterator[GxSql]:
+def gx_session(db: Database, *, temp_table: bool = True) -> Iterator[GxSql]:
     """A :class:`GxSql` on ``db``, closed after use; a failure becomes a
     :class:`SourceError` that names the source, never its URI."""
     try:
@@ -164,7 +159,7 @@ def gx_session(
             # GX and its dependencies emit deprecation noise on import and use.
             warnings.simplefilter("ignore")
             with buffered_results() if db.dialect == "duckdb" else nullcontext():
-                gx = GxSql(db, temp_table=temp_table, shared=shared)
+                gx = GxSql(db, temp_table=temp_table)
                 try:
                     yield gx
                 finally:

@@ -83,18 +83,19 @@ def used_rows(
     """
     tables = db.tables
     labelled = labelled_rows(tables, _suites(experiment, as_of, now, suite_dir), experiment, as_of)
-    return _used(tables, labelled)
+    return _rows(tables, labelled, used_only=True)
 
 
-def _used(
-    tables: Mapping[str, SqlTable], labelled: Mapping[str, exp.Query]
+def _rows(
+    tables: Mapping[str, SqlTable], labelled: Mapping[str, exp.Query], *, used_only: bool
 ) -> dict[str, exp.Select]:
-    return {
-        table: exp.select(*[column(c) for c in tables[table].columns])
-        .from_(labelled[table].subquery("l"))
-        .where(column(WORK).is_(exp.null()))
-        for table in TABLES
-    }
+    """Each table's columns from its labelled rows: those used (reason NULL), or all."""
+    found = {}
+    for table in TABLES:
+        query = exp.select(*[column(c) for c in tables[table].columns])
+        query = query.from_(labelled[table].subquery("l"))
+        found[table] = query.where(column(WORK).is_(exp.null())) if used_only else query
+    return found
 
 
 @dataclass(frozen=True)
@@ -121,17 +122,11 @@ class SqlQuarantine:
 
     def used(self) -> dict[str, exp.Select]:
         """The rows a run uses (:func:`used_rows`), read from :attr:`labelled`."""
-        return _used(self.database.tables, self.labelled)
+        return _rows(self.database.tables, self.labelled, used_only=True)
 
     def read_rows(self) -> dict[str, exp.Select]:
         """Every row the quarantine read (``experiment_queries``'s), from :attr:`labelled`."""
-        tables = self.database.tables
-        return {
-            table: exp.select(*[column(c) for c in tables[table].columns]).from_(
-                self.labelled[table].subquery("l")
-            )
-            for table in TABLES
-        }
+        return _rows(self.database.tables, self.labelled, used_only=False)
 
     @property
     def rows_quarantined(self) -> dict[str, int]:

@@ -377,9 +377,15 @@ def test_the_temporary_prefect_server_ends_with_a_terminated_run(
         servers = _servers_of(run.pid)
         assert servers, "no temporary Prefect server found under the run"
         run.send_signal(signal.SIGTERM)
-        # -SIGTERM, or 2 when the signal lands while Prefect creates a task run (its crash
-        # handler then fails with "Task run is not set" and the run exits as failed)
-        assert run.wait(timeout=120) in (-signal.SIGTERM, 2), (tmp_path / "run.log").read_text()
+        # -SIGTERM; 2 when the signal lands while Prefect creates a task run (its crash
+        # handler then fails with "Task run is not set" and the run exits as failed); 1 when
+        # it lands inside a polars call back into Python: Prefect's handler raises
+        # TerminationSignal there, polars turns it into a panic, the flow fails with it.
+        code = run.wait(timeout=120)
+        log = (tmp_path / "run.log").read_text()
+        assert code in (-signal.SIGTERM, 2, 1), log
+        if code == 1:
+            assert "TerminationSignal" in log, log
         assert _gone_within(servers, 20), f"the temporary server {servers} outlived its run"
     finally:
         if run.poll() is None:

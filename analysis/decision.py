@@ -118,9 +118,10 @@ def decide(
 ) -> Decision:
     """The recommendation and its reasons.
 
-    ``described_guardrails``: guardrails that could not be compared (an
-    AI-only metric with one AI arm has no arm to be compared with): the
-    reasons say so, so that "no guardrail was breached" never covers them.
+    ``described_guardrails``: the labels of the guardrails that could not be
+    compared (an AI-only metric with one AI arm has no arm to be compared
+    with): the reasons say so, so that "no guardrail was breached" never
+    covers them.
     """
     found = _decide(experiment, comparisons, srm, validation_ok, as_of, balance, cleaning)
     if not described_guardrails or found.recommendation == "investigate":

@@ -17,7 +17,7 @@ import numpy as np
 from analysis import timeline
 from analysis.aggregates import Moments
 from analysis.balance_check import balance_check
-from analysis.comparisons import EMPTY_SAMPLE, Comparison, compare_all
+from analysis.comparisons import EMPTY_SAMPLE, Comparison, Description, compare_all
 from analysis.config.experiments import Experiment, Metric, Variant
 from analysis.decision import decide
 from analysis.joint import JointMoments
@@ -54,7 +54,7 @@ def summarise(
         as_of,
         balance,
         measurement.cleaning,
-        sorted({d.metric.name for d in descriptions} & set(experiment.metrics.guardrails)),
+        described_guardrails(experiment, descriptions),
     )
     return build_results(
         experiment=experiment,
@@ -81,6 +81,15 @@ def summarise(
         descriptives=measurement,
         computed_in=measurement.computed_in,
     )
+
+
+def described_guardrails(experiment: Experiment, descriptions: Sequence[Description]) -> list[str]:
+    """The labels of the guardrails that were only described (not compared), in config order.
+
+    Labels, as the report names metrics: the decision's reasons read them.
+    """
+    described = {d.metric.name: d.metric.label for d in descriptions}
+    return [described[g] for g in experiment.metrics.guardrails if g in described]
 
 
 POOLED = "ai (pooled)"

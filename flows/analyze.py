@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +54,7 @@ from analysis.config import (
 )
 from analysis.engines import Checked, Engine, Measurement, RunOptions, engine_for
 from analysis.pipeline import summarise
+from analysis.progress import CHECKING, MEASURING, PUBLISHING, show_progress, step
 from analysis.report.links import REPORTS_URL_ENV, check_base_url, report_link
 from analysis.report.site import publish_results
 from analysis.report.summary import ATTENTION, comparison_rows, markdown_summary, nightly_markdown
@@ -74,6 +75,9 @@ EXPECTED_FAILURES: tuple[type[Exception], ...] = (
 NIGHTLY_PARALLEL = 2  # experiments analysed at once by `nightly` (deployments may change it)
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# The attribute that marks a log record as a progress line (see ConsoleProgress).
+PROGRESS_RECORD = "proof_progress"
+_PROGRESS = {PROGRESS_RECORD: True}
 
 
 def _as_of_text(value: object) -> object:
@@ -131,14 +135,40 @@ def _reports_base_url(logger: Any) -> str | None:
         return None
 
 
+class ConsoleProgress(logging.Filter):
+    """On a console handler: progress lines pass only when its stream is a terminal.
+
+    The run's log in the Prefect UI keeps them (its handler is not filtered);
+    ``PROOF_PROGRESS`` forces the choice (:func:`analysis.progress.show_progress`).
+    """
+
+    def __init__(self, handler: logging.StreamHandler[Any]) -> None:
+        super().__init__()
+        self.handler = handler
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, PROGRESS_RECORD, False) or show_progress(self.handler.stream)
+
+
+def progress_on_terminals_only() -> None:
+    """Put :class:`ConsoleProgress` on Prefect's console handlers (once each)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not any(
+            isinstance(f, ConsoleProgress) for f in handler.filters
+        ):
+            handler.addFilter(ConsoleProgress(handler))
+
+
 @contextmanager
-def _step(what: str) -> Iterator[None]:
-    """Log a long step's start and its duration, so a run is never silent for long."""
+def _step(experiment_id: str, what: str) -> Iterator[None]:
+    """Log a long step's start and its duration, so a run is never silent for long
+    at a terminal (the lines stay off a console that is not one)."""
+    progress_on_terminals_only()
     logger = get_run_logger()
-    started = time.perf_counter()
-    logger.info("%s…", what)
-    yield
-    logger.info("%s: done in %.1f s", what, time.perf_counter() - started)
+    with step(f"{experiment_id}: {what}", lambda line: logger.info(line, extra=_PROGRESS)):
+        yield
 
 
 def _worth_retrying(task: Task[Any, Any], task_run: TaskRun | None, state: State[Any]) -> bool:
@@ -162,7 +192,7 @@ def check(engine: Engine[Any], experiment: Experiment, as_of: dt.date, run_id: s
     did not answer is tried again; a refused login or a missing table is not.
     """
     try:
-        with _step(f"{experiment.id}: checking the data (quarantine, then every expectation)"):
+        with _step(experiment.id, CHECKING):
             return engine.check(experiment, as_of)
     except CriticalValidationError as exc:
         events.validation_failed(experiment.id, run_id, exc.summary)
@@ -178,7 +208,7 @@ def measure(
     as_of: dt.date,
 ) -> Measurement:
     """Per-arm statistics of the kept rows, timelines, funnel and histograms."""
-    with _step(f"{experiment.id}: measuring (per-unit metrics, timelines, per-unit checks)"):
+    with _step(experiment.id, MEASURING):
         measurement = engine.measure(checked, experiment, metrics, as_of)
     for segment in experiment.segments:
         if segment not in measurement.segments:
@@ -214,7 +244,7 @@ def analyse(
 @task(cache_policy=NO_CACHE, task_run_name="publish {results.experiment_id}")
 def publish(results: Results, out_dir: Path, checked: Checked[Any]) -> Path:
     """Publish the run; one publisher per experiment, and one index writer, at a time."""
-    with _step(f"{results.experiment_id}: rendering and publishing the report"):
+    with _step(results.experiment_id, PUBLISHING):
         return publish_results(Path(out_dir), results, checked.quarantined, get_run_logger())
 
 

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Literal, get_args
@@ -132,6 +133,15 @@ class QuietExpectedFailures(logging.Filter):
         if not record.exc_info or not record.name.startswith(self.RUN_LOGGERS):
             return True
         return not isinstance(record.exc_info[1], self.expected)
+
+
+def _progress_printer() -> Callable[[str], None]:
+    """Print progress lines to stderr when it is a terminal (PROOF_PROGRESS forces it)."""
+    from analysis.progress import show_progress
+
+    if show_progress(sys.stderr):
+        return lambda line: typer.echo(line, err=True)
+    return lambda line: None
 
 
 def _end_temporary_server_with_run() -> None:
@@ -364,12 +374,14 @@ def validate(
     from analysis.config.load import load_config
     from analysis.config.run import check_as_of
     from analysis.engines import RunOptions, engine_for
+    from analysis.progress import CHECKING, MEASURING, step
     from analysis.report.publish import write_quarantine
     from analysis.sources.errors import SourceError
     from analysis.validation_report import CriticalValidationError, format_summary
 
     asked = as_of.date() if as_of else yesterday()
     written: str | None = None
+    say = _progress_printer()
     try:
         config = load_config(config_dir)
         exp = config.experiment(experiment)
@@ -378,12 +390,14 @@ def validate(
             typer.echo(f"warning: {warning}", err=True)
         options = RunOptions(out_dir=out, revalidate=revalidate)
         engine = engine_for(exp.source, config.sources[exp.source], options)
-        checked = engine.check(exp, day)
+        with step(f"{exp.id}: {CHECKING}", say):
+            checked = engine.check(exp, day)
         report = checked.report
         if quarantine is not None:
             write_quarantine(quarantine, checked.quarantined)
             written = str(quarantine / "quarantine")
-        units = engine.measure(checked, exp, config.metrics_of(exp), day).unit_validation
+        with step(f"{exp.id}: {MEASURING}", say):
+            units = engine.measure(checked, exp, config.metrics_of(exp), day).unit_validation
         summary = (report.merge(units) if units is not None else report).summary()
     except CriticalValidationError as exc:
         summary = dict(exc.summary)
@@ -454,6 +468,19 @@ def _print_summaries(summaries: list[dict[str, str]]) -> None:
             typer.echo(f"{s['experiment_id']}: {s['decision']} — {s['report']}")
 
 
+DEMO_UNITS = 100_000
+DEMO_SEED = 7
+
+
+def demo_clean(experiment_ids: Iterable[str]) -> list[str]:
+    """The experiments the demo simulates clean: every one but the first, by id.
+
+    The first keeps the injected defects, to show what the report says about
+    them; the others are clean, to show what a healthy experiment looks like.
+    """
+    return sorted(experiment_ids)[1:]
+
+
 @app.command(short_help="Simulate demo data if missing, then run the nightly flow.")
 def demo(
     config_dir: ConfigDir = Path("configs"),
@@ -463,7 +490,7 @@ def demo(
         typer.Option(
             min=10, metavar="N", help="Units per experiment if demo data must be simulated."
         ),
-    ] = 100_000,
+    ] = DEMO_UNITS,
     debug: Debug = False,
 ) -> None:
     """Simulate demo data into the embedded DuckDB if it is missing, then run the nightly flow."""
@@ -477,16 +504,14 @@ def demo(
         _fail(str(exc), exc, debug=debug)
         return
     if demo_data_missing(config.sources):
-        # The first experiment keeps the injected defects, to show what the report says
-        # about them; the others are clean, to show what a healthy experiment looks like.
         simulate(
             config_dir=config_dir,
             units=units,
             as_of=None,
-            seed=7,
+            seed=DEMO_SEED,
             experiment=None,
             aa=False,
-            clean=sorted(config.experiments)[1:],
+            clean=demo_clean(config.experiments),
             fmt="duckdb",
             out=None,
         )

@@ -461,7 +461,10 @@ def test_kill_9_during_publish_blocks_nothing_and_loses_nothing(
 
     # 3. One normal run: no wait, every served run intact, the index complete, no leftovers
     started = time.monotonic()
-    final = _proof_run(env, tmp_path / "final.log", *common, "--run-id", "final")
+    # its log is a file, not a terminal: the progress lines are asked for (PROOF_PROGRESS)
+    final = _proof_run(
+        env | {"PROOF_PROGRESS": "1"}, tmp_path / "final.log", *common, "--run-id", "final"
+    )
     try:
         assert final.wait(timeout=max(300, 3 * to_publish)) == 0, (
             tmp_path / "final.log"

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from analysis.config import load_config
 from analysis.devtools.simulate import simulate
+from analysis.devtools.simulate.writers import write_duckdb
+from analysis.engines import RunOptions, engine_for
+from analysis.pipeline import summarise
 from analysis.quarantine import collect_tables
+from analysis.report.health import health_problems
+from analysis.report.site import publish_results
 from analysis.validation.experiment import check_experiment
-from flows.cli import app
+from flows.cli import DEMO_SEED, DEMO_UNITS, app, demo_clean
+from tests.conftest import make_config_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = load_config(ROOT / "configs")
@@ -57,3 +66,47 @@ def test_simulate_clean_option_checks_its_ids(tmp_path: Path) -> None:
             "(SELECT unit_id FROM assignments WHERE experiment_id = 'smart-compose')"
         ).fetchall()[0:1][0]
     assert copies == 0  # no duplicate event ids in the clean experiment
+
+
+@pytest.mark.parametrize("as_of", [AS_OF, None], ids=["mid-run", "planned-end"])
+def test_the_demos_clean_experiment_gets_a_report_with_no_warning(
+    tmp_path: Path, as_of: dt.date | None
+) -> None:
+    """`proof demo`'s clean experiment, run as a run does, on the demo's data: no banner.
+
+    The demo's own units and seed; the data through a day mid-run, and through the
+    planned end (the report the demo shows once the experiment has ended).
+    """
+    config_dir = make_config_dir(tmp_path)  # the `warehouse` DuckDB under tmp_path
+    config = load_config(config_dir)
+    assert demo_clean(config.experiments) == ["smart-compose"]
+    experiment = config.experiment("smart-compose")
+    day = experiment.data_through(as_of or experiment.end or AS_OF)
+    data = simulate([experiment], DEMO_UNITS, day, DEMO_SEED, clean={experiment.id})
+    write_duckdb(tmp_path / "data" / "warehouse.duckdb", data)
+    engine = engine_for(experiment.source, config.sources[experiment.source], RunOptions())
+    checked = engine.check(experiment, day)
+    metrics = config.metrics_of(experiment)
+    measured = engine.measure(checked, experiment, metrics, day)
+    assert measured.unit_validation is not None
+    validation = checked.report.merge(measured.unit_validation).summary()
+    now = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6), dt.UTC)
+    results = summarise(
+        experiment, metrics, measured, validation, "demo", day, now, checked.rows_quarantined
+    )
+    run_dir = publish_results(
+        tmp_path / "reports", results, checked.quarantined, logging.getLogger(__name__)
+    )
+
+    published = json.loads((run_dir / "results.json").read_text())
+    checks = published["validation"]
+    assert checks["success"] is True
+    assert [f for f in checks["failed_expectations"] if f["severity"] == "warning"] == []
+    assert checks["failed_expectations"] == []
+    assert published["data"]["quarantined_rows"] == 0
+    assert health_problems(published) == []  # the index's list of problems
+    report = (run_dir / "report.html").read_text()
+    assert 'class="alert-hint"' not in report  # no "N health warnings below"
+    assert 'role="alert"' not in report  # no banner
+    assert 'class="ok-line"' in report  # the green line of the checks that passed
+    assert f"all {checks['expectations_evaluated']:,} data checks passed" in report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 from analysis.comparisons import compare_all
@@ -12,6 +13,7 @@ from analysis.devtools.simulate import simulate
 from analysis.engines.polars_measure import measure
 from analysis.pipeline import summarise
 from analysis.quarantine import collect_tables
+from analysis.report.summary import markdown_summary
 from analysis.stats.srm import srm_test
 from analysis.validation.experiment import check_experiment
 
@@ -63,11 +65,32 @@ def test_the_reasons_never_say_no_guardrail_was_breached_over_an_uncompared_one(
     assert "Not compared: the guardrail ai_latency_p95 is AI-only" in noted.reasons[-1]
 
 
+def _ids_shown(text: str) -> list[str]:
+    """The metric ids (snake_case) in ``text`` of the metrics whose label is not their id."""
+    return [
+        name
+        for name, metric in CONFIG.metrics.items()
+        if metric.label != name and re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text)
+    ]
+
+
 def test_a_whole_analysis_names_the_described_guardrails_in_its_reasons() -> None:
     experiment, metrics, measured, validation, now = _analysed()
     results = summarise(experiment, metrics, measured, validation, "r1", AS_OF, now)
     reasons = " ".join(results.decision.reasons)
     described = [g for g in experiment.metrics.guardrails if CONFIG.metrics[g].ai_only]
     assert described
-    assert all(name in reasons.split("Not compared:")[-1] for name in described)
+    not_compared = reasons.split("Not compared:")[-1]
+    # by the labels the report shows (AI latency p95 (ms)), not the ids (ai_latency_p95)
+    assert all(CONFIG.metrics[name].label in not_compared for name in described)
+    assert _ids_shown(reasons) == []
     assert "No guardrail was breached" not in reasons
+
+
+def test_the_summary_artifact_names_metrics_by_their_labels() -> None:
+    experiment, metrics, measured, validation, now = _analysed()
+    results = summarise(experiment, metrics, measured, validation, "r1", AS_OF, now)
+    text = markdown_summary(results, "file:///r/report.html")
+    assert "Not compared: the guardrails " in text  # the reason that named ids before
+    assert _ids_shown(text) == []
+    assert CONFIG.metrics[experiment.metrics.primary].label in text

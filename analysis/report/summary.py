@@ -39,18 +39,31 @@ def _cells(c: ComparisonRecord) -> dict[str, str]:
 
 
 def _row(c: ComparisonRecord) -> str:
+    """A primary comparison in five short columns: metric, arms, lift [interval], p, verdict.
+
+    The Prefect UI cuts a wide markdown table off at the right; the basis the
+    verdict read goes under the table instead (:func:`_basis_line`).
+    """
     cells = _cells(c)
-    view = basis_view(c)
-    shown = (
-        cells["metric"],
-        cells["arms"],
-        cells["lift"],
-        f"{cells['interval']} ({view.ci_kind})",
-        cells["p (adjusted)"],
-        cells["verdict"],
-        BASIS_TEXT.get(view.basis, view.basis),
-    )
+    estimate = f"{cells['lift']} {cells['interval']}"
+    shown = (cells["metric"], cells["arms"], estimate, cells["p (adjusted)"], cells["verdict"])
     return "| " + " | ".join(_cell(x) for x in shown) + " |"
+
+
+def _basis_line(comparisons: Sequence[ComparisonRecord]) -> str | None:
+    """Which test the primary numbers come from, once (per pair of arms when they differ)."""
+    bases = [(c, BASIS_TEXT.get(b, b)) for c in comparisons for b in [basis_view(c).basis]]
+    if not bases:
+        return None
+    if len({text for _, text in bases}) == 1:
+        read = bases[0][1]
+    else:
+        read = "; ".join(f"{c.treatment} vs {c.control}: {text}" for c, text in bases)
+    return f"Basis of the verdict: {read}; p is adjusted for multiple comparisons."
+
+
+def _confidence(alpha: float | None) -> str:
+    return f"{(1 - alpha) * 100:.4g}% CI" if alpha is not None and 0 < alpha < 1 else "CI"
 
 
 def _validation_line(validation: ValidationRecord) -> str:
@@ -87,10 +100,14 @@ def markdown_summary(results: Results | Mapping[str, Any], report_url: str | Non
         "",
         "## Primary metric",
         "",
-        "| metric | arms | lift | CI | p | verdict | basis |",
-        "|---|---|---|---|---|---|---|",
+        f"| metric | arms | lift [{_confidence(r.experiment.alpha)}] | p | verdict |",
+        "|---|---|---|---|---|",
     ]
-    lines.extend(_row(c) for c in primary_comparisons(r))
+    primary = primary_comparisons(r)
+    lines.extend(_row(c) for c in primary)
+    basis = _basis_line(primary)
+    if basis:
+        lines += ["", basis]
     flagged = "**flagged**" if srm.flagged else "not flagged"
     units = r.data.units
     lines += [

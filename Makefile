@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV := VIRTUAL_ENV=$(VENV) UV_LINK_MODE=copy $(BIN)/uv pip
 
-.PHONY: demo test lint bench ui serve clean help calibrate
+.PHONY: demo test lint bench ui serve clean help calibrate java
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -14,12 +14,21 @@ help:  ## list the targets
 # the pinned uv by hash, uv installs the lock by hash with --no-deps, then Proof itself.
 # --compile-bytecode: every `proof run` process and Prefect server then imports compiled
 # modules (importing prefect, scipy and GX: 15.9 s -> 7.0 s here), which the tests start by dozens.
-$(STAMP): requirements/dev.txt requirements/uv.txt pyproject.toml
+$(STAMP): requirements/dev.txt requirements/spark.txt requirements/uv.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements/uv.txt
 	$(UV) install --quiet --no-deps --require-hashes --compile-bytecode -r requirements/dev.txt
+	# pyspark is a source archive (no wheel): built with the setuptools dev.txt just installed
+	$(UV) install --quiet --no-deps --require-hashes --no-build-isolation -r requirements/spark.txt
+	@command -v java >/dev/null || $(MAKE) --no-print-directory java
 	$(UV) install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# The spark source runs Spark on Java 17 (Debian's). Without root or apt the Spark tests
+# skip and say why; everything else works without Java.
+java:  ## install Java 17 for the spark source (Debian's openjdk-17-jre-headless; needs root)
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless) \
+	  || echo "Java could not be installed here: the spark source and its tests are skipped"
 
 demo: $(STAMP)  ## simulate demo data if missing, run the nightly flow, print where the report is
 	$(BIN)/proof demo

@@ -35,7 +35,7 @@ import duckdb
 import polars as pl
 
 from analysis import settings
-from analysis.config.sources import DuckDBSource, FileSource, SqlSource
+from analysis.config.sources import DuckDBSource, FileSource, SparkSource, SqlSource, is_path
 from analysis.sources.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ STATE_VERSION = 1
 _DAY = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
 _SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
-AnySource = DuckDBSource | FileSource | SqlSource
+AnySource = DuckDBSource | FileSource | SqlSource | SparkSource
 
 
 @dataclass(frozen=True)
@@ -206,6 +206,12 @@ def source_fingerprint(source: AnySource) -> Fingerprint:
     if isinstance(source, DuckDBSource):
         return duckdb_fingerprint(source)
     if isinstance(source, FileSource):
+        return files_fingerprint([source.assignments, source.events])
+    if isinstance(source, SparkSource):
+        tables = [v for v in (source.assignments, source.events) if not is_path(v)]
+        if tables:
+            msg = f"tables of Spark's catalog ({', '.join(tables)}) cannot be watched: only files"
+            raise SourceError(msg)
         return files_fingerprint([source.assignments, source.events])
     return sql_fingerprint(source)
 

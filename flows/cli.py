@@ -8,6 +8,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -18,6 +19,12 @@ import typer
 from analysis.config.run import yesterday
 from analysis.report.links import REPORTS_URL_ENV
 from flows.runs_cli import runs_app
+
+# GX imports pyspark where the spark extra is installed, and pyspark warns that it does not
+# yet support pandas 3: Proof hands Spark no pandas frame, so the warning says nothing to a user.
+warnings.filterwarnings(
+    "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+)
 
 app = typer.Typer(
     name="proof",

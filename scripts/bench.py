@@ -22,6 +22,10 @@ file, then runs, each in a fresh process so peak memory is per stage:
 * ``push-down run`` — the whole ``proof run --no-cache`` process with the
   source's ``pushdown: true`` and ``memory_limit`` (PUSHDOWN_MEMORY): quarantine,
   GX and the aggregation inside DuckDB, which spills beyond the limit;
+* ``spark run`` — the whole ``proof run --no-cache`` process on a ``spark``
+  source (``local[2]``: a Spark session in the run's process with two worker
+  threads) over the same rows exported to parquet, at sizes up to
+  SPARK_MAX_EVENTS; the peak is the run's process tree (the JVM included);
 * ``nightly run`` — the whole ``proof run`` process the morning after one new
   day landed: the night before ran on the data up to the day before, so its
   validation and partials are cached; the new day and the newly exposed
@@ -280,6 +284,37 @@ def _proof_run(config_dir: Path, out: Path, as_of: dt.date, *extra: str) -> dict
 
 #: DuckDB's memory limit for the push-down run (the source's ``memory_limit``).
 PUSHDOWN_MEMORY = "8GB"
+#: The largest size with a ``spark run`` (Spark is there for clusters; local[2] at 30M
+#: events would take the bench's time without saying more).
+SPARK_MAX_EVENTS = 1.2e7
+
+
+def _as_parquet(db: Path, folder: Path) -> Path:
+    """Both tables of the DuckDB file as parquet files under ``folder``."""
+    import duckdb
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(db), read_only=True) as con:
+        for table in ("assignments", "events"):
+            con.execute(f"COPY {table} TO '{folder / table}.parquet' (FORMAT parquet)")
+    return folder
+
+
+def spark_run(db: Path, tmp: Path) -> dict[str, Any]:
+    """``proof run --no-cache`` on a ``spark`` source (``local[2]``) over ``db``'s rows."""
+    files = _as_parquet(db, tmp / "lake")
+    config_dir = _config_dir(
+        tmp, "configs-spark",
+        "    kind: spark\n    master: local[2]\n"
+        f"    assignments: {files}/assignments.parquet\n"
+        f"    events: {files}/events.parquet\n",
+    )  # fmt: skip
+    try:
+        return _proof_run(config_dir, tmp / "reports-spark", AS_OF, "--no-cache")
+    finally:
+        import shutil
+
+        shutil.rmtree(files, ignore_errors=True)
 
 
 def _config_dir(tmp: Path, name: str, source: str) -> Path:
@@ -316,6 +351,9 @@ def whole_runs(db: Path, tmp: Path, *, big: bool) -> dict[str, Any]:
             }
             if big:
                 return found
+            if _events_in(db) <= SPARK_MAX_EVENTS:
+                print("  spark run…", flush=True)
+                found["spark run"] = spark_run(db, tmp)
             print("  cold run, nightly run…", flush=True)
             shutil.copyfile(db, live)
             cold = _proof_run(config_dir, out, AS_OF, "--no-cache")

@@ -109,9 +109,16 @@ def uv_roots() -> list[str]:
     ]
 
 
+def extra_roots(extra: str) -> list[str]:
+    """The requirements of one extra alone (its lock is installed beside dev.txt)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return list(project["optional-dependencies"][extra])
+
+
 LOCKS = {
     "main.txt": project_roots(),
     "dev.txt": project_roots(["dev"]),
+    "spark.txt": extra_roots("spark"),
     "uv.txt": uv_roots(),
 }
 
@@ -132,6 +139,16 @@ def test_runtime_lock_is_the_dev_lock_without_dev_tools() -> None:
     main = read_lock((REQUIREMENTS / "main.txt").read_text())
     dev = read_lock((REQUIREMENTS / "dev.txt").read_text())
     assert {name: dev.get(name) for name in main} == main
+
+
+def test_spark_lock_pins_nothing_the_main_lock_pins_otherwise() -> None:
+    """spark.txt is installed after dev.txt, so it must not move any version dev.txt set."""
+    dev = read_lock((REQUIREMENTS / "dev.txt").read_text())
+    spark = read_lock((REQUIREMENTS / "spark.txt").read_text())
+    assert "pyspark" in spark
+    assert {name: dev[name] for name in spark if name in dev} == {
+        name: pin for name, pin in spark.items() if name in dev
+    }
 
 
 def without_pin(text: str, name: str) -> str:
@@ -181,6 +198,6 @@ def test_makefile_installs_every_lock_without_resolving() -> None:
         for line in (ROOT / "Makefile").read_text().splitlines()
         if re.search(r"\binstall\b", line) and ("pip" in line or "$(UV)" in line)
     ]
-    assert len(installs) == 3
+    assert len(installs) == 4  # uv, dev.txt, spark.txt, Proof itself
     assert all("--no-deps" in line for line in installs), installs
-    assert sum("--require-hashes" in line for line in installs) == 2
+    assert sum("--require-hashes" in line for line in installs) == 3

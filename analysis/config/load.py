@@ -23,7 +23,14 @@ from pydantic import BaseModel, ValidationError
 
 from analysis.config.base import ConfigError, Identifier, _Strict
 from analysis.config.experiments import Experiment, Metric
-from analysis.config.sources import DuckDBSource, FileSource, Source, SqlSource
+from analysis.config.sources import (
+    AnySource,
+    DuckDBSource,
+    FileSource,
+    Source,
+    SparkSource,
+    is_path,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -42,7 +49,7 @@ class ProofConfig:
 
     config_dir: Path
     metrics: Mapping[str, Metric]
-    sources: Mapping[str, DuckDBSource | FileSource | SqlSource]
+    sources: Mapping[str, AnySource]
     experiments: Mapping[str, Experiment]
 
     def experiment(self, experiment_id: str) -> Experiment:
@@ -193,10 +200,10 @@ def load_metrics(path: Path) -> dict[str, Metric]:
     }
 
 
-def load_sources(path: Path) -> dict[str, DuckDBSource | FileSource | SqlSource]:
+def load_sources(path: Path) -> dict[str, AnySource]:
     raw = _validate(_SourcesFile, _read_yaml(path), path)
     config_dir = path.parent
-    resolved: dict[str, DuckDBSource | FileSource | SqlSource] = {}
+    resolved: dict[str, AnySource] = {}
     for name, source in raw.sources.items():
         if isinstance(source, DuckDBSource):
             update: dict[str, object] = {"path": Path(_resolve(config_dir, source.path))}
@@ -204,6 +211,12 @@ def load_sources(path: Path) -> dict[str, DuckDBSource | FileSource | SqlSource]
             update = {
                 "assignments": _resolve(config_dir, source.assignments),
                 "events": _resolve(config_dir, source.events),
+            }
+        elif isinstance(source, SparkSource):
+            update = {
+                role: _resolve(config_dir, value)
+                for role, value in (("assignments", source.assignments), ("events", source.events))
+                if is_path(value)
             }
         else:
             update = {}

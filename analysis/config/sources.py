@@ -1,16 +1,18 @@
 """The models of ``sources.yaml``: where an experiment's data is (contract section 4).
 
-A DuckDB file, parquet or CSV files (paths or globs), or a SQL database whose
-URI an environment variable holds; each may map the contract's columns to its
-own (``columns:``).
+A DuckDB file, parquet or CSV files (paths or globs), a SQL database whose
+URI an environment variable holds, or Apache Spark (parquet paths or tables);
+each may map the contract's columns to its own (``columns:``).
+:meth:`relations` names the two tables as the source's SQL reads them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from analysis.config.base import _Strict
 
@@ -45,6 +47,10 @@ class DuckDBSource(_Strict):
             "(default: DuckDB's, 80% of RAM); beyond it DuckDB spills to disk."
         ),
     )
+
+    def relations(self) -> Mapping[str, str]:
+        """Each role's table, as the source's SQL names it."""
+        return {"assignments": self.assignments, "events": self.events}
 
 
 class FileSource(_Strict):
@@ -87,5 +93,69 @@ class SqlSource(_Strict):
             raise ValueError(f"unknown SQL dialect {value!r} (known: {', '.join(known)})")
         return value
 
+    def relations(self) -> Mapping[str, str]:
+        """Each role's table, as the source's SQL names it."""
+        return {"assignments": self.assignments, "events": self.events}
 
-Source = Annotated[DuckDBSource | FileSource | SqlSource, Field(discriminator="kind")]
+
+def is_path(value: str) -> bool:
+    """A spark source's table given as files (a path, a glob or a URL), not a table name."""
+    return "/" in value or "*" in value or value.endswith(".parquet")
+
+
+class SparkSource(_Strict):
+    """Apache Spark: the run's SQL runs in a Spark session (always pushed down)."""
+
+    kind: Literal["spark"]
+    master: str = Field(
+        default="local[2]",
+        description=(
+            "Spark master: local[N] (a session in this process with N workers), "
+            "spark://host:7077, yarn, k8s://…; a master whose URL carries a "
+            "token goes in master_env instead."
+        ),
+    )
+    master_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description=(
+            "Name of an environment variable holding the master (instead of master), "
+            "for a URL with credentials: it is never written to a log or a report."
+        ),
+    )
+    assignments: str = Field(
+        description=(
+            "A parquet path or glob (relative to the config dir, or a URL such as "
+            "s3a://bucket/assignments/) or the name of a table in Spark's catalog."
+        )
+    )
+    events: str = Field(description="As assignments.")
+    columns: dict[str, str] = Field(default_factory=dict)
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Spark settings for the session (spark.executor.memory: 4g, …); "
+            "not for credentials, which Spark reads from the environment."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_master(self) -> SparkSource:
+        if self.master_env is not None and "master" in self.model_fields_set:
+            raise ValueError("give master or master_env, not both")
+        return self
+
+    def relations(self) -> Mapping[str, str]:
+        """Each role's table: a table name as it is, files under the view the session
+        registers for them (:func:`analysis.sql.spark.open_spark`)."""
+        return {
+            role: (f"proof_source_{role}" if is_path(value) else value)
+            for role, value in (("assignments", self.assignments), ("events", self.events))
+        }
+
+
+#: The sources the database engine runs inside (``pushdown``; Spark always).
+DatabaseSource = DuckDBSource | SqlSource | SparkSource
+AnySource = DuckDBSource | FileSource | SqlSource | SparkSource
+
+Source = Annotated[DuckDBSource | FileSource | SqlSource | SparkSource, Field(discriminator="kind")]

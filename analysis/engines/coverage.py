@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from analysis.config.experiments import Experiment
-from analysis.config.sources import DuckDBSource, FileSource, SqlSource
+from analysis.config.sources import AnySource, FileSource, SparkSource
 from analysis.engines.base import RunOptions
-from analysis.sources.coverage import EventCoverage, event_coverage
+from analysis.sources.coverage import EventCoverage, coverage_on, event_coverage
 from analysis.sources.errors import SourceError
+from analysis.sql.aggregate_connect import Connection
 
 
 def coverage_window(experiment: Experiment, as_of: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -21,14 +22,25 @@ def coverage_window(experiment: Experiment, as_of: dt.date) -> tuple[dt.datetime
 
 def coverage_of(
     source_name: str,
-    source: DuckDBSource | FileSource | SqlSource,
+    source: AnySource,
     experiment: Experiment,
     as_of: dt.date,
     options: RunOptions,
+    connection: Connection | None = None,
 ) -> EventCoverage | None:
-    """The count, or None with a warning in the log when the source cannot count them."""
+    """The count, or None with a warning in the log when the source cannot count them.
+
+    On the run's ``connection`` where it has one (DuckDB, Spark): the files of
+    a Spark source are views of its session only.
+    """
     since, until = coverage_window(experiment, as_of)
     try:
+        if connection is not None and not isinstance(source, FileSource):
+            found = coverage_on(connection.execute, connection.dialect, source_name, source,
+                                since, until)  # fmt: skip
+            return found
+        if isinstance(source, SparkSource):
+            raise SourceError(f"source {source_name!r}: Spark counts on the run's session")
         return event_coverage(source_name, source, since, until)
     except SourceError as exc:
         options.log(f"cannot count unassigned events: {exc}")

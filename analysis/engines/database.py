@@ -1,6 +1,7 @@
 """The database engine: the run computes where the data lives (DuckDB files, PostgreSQL).
 
-For ``sql`` and ``duckdb`` sources with ``pushdown: true``. Rows are never
+For ``sql`` and ``duckdb`` sources with ``pushdown: true``, and ``spark`` sources
+(:mod:`analysis.sql.spark`: the same SQL in Spark's dialect). Rows are never
 read into Proof; only the quarantined rows and sufficient statistics come back:
 
 1. :meth:`DatabaseEngine.check` opens the database once and describes both
@@ -16,10 +17,11 @@ read into Proof; only the quarantined rows and sufficient statistics come back:
    checks the per-unit metric table where it is computed
    (:func:`analysis.sql.gx.validate_unit_metrics_sql`).
 
-On DuckDB one connection serves the run from :meth:`DatabaseEngine.check` to
-the end of :meth:`DatabaseEngine.measure` (which closes it): the labelled rows,
-the in-window events and the per-unit table are each kept once in its
-temporary tables, and GX borrows it to read them. A run that stops between
+On DuckDB and Spark one connection (on Spark, a session) serves the run from
+:meth:`DatabaseEngine.check` to the end of :meth:`DatabaseEngine.measure`
+(which closes it): the labelled rows, the in-window events and the per-unit
+table are each kept once on it (temporary or cached tables), and GX borrows
+it to read them. A run that stops between
 the two leaves it to be closed when the ``Checked`` is collected.
 
 What it does not compute would be listed in :data:`NOT_AVAILABLE` and recorded
@@ -35,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from analysis.config.experiments import Experiment, Metric
-from analysis.config.sources import DuckDBSource, SqlSource
+from analysis.config.sources import DatabaseSource, SqlSource
 from analysis.engines.base import GX_LOCK, Checked, RunOptions
 from analysis.engines.coverage import coverage_of
 from analysis.measurement import ComputedIn, Measurement
@@ -57,7 +59,7 @@ class DatabaseEngine:
     """Checks and measures inside the database; ``suite_dir`` holds the GX suites."""
 
     source_name: str
-    source: DuckDBSource | SqlSource
+    source: DatabaseSource
     options: RunOptions
     suite_dir: Path = DEFAULT_SUITE_DIR
 
@@ -76,14 +78,15 @@ class DatabaseEngine:
         :meth:`measure`, which closes it: the quarantine's labelled rows are
         kept once on it for the whole run.
         """
-        db = Database.open(self.source_name, self.source)  # tables and columns; no row is read
         con = open_connection(self.source_name, self.source, self._dialect)
         if con.keep is None:
             con.close()
-        else:
-            db = replace(db, connection=con)
         try:
-            coverage = coverage_of(self.source_name, self.source, experiment, as_of, self.options)
+            # tables and columns; no row is read
+            db = Database.open(self.source_name, self.source, con if con.keep else None)
+            coverage = coverage_of(
+                self.source_name, self.source, experiment, as_of, self.options, db.connection
+            )
             now = self.options.clock()
             with GX_LOCK:
                 held, report = check_experiment_sql(

@@ -18,7 +18,8 @@ from typing import Literal
 import polars as pl
 
 from analysis.config.experiments import Experiment, Metric
-from analysis.config.sources import DuckDBSource, FileSource, SqlSource
+from analysis.config.sources import AnySource, SparkSource
+from analysis.sources.errors import SourceError
 from analysis.sources.read import read_experiment
 
 __all__ = ["Finding", "check_against_data"]
@@ -44,7 +45,7 @@ def _events_of(metrics: Sequence[Metric]) -> dict[str, list[str]]:
 
 def check_against_data(
     source_name: str,
-    source: DuckDBSource | FileSource | SqlSource,
+    source: AnySource,
     experiment: Experiment,
     metrics: Sequence[Metric],
     as_of: dt.date,
@@ -52,8 +53,15 @@ def check_against_data(
     """What a run of ``experiment`` as of ``as_of`` would miss in its data.
 
     Raises what reading the source raises (:class:`~analysis.sources.errors.SourceError`:
-    a missing table or column, an unreachable database).
+    a missing table or column, an unreachable database). It reads the
+    experiment's rows into memory, which a Spark source is for not doing:
+    there it says to use ``proof validate``, which runs inside Spark.
     """
+    if isinstance(source, SparkSource):
+        raise SourceError(
+            f"source {source_name!r}: proof check reads the experiment's rows into memory and "
+            "does not run on a spark source; `proof validate` checks it inside Spark"
+        )
     tables = read_experiment(source_name, source, experiment.id)
     columns = tables.assignments.collect_schema().names()
     end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), dt.UTC)

@@ -7,13 +7,14 @@ count runs in the database for DuckDB and SQL sources, with polars for files.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
 import polars as pl
 
 from analysis import settings
-from analysis.config.sources import DuckDBSource, FileSource
+from analysis.config.sources import DatabaseSource, DuckDBSource, FileSource
 from analysis.sources.conform import conform
 from analysis.sources.connect import check_login, check_reachable
 from analysis.sources.errors import SourceError, _driver_error, redact
@@ -79,6 +80,21 @@ def event_coverage(
             f"source {name!r}: cannot count unassigned events ({type(exc).__name__}: {why})"
         ) from None
     return EventCoverage(int(row[0]), int(row[1] or 0), tuple(str(x) for x in found))
+
+
+def coverage_on(
+    execute: Callable[[str], pl.DataFrame],
+    dialect: str,
+    name: str,
+    source: DatabaseSource,
+    since: dt.datetime,
+    until: dt.datetime,
+) -> EventCoverage:
+    """:func:`event_coverage`, counted on a run's open connection (``execute``, ``dialect``)."""
+    q_counts, q_examples = _coverage_queries(name, source, since, until, dialect)
+    events, unassigned = execute(q_counts).row(0)
+    examples = execute(q_examples).to_series() if unassigned else pl.Series([], dtype=pl.String)
+    return EventCoverage(int(events), int(unassigned or 0), tuple(str(x) for x in examples))
 
 
 def _file_coverage(

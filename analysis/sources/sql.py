@@ -15,7 +15,7 @@ import urllib.parse
 
 from sqlglot import exp
 
-from analysis.config.sources import DuckDBSource, FileSource, SqlSource
+from analysis.config.sources import DatabaseSource, DuckDBSource, FileSource, SqlSource
 from analysis.sources.errors import SourceError
 
 _SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -119,7 +119,7 @@ def _events_query(
 
 def _coverage_queries(
     name: str,
-    source: DuckDBSource | SqlSource,
+    source: DatabaseSource,
     since: dt.datetime,
     until: dt.datetime,
     dialect: str | None,
@@ -129,7 +129,8 @@ def _coverage_queries(
     ts = _col(source.columns.get("ts", "ts"), "e")
     unit, key = _col(unit_name, "e"), _col("u", "a")
     units = exp.select(exp.alias_(_col(unit_name), "u", quoted=True)).distinct()
-    units = units.from_(_sql_table(name, "assignments", source.assignments))
+    relations = source.relations()
+    units = units.from_(_sql_table(name, "assignments", relations["assignments"]))
     in_period = exp.and_(
         ts >= _timestamp(since), ts.copy() < _timestamp(until), exp.not_(unit.is_(exp.null()))
     )
@@ -137,7 +138,7 @@ def _coverage_queries(
     def joined(*columns: exp.Expr) -> exp.Select:
         return (
             exp.select(*columns)
-            .from_(_aliased(_sql_table(name, "events", source.events), "e"))
+            .from_(_aliased(_sql_table(name, "events", relations["events"]), "e"))
             .join(units.subquery(_ident("a")), on=unit.copy().eq(key.copy()), join_type="left")
             .where(in_period.copy())
         )

@@ -34,7 +34,7 @@ from sqlglot import exp
 
 from analysis.aggregates import Moments
 from analysis.config.experiments import Experiment, Metric
-from analysis.config.sources import DuckDBSource, SqlSource
+from analysis.config.sources import DatabaseSource, DuckDBSource
 from analysis.measurement import ArmData, Cleaning, Histogram
 from analysis.metrics import quantile_events
 from analysis.sources.errors import SourceError
@@ -201,7 +201,7 @@ def compile_queries(
 
 def measure_in_database(
     source_name: str,
-    source: DuckDBSource | SqlSource,
+    source: DatabaseSource,
     experiment: Experiment,
     metrics: Sequence[Metric],
     as_of: dt.date,
@@ -257,7 +257,7 @@ def measure_in_database(
 def _measure(
     con: Connection,
     source_name: str,
-    source: DuckDBSource | SqlSource,
+    source: DatabaseSource,
     experiment: Experiment,
     metrics: Sequence[Metric],
     as_of: dt.date,
@@ -269,7 +269,7 @@ def _measure(
     dims, has_value = introspect_dims(
         source_name, source, experiment, con.execute, dialect, con.redact
     )
-    tables = {"assignments": source.assignments, "events": source.events}
+    tables = dict(source.relations())
 
     def scope_over(relations: Mapping[str, exp.Query] | None) -> Scope:
         return make_scope(

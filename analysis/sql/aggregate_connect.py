@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from analysis import schema
 from analysis.config.experiments import Experiment
-from analysis.config.sources import DuckDBSource, SqlSource
+from analysis.config.sources import DatabaseSource, DuckDBSource, SparkSource
 from analysis.sources.conform import conform, require_columns
 from analysis.sources.connect import check_reachable, connect_duckdb, sql_uri, without_nested_loops
 from analysis.sources.errors import SourceError
@@ -73,7 +73,7 @@ def dialect_of(uri: str) -> str:
 
 def introspect_dims(
     source_name: str,
-    source: DuckDBSource | SqlSource,
+    source: DatabaseSource,
     experiment: Experiment,
     execute: Execute,
     dialect: str,
@@ -81,7 +81,7 @@ def introspect_dims(
 ) -> tuple[list[str], bool]:
     found: dict[str, pl.DataFrame] = {}
     for role in ("assignments", "events"):
-        name = getattr(source, role)
+        name = source.relations()[role]
         query = sqlglot.select(exp.Star()).from_(table(name)).where(eq(integer(1), integer(0)))
         try:
             found[role] = execute(query.sql(dialect=dialect))
@@ -123,7 +123,7 @@ class Connection:
 
 @contextmanager
 def connection(
-    source_name: str, source: DuckDBSource | SqlSource, dialect: str | None
+    source_name: str, source: DatabaseSource, dialect: str | None
 ) -> Iterator[Connection]:
     """The connection of one push-down run (:func:`open_connection`), closed on leaving."""
     opened = open_connection(source_name, source, dialect)
@@ -133,10 +133,12 @@ def connection(
         opened.close()
 
 
-def open_connection(
-    source_name: str, source: DuckDBSource | SqlSource, dialect: str | None
-) -> Connection:
+def open_connection(source_name: str, source: DatabaseSource, dialect: str | None) -> Connection:
     """The connection of one push-down run; the caller closes it."""
+    if isinstance(source, SparkSource):
+        from analysis.sql.spark import open_spark  # pyspark only where a source asks
+
+        return open_spark(source_name, source)
     if isinstance(source, DuckDBSource):
         return _duckdb_connection(connect_duckdb(source_name, source), dialect or "duckdb")
     uri = sql_uri(source_name, source)

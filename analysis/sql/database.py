@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,10 +25,11 @@ import sqlalchemy as sa
 from sqlglot import exp
 
 from analysis import schema
-from analysis.config.sources import DuckDBSource, SqlSource
+from analysis.config.sources import DatabaseSource, DuckDBSource, SparkSource, SqlSource
 from analysis.sources.connect import check_reachable, connect_duckdb, sql_uri, without_nested_loops
 from analysis.sources.errors import SourceError, SourceSchemaError, redact
 from analysis.sql.aggregate_connect import Connection
+from analysis.sql.spark import SPARK_TYPES, spark_master
 
 __all__ = [
     "DIALECT",
@@ -166,8 +168,14 @@ class Database:
         return {"creator": create}
 
     @classmethod
-    def open(cls, source: str, src: SqlSource | DuckDBSource) -> Database:
+    def open(
+        cls, source: str, src: DatabaseSource, connection: Connection | None = None
+    ) -> Database:
         """Connect once and describe both tables: the handle a run passes around.
+
+        ``connection``: the run's open connection, which the handle carries
+        (:attr:`connection`); a Spark source is described on it (its session
+        holds the views of its files), the others through SQLAlchemy.
 
         Raises:
             SourceError: an unset variable, a URI that is not PostgreSQL, a
@@ -175,9 +183,14 @@ class Database:
                 naming the source (never the URI's credentials).
             SourceSchemaError: a required column is missing.
         """
-        db = database(source, src)
+        db = replace(database(source, src), connection=connection)
+        if isinstance(src, SparkSource):
+            if connection is None:
+                raise ValueError(f"source {source!r}: a Spark source is described on its session")
+            return replace(db, described=reflect(source, src, _described_on(connection), db.uri))
         with _engine(db) as engine:
-            return replace(db, described=reflect(source, src, engine))
+            types = partial(_catalog_types, engine)
+            return replace(db, described=reflect(source, src, types, str(engine.url)))
 
     @property
     def tables(self) -> Mapping[str, SqlTable]:
@@ -195,6 +208,8 @@ class Database:
 
     @property
     def types(self) -> Mapping[str, tuple[str, ...]]:
+        if self.dialect == "spark":
+            return SPARK_TYPES
         return DUCKDB_TYPES if self.dialect == "duckdb" else PG_TYPES
 
     def fetch(self, sql: str) -> pl.DataFrame:
@@ -215,10 +230,12 @@ class Database:
             ) from None
 
 
-def database(source: str, src: SqlSource | DuckDBSource) -> Database:
+def database(source: str, src: DatabaseSource) -> Database:
     """The database of ``src``, not connected and its tables not described (see
     :meth:`Database.open`): an unset variable, a URI that is not PostgreSQL or a
     missing DuckDB file is a :class:`SourceError` naming the source."""
+    if isinstance(src, SparkSource):  # its "URI" is the master, which may hold a token
+        return Database(source, spark_master(source, src), "spark", "")
     if isinstance(src, DuckDBSource):
         connect_duckdb(source, src).close()  # names a missing or unreadable file
         path = Path(src.path).resolve()
@@ -258,6 +275,10 @@ def _split_name(source: str, role: str, name: str) -> tuple[str | None, str]:
     return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
 
 
+class _NoSuchTableError(Exception):
+    """The catalog has no such table."""
+
+
 def _catalog_types(engine: sa.Engine, table: str, schema_name: str | None) -> dict[str, str]:
     """Column name -> catalog type (upper case) of one table.
 
@@ -265,42 +286,74 @@ def _catalog_types(engine: sa.Engine, table: str, schema_name: str | None) -> di
     is PostgreSQL's, whose column query reads ``pg_collation``, which DuckDB
     does not have.
     """
-    if engine.dialect.name != "duckdb":
-        found = sa.inspect(engine).get_columns(table, schema=schema_name)
-        return {
-            str(c["name"]): str(c["type"].compile(dialect=engine.dialect)).upper() for c in found
-        }
-    query = sa.text(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = :table AND table_schema = COALESCE(:schema, current_schema()) "
-        "ORDER BY ordinal_position"
-    )
-    with engine.connect() as con:
-        rows = con.execute(query, {"table": table, "schema": schema_name}).all()
+    try:
+        if engine.dialect.name != "duckdb":
+            found = sa.inspect(engine).get_columns(table, schema=schema_name)
+            return {
+                str(c["name"]): str(c["type"].compile(dialect=engine.dialect)).upper()
+                for c in found
+            }
+        query = sa.text(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = :table AND table_schema = COALESCE(:schema, current_schema()) "
+            "ORDER BY ordinal_position"
+        )
+        with engine.connect() as con:
+            rows = con.execute(query, {"table": table, "schema": schema_name}).all()
+    except sa.exc.NoSuchTableError:
+        raise _NoSuchTableError(table) from None
     if not rows:
-        raise sa.exc.NoSuchTableError(table)
+        raise _NoSuchTableError(table)
     return {str(n): str(t).upper() for n, t in rows}
 
 
-def reflect(source: str, src: SqlSource | DuckDBSource, engine: sa.Engine) -> dict[str, SqlTable]:
+def _described_on(connection: Connection) -> Callable[[str, str | None], dict[str, str]]:
+    """Column name -> catalog type (upper case), from ``DESCRIBE TABLE`` (Spark's)."""
+
+    def types(table_name: str, schema_name: str | None) -> dict[str, str]:
+        name = exp.table_(table_name, db=schema_name, quoted=True).sql(dialect=connection.dialect)
+        try:
+            rows = connection.execute(f"DESCRIBE TABLE {name}")
+        except Exception as exc:  # Spark's AnalysisException names a missing table so
+            if "TABLE_OR_VIEW_NOT_FOUND" in str(exc):
+                raise _NoSuchTableError(table_name) from None
+            raise
+        found: dict[str, str] = {}
+        for column, dtype in rows.select(rows.columns[:2]).iter_rows():
+            if not column or str(column).startswith("#"):
+                break  # partition and detail sections follow the columns
+            found[str(column)] = str(dtype).upper()
+        return found
+
+    return types
+
+
+def reflect(
+    source: str,
+    src: DatabaseSource,
+    types_of: Callable[[str, str | None], dict[str, str]],
+    uri: str,
+) -> dict[str, SqlTable]:
     """Both tables of ``src`` as the catalog describes them; a missing one is an error.
 
-    A missing table raises :class:`SourceError` naming it; a missing required
+    ``types_of(table, schema)`` reads a table's columns and catalog types. A
+    missing table raises :class:`SourceError` naming it; a missing required
     column raises :class:`SourceSchemaError`, as the polars reader would.
     """
     described: dict[str, SqlTable] = {}
-    for role, name in (("assignments", src.assignments), ("events", src.events)):
+    for role, name in src.relations().items():
         db, table = _split_name(source, role, name)
+        shown = getattr(src, role)  # the table or the files, as the config names them
         try:
-            types = _catalog_types(engine, table, db)
-        except sa.exc.NoSuchTableError:
+            types = types_of(table, db)
+        except _NoSuchTableError:
             raise SourceError(
-                f"source {source!r}: table {name!r} (the {role} table) does not exist"
+                f"source {source!r}: table {shown!r} (the {role} table) does not exist"
             ) from None
-        except sa.exc.SQLAlchemyError as exc:
+        except Exception as exc:  # the drivers raise many types; say which, never the URI
             raise SourceError(
-                f"source {source!r}: cannot read table {name!r} (the {role} table): "
-                f"{why(exc, str(engine.url))}"
+                f"source {source!r}: cannot read table {shown!r} (the {role} table): "
+                f"{why(exc, uri)}"
             ) from None
         columns: dict[str, str | None] = {}
         for column, dtype in schema.TABLES[role].items():

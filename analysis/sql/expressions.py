@@ -100,10 +100,11 @@ def finite(value: exp.Expr) -> exp.Expr:
     )
 
 
-def text_order(name: str, dtype: pl.DataType | None) -> exp.Expr:
-    """Sort key of a column as polars orders it: text by bytes (COLLATE "C")."""
+def text_order(name: str, dtype: pl.DataType | None, dialect: str) -> exp.Expr:
+    """Sort key of a column as polars orders it: text by bytes (COLLATE "C"; Spark's
+    default collation, UTF8_BINARY, already orders by bytes and knows no "C")."""
     quoted = column(name)
-    if dtype is None or isinstance(dtype, pl.String):
+    if dialect != "spark" and (dtype is None or isinstance(dtype, pl.String)):
         return exp.Collate(this=quoted, expression=exp.Identifier(this="C", quoted=True))
     return quoted
 

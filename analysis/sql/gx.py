@@ -33,6 +33,7 @@ from analysis.sources.coverage import EventCoverage
 from analysis.sql.database import Database, SqlTable
 from analysis.sql.expressions import column, finite
 from analysis.sql.gx_context import GxSql, gx_session
+from analysis.sql.gx_spark import GxSpark
 from analysis.sql.quarantine import SqlQuarantine, quarantine_sql
 from analysis.sql.rows import count_rows, event_coverage, experiment_queries
 from analysis.suites.conditions import parse_condition
@@ -108,12 +109,13 @@ def _gx_query(
 def _type_expectation(e: Expectation, table: SqlTable, db: Database) -> Expectation | BatchOutcome:
     """A contract type check as ``in_type_list`` over the base table's catalog type.
 
-    On DuckDB the catalog type :func:`~analysis.sql.database.reflect` read is
-    compared here: GX would reflect the table through duckdb-engine's
-    PostgreSQL inspector, which DuckDB cannot answer (``pg_collation``).
+    On DuckDB and Spark the catalog type :func:`~analysis.sql.database.reflect`
+    read is compared here: GX would reflect the table through duckdb-engine's
+    PostgreSQL inspector, which DuckDB cannot answer (``pg_collation``), and a
+    Spark session's views are no table GX can ask about.
     """
     types = db.types
-    catalog_through_gx = db.dialect != "duckdb"
+    catalog_through_gx = db.dialect == "postgres"
     column = str(e.kwargs.get("column"))
     type_ = str(e.kwargs.get("type_"))
     accepted = types.get(type_)
@@ -138,7 +140,7 @@ def _type_expectation(e: Expectation, table: SqlTable, db: Database) -> Expectat
 
 
 def _run_suite(
-    gx: GxSql, db: Database, suite: Suite, table: SqlTable, query: exp.Select
+    gx: GxSql | GxSpark, db: Database, suite: Suite, table: SqlTable, query: exp.Select
 ) -> dict[str, BatchOutcome]:
     found: dict[str, BatchOutcome] = {}
     on_query: list[Expectation] = []

@@ -12,7 +12,7 @@ import logging
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.pool import StaticPool
 
@@ -23,7 +23,10 @@ from analysis.sql.database import Database, why
 from analysis.suites.load import Expectation
 from analysis.validation.gx import batch_outcome
 
-__all__ = ["GxSql", "buffered_results", "gx_session"]
+if TYPE_CHECKING:
+    from analysis.sql.gx_spark import GxSpark
+
+__all__ = ["GxSql", "buffered_results", "gx_session", "quiet_context", "validate_batch"]
 
 _QUIET_LOGGERS = ("great_expectations", "great_expectations.data_context.types.base")
 
@@ -60,6 +63,18 @@ def buffered_results() -> Iterator[None]:
         setattr(cls, "execute_query", original)  # noqa: B010
 
 
+def quiet_context() -> Any:
+    """An ephemeral GX context without progress bars or INFO logs."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    return context
+
+
 class GxSql:
     """One ephemeral GX context with two data sources on the database.
 
@@ -74,15 +89,7 @@ class GxSql:
     """
 
     def __init__(self, db: Database, *, temp_table: bool = True) -> None:
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        for name in _QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
-        self.context = gx.get_context(mode="ephemeral")
-        self.context.variables.progress_bars = ProgressBarsConfig(
-            globally=False, metric_calculations=False
-        )
+        self.context = quiet_context()
         sources = self.context.data_sources
         shared = db.share
         if db.dialect == "duckdb":
@@ -123,35 +130,48 @@ class GxSql:
         index: Sequence[str],
         aliases: Mapping[str, str] | None = None,
     ) -> list[BatchOutcome]:
-        if not expectations:
-            return []
-        from great_expectations.core import ExpectationSuite
-        from great_expectations.expectations.expectation_configuration import (
-            ExpectationConfiguration,
-        )
-        from great_expectations.validator.v1_validator import Validator
-
-        suite = ExpectationSuite(
-            name=f"proof_{asset.name}",
-            expectations=[ExpectationConfiguration(**e.gx_config()) for e in expectations],
-        )
-        result_format: dict[str, Any] = {
-            "result_format": "SUMMARY",
-            "partial_unexpected_count": MAX_EXAMPLES,
-        }
-        if index:
-            result_format["unexpected_index_column_names"] = list(index)
         # One batch per validation: Batch.validate would load (and materialise) it twice.
         definition = asset.add_batch_definition_whole_table("batch")
-        validator = Validator(batch_definition=definition, result_format=result_format)
-        result = validator.validate_expectation_suite(suite)
-        return [
-            batch_outcome(r, index, None, aliases) for r in result.results if r.expectation_config
-        ]
+        return validate_batch(definition, None, expectations, index, aliases)
+
+
+def validate_batch(
+    definition: Any,
+    parameters: Mapping[str, Any] | None,
+    expectations: Sequence[Expectation],
+    index: Sequence[str],
+    aliases: Mapping[str, str] | None = None,
+) -> list[BatchOutcome]:
+    """``expectations`` on one batch (``definition``, with its batch ``parameters``)."""
+    if not expectations:
+        return []
+    from great_expectations.core import ExpectationSuite
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+    from great_expectations.validator.v1_validator import Validator
+
+    suite = ExpectationSuite(
+        name=f"proof_{definition.data_asset.name}",
+        expectations=[ExpectationConfiguration(**e.gx_config()) for e in expectations],
+    )
+    result_format: dict[str, Any] = {
+        "result_format": "SUMMARY",
+        "partial_unexpected_count": MAX_EXAMPLES,
+    }
+    if index:
+        result_format["unexpected_index_column_names"] = list(index)
+    validator = Validator(
+        batch_definition=definition,
+        batch_parameters=dict(parameters) if parameters is not None else None,
+        result_format=result_format,
+    )
+    result = validator.validate_expectation_suite(suite)
+    return [batch_outcome(r, index, None, aliases) for r in result.results if r.expectation_config]
 
 
 @contextmanager
-def gx_session(db: Database, *, temp_table: bool = True) -> Iterator[GxSql]:
+def gx_session(db: Database, *, temp_table: bool = True) -> Iterator[GxSql | GxSpark]:
     """A :class:`GxSql` on ``db``, closed after use; a failure becomes a
     :class:`SourceError` that names the source, never its URI."""
     try:
@@ -159,7 +179,13 @@ def gx_session(db: Database, *, temp_table: bool = True) -> Iterator[GxSql]:
             # GX and its dependencies emit deprecation noise on import and use.
             warnings.simplefilter("ignore")
             with buffered_results() if db.dialect == "duckdb" else nullcontext():
-                gx = GxSql(db, temp_table=temp_table)
+                gx: GxSql | GxSpark
+                if db.dialect == "spark":
+                    from analysis.sql.gx_spark import GxSpark
+
+                    gx = GxSpark(db)
+                else:
+                    gx = GxSql(db, temp_table=temp_table)
                 try:
                     yield gx
                 finally:

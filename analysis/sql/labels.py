@@ -45,6 +45,7 @@ def _extra_copies(
     key: str,
     order: Sequence[str],
     reason: str,
+    dialect: str,
 ) -> list[tuple[str, exp.Expr]]:
     """CTEs labelling the copies beyond the first of each repeated ``key`` among candidates.
 
@@ -69,7 +70,8 @@ def _extra_copies(
         partition_by=[column(key)],
         order=exp.Order(
             expressions=[
-                exp.Ordered(this=text_order(c, contract.get(c)), nulls_first=False) for c in order
+                exp.Ordered(this=text_order(c, contract.get(c), dialect), nulls_first=False)
+                for c in order
             ]
         ),
     )
@@ -94,8 +96,10 @@ def labelled_rows(
     suites: Mapping[str, Suite],
     experiment: Experiment,
     as_of: dt.date,
+    dialect: str,
 ) -> dict[str, exp.Select]:
-    """Every row of each table with ``__proof_reason`` (NULL: used), as quarantine.split."""
+    """Every row of each table with ``__proof_reason`` (NULL: used), as quarantine.split,
+    for the database of ``dialect`` (how it orders text by bytes)."""
     queries = experiment_queries(tables, experiment.id, experiment_period(experiment, as_of))
     end = literal(dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), dt.UTC))
     a_cols = list(tables["assignments"].columns)
@@ -145,6 +149,7 @@ def labelled_rows(
             "unit_id",
             ["assigned_at", *others],
             DUPLICATE_ASSIGNMENT,
+            dialect,
         ),
     ]
     units = exp.not_(column("unit_id").is_(exp.null()))
@@ -185,7 +190,14 @@ def labelled_rows(
         ("e_raw", queries["events"]),
         ("e_rules", e_rules),
         *_extra_copies(
-            "e", "e_rules", e_cols, e_candidate, "event_id", ["ts", *e_others], DUPLICATE_EVENT_ID
+            "e",
+            "e_rules",
+            e_cols,
+            e_candidate,
+            "event_id",
+            ["ts", *e_others],
+            DUPLICATE_EVENT_ID,
+            dialect,
         ),
     ]
     return {

@@ -63,7 +63,7 @@ def labelled_query(
     :func:`analysis.quarantine.split` uses, group rules included.
     """
     suites = _suites(experiment, as_of, now, suite_dir)
-    return labelled_rows(db.tables, suites, experiment, as_of)[table]
+    return labelled_rows(db.tables, suites, experiment, as_of, db.dialect)[table]
 
 
 def used_rows(
@@ -82,7 +82,8 @@ def used_rows(
     quarantine ran with (it bounds ``ts_in_future``).
     """
     tables = db.tables
-    labelled = labelled_rows(tables, _suites(experiment, as_of, now, suite_dir), experiment, as_of)
+    suites = _suites(experiment, as_of, now, suite_dir)
+    labelled = labelled_rows(tables, suites, experiment, as_of, db.dialect)
     return _rows(tables, labelled, used_only=True)
 
 
@@ -161,7 +162,9 @@ def quarantine_sql(
     now = now or dt.datetime.now(dt.UTC)
     suites = _suites(experiment, as_of, now, suite_dir)
     tables = db.tables
-    labelled: dict[str, exp.Query] = dict(labelled_rows(tables, suites, experiment, as_of))
+    labelled: dict[str, exp.Query] = dict(
+        labelled_rows(tables, suites, experiment, as_of, db.dialect)
+    )
     keep = db.connection.keep if db.connection is not None else None
     if keep is not None:
         for table in TABLES:

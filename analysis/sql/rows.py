@@ -118,7 +118,7 @@ def event_coverage(db: Database, queries: Mapping[str, exp.Select]) -> EventCove
         .from_(queries["events"].subquery("e"))
         .where(exp.and_(named, orphan))
         .group_by(column("unit_id"))
-        .order_by(exp.Ordered(this=text_order("unit_id", None)))
+        .order_by(exp.Ordered(this=text_order("unit_id", None, db.dialect)))
         .limit(MAX_EXAMPLES)
     )
     row = db.fetch(counts.sql(dialect=db.dialect)).row(0)

@@ -1,0 +1,318 @@
+"""The spark source: the database engine runs inside Apache Spark and gives the polars results.
+
+A real Spark session with two local workers (``local[2]``), the same engine
+as a cluster's, over parquet files under the source's own column names (the
+events split over two files and read through a glob). The quarantine, GX
+(through GX's Spark engine) and every section of the measurement run in
+Spark, and are compared with the polars path over the same rows; a whole
+``proof run`` on Spark publishes the results.json of the default path.
+
+Spark needs Java 17: ``make`` installs Debian's where it can (``make java``);
+where there is none, these tests are skipped and say why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from analysis.config.base import ConfigError
+from analysis.config.load import load_config, load_sources
+from analysis.config.sources import FileSource, SparkSource
+from analysis.devtools.simulate import simulate
+from analysis.engines import Checked, DatabaseEngine, RunOptions, engine_for
+from analysis.engines.polars_measure import measure
+from analysis.quarantine import QuarantineResult, collect_tables
+from analysis.sources.errors import SourceError
+from analysis.sources.read import read_experiment
+from analysis.sql.database import Database, database
+from analysis.sql.gx import check_experiment_sql
+from analysis.sql.quarantine import SqlQuarantine, quarantine_sql
+from analysis.sql.spark import java_missing, open_spark, shared_ctes
+from analysis.validation.tables import validate_unit_metrics
+from analysis.validation_report import ValidationReport
+from tests.pg_factories import (
+    assert_measured_like,
+    assert_pushed_down_like,
+    assert_same_outcomes,
+    planted,
+    polars_check,
+)
+
+pytestmark = pytest.mark.skipif(java_missing() is not None, reason=str(java_missing()))
+
+CONFIG = load_config(Path(__file__).resolve().parent.parent / "configs")
+EXPERIMENT = CONFIG.experiment("smart-compose")
+AS_OF = dt.date(2026, 11, 20)
+NOW = dt.datetime(2026, 11, 21, 6, tzinfo=dt.UTC)
+#: contract name -> the source's own column name
+COLUMNS = {"unit_id": "user_id", "ts": "occurred_at"}
+
+
+def _write_parquet(folder: Path, tables: dict[str, pl.DataFrame]) -> tuple[str, str]:
+    """The tables as parquet under ``folder``: assignments in one file, events in two."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tables["assignments"].write_parquet(folder / "assignments.parquet")
+    (folder / "events").mkdir()
+    events = tables["events"]
+    half = events.height // 2
+    events.slice(0, half).write_parquet(folder / "events" / "part-0.parquet")
+    events.slice(half).write_parquet(folder / "events" / "part-1.parquet")
+    return str(folder / "assignments.parquet"), str(folder / "events" / "*.parquet")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    data = simulate(list(CONFIG.experiments.values()), 150, AS_OF, seed=11)
+    tables = planted(data, EXPERIMENT.id, NOW + dt.timedelta(days=3), critical=True)
+    renamed = {t: f.rename(COLUMNS, strict=False) for t, f in tables.items()}
+    return _write_parquet(tmp_path_factory.mktemp("spark") / "lake", renamed)
+
+
+@pytest.fixture(scope="module")
+def source(files: tuple[str, str]) -> SparkSource:
+    assignments, events = files
+    return SparkSource(kind="spark", assignments=assignments, events=events, columns=COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def polars_path(files: tuple[str, str]) -> tuple[QuarantineResult, ValidationReport]:
+    assignments, events = files
+    on_files = FileSource(kind="parquet", assignments=assignments, events=events, columns=COLUMNS)
+    raw = collect_tables(read_experiment("lake", on_files, EXPERIMENT.id))
+    return polars_check(raw, EXPERIMENT, AS_OF, NOW)
+
+
+@pytest.fixture(scope="module")
+def spark_path(source: SparkSource) -> Iterator[tuple[SqlQuarantine, ValidationReport]]:
+    """The quarantine and GX inside Spark, on one session held for the module."""
+    con = open_spark("lake", source)
+    try:
+        yield check_experiment_sql(Database.open("lake", source, con), EXPERIMENT, AS_OF, now=NOW)
+    finally:
+        con.close()
+
+
+def test_a_spark_source_runs_on_the_database_engine(source: SparkSource) -> None:
+    engine = engine_for("lake", source)
+    assert isinstance(engine, DatabaseEngine)
+    assert engine.name == "database (spark)"
+
+
+def test_gx_on_spark_finds_every_planted_error_as_the_polars_path(
+    polars_path: tuple[QuarantineResult, ValidationReport],
+    spark_path: tuple[SqlQuarantine, ValidationReport],
+) -> None:
+    _, want = polars_path
+    _, got = spark_path
+    assert_same_outcomes(want, got)
+    failed = {o.reason for o in got.outcomes if not o.success}
+    assert {"null_ts", "null_event_id", "ts_in_future", "value_out_of_range"} <= failed
+    assert next(o for o in got.outcomes if o.reason == "null_ts").unexpected_count == 1
+    types = [o for o in got.outcomes if o.expectation == "expect_column_values_to_be_of_type"]
+    assert types
+    assert all(o.success for o in types)
+    assert {o.column: o.observed for o in types}["ts"] == "TIMESTAMP"
+    assert not got.success
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(frame.columns, nulls_last=True)
+
+
+def test_the_quarantine_in_spark_is_the_split_of_the_polars_path(
+    polars_path: tuple[QuarantineResult, ValidationReport],
+    spark_path: tuple[SqlQuarantine, ValidationReport],
+) -> None:
+    want, _ = polars_path
+    got, _ = spark_path
+    assert got.counts == {t: dict(c) for t, c in want.counts.items()}
+    assert dict(got.rows_in) == dict(want.rows_in)
+    assert got.crossover_units == want.crossover_units > 0
+    for table in ("assignments", "events"):
+        assert got.rows[table].height > 0
+        assert_frame_equal(_sorted(got.rows[table]), _sorted(want.quarantined[table]))
+
+
+@pytest.mark.parametrize("percentile", [None, 0.95], ids=["plain", "winsorised"])
+def test_every_section_is_measured_inside_spark_as_the_polars_path(
+    source: SparkSource,
+    polars_path: tuple[QuarantineResult, ValidationReport],
+    spark_path: tuple[SqlQuarantine, ValidationReport],
+    percentile: float | None,
+) -> None:
+    """Moments, segments, quantiles, both timelines, the funnel, the histograms and the
+    per-unit checks: the database engine on Spark and the polars engine on the split."""
+    update = {"winsorize_percentile": percentile}
+    experiment = EXPERIMENT.model_copy(
+        update={"statistics": EXPERIMENT.statistics.model_copy(update=update)}
+    )
+    held, _ = polars_path
+    metrics = CONFIG.metrics_of(experiment)
+    unit_check = partial(
+        validate_unit_metrics, experiment=experiment, metrics=metrics,
+        assigned_units=held.analysed_units(AS_OF), as_of=AS_OF, now=NOW,
+    )  # fmt: skip
+    want = measure(held.tables(), experiment, metrics, AS_OF, unit_check, unique_events=True)
+    # The measure closes the session it is given: a quarantine of its own, on a new one.
+    con = open_spark("lake", source)
+    db = Database.open("lake", source, con)
+    in_spark = quarantine_sql(db, experiment, AS_OF, now=NOW)
+    report = spark_path[1]
+    checked = Checked(report, in_spark.quarantined, in_spark, NOW)
+    got = DatabaseEngine("lake", source, RunOptions()).measure(checked, experiment, metrics, AS_OF)
+    assert want.unit_validation is not None
+    assert_measured_like(got, replace(want, cleaning=held.cleaning(want.cleaning)))
+    assert got.computed_in is not None
+    assert got.computed_in.dialect == "spark"
+
+
+def test_a_missing_path_or_table_is_named(source: SparkSource, tmp_path: Path) -> None:
+    gone = source.model_copy(update={"events": str(tmp_path / "none" / "*.parquet")})
+    with pytest.raises(SourceError, match=r"source 'lake': cannot read the events files"):
+        open_spark("lake", gone)
+    no_table = source.model_copy(update={"assignments": "warehouse.nothing_here"})
+    con = open_spark("lake", no_table)
+    try:
+        with pytest.raises(SourceError, match=r"table 'warehouse.nothing_here' \(the assignments"):
+            Database.open("lake", no_table, con)
+    finally:
+        con.close()
+
+
+def test_a_master_with_credentials_is_read_from_the_environment_and_never_shown(
+    source: SparkSource,
+    spark_path: tuple[SqlQuarantine, ValidationReport],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = "sc://spark.example.com:443/;token=s3cr3t-t0ken"
+    monkeypatch.setenv("PROOF_TEST_SPARK_MASTER", secret)
+    hidden = source.model_copy(update={"master_env": "PROOF_TEST_SPARK_MASTER"})
+    db = database("lake", hidden)
+    assert db.uri == secret
+    assert secret not in repr(db)
+    # This process runs Spark on local[2]: the other master is refused, and not named.
+    with pytest.raises(SourceError) as refused:
+        open_spark("lake", hidden)
+    assert "s3cr3t" not in str(refused.value)
+    monkeypatch.delenv("PROOF_TEST_SPARK_MASTER")
+    with pytest.raises(SourceError, match="PROOF_TEST_SPARK_MASTER is not set"):
+        database("lake", hidden)
+
+
+def test_sources_yaml_reads_a_spark_source(tmp_path: Path) -> None:
+    (tmp_path / "sources.yaml").write_text(
+        "sources:\n"
+        "  lake:\n"
+        "    kind: spark\n"
+        "    assignments: data/assignments.parquet\n"
+        "    events: data/events/*.parquet\n"
+        "    conf: {spark.executor.memory: 2g}\n"
+        "  catalog:\n"
+        "    kind: spark\n"
+        "    master_env: SPARK_MASTER_URL\n"
+        "    assignments: lake.assignments\n"
+        "    events: lake.events\n"
+    )
+    sources = load_sources(tmp_path / "sources.yaml")
+    lake, catalog = sources["lake"], sources["catalog"]
+    assert isinstance(lake, SparkSource)
+    assert isinstance(catalog, SparkSource)
+    assert lake.master == "local[2]"
+    assert lake.assignments == str(tmp_path / "data" / "assignments.parquet")
+    assert lake.relations() == {
+        "assignments": "proof_source_assignments",
+        "events": "proof_source_events",
+    }
+    assert catalog.relations() == {"assignments": "lake.assignments", "events": "lake.events"}
+    (tmp_path / "sources.yaml").write_text(
+        "sources:\n  lake:\n    kind: spark\n    master: local[2]\n    master_env: X\n"
+        "    assignments: a.parquet\n    events: e.parquet\n"
+    )
+    with pytest.raises(ConfigError, match="master or master_env"):
+        load_sources(tmp_path / "sources.yaml")
+
+
+def test_shared_ctes_are_those_read_more_than_once() -> None:
+    import sqlglot
+
+    tree = sqlglot.parse_one(
+        "WITH a AS (SELECT 1 AS x), b AS (SELECT x FROM a), c AS (SELECT x FROM b "
+        "UNION ALL SELECT x FROM b) SELECT * FROM c",
+        dialect="spark",
+    )
+    assert [c.alias for c in shared_ctes(tree)] == ["b"]
+
+
+@pytest.fixture(scope="module")
+def published(
+    prefect_server: None, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, Any]]:
+    """`proof run` over the same parquet files, on the default path and on Spark.
+
+    Warnings-only bad rows are planted, so both runs go through to the report.
+    """
+    from tests.conftest import make_config_dir
+    from tests.test_flows import _run, _without_run_stamps
+
+    root = tmp_path_factory.mktemp("spark-runs")
+    config_dir = make_config_dir(root, kind="parquet")
+    data = simulate(list(CONFIG.experiments.values()), 600, AS_OF, seed=7)
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    tables = planted(data, EXPERIMENT.id, future, critical=False)
+    files = root / "data" / "files"
+    files.mkdir(parents=True)
+    tables["assignments"].write_parquet(files / "assignments.parquet")
+    (files / "events").mkdir()
+    tables["events"].write_parquet(files / "events" / "part-0.parquet")
+    sources = config_dir / "sources.yaml"
+    runs = {
+        "default": sources.read_text(),
+        "spark": (
+            "sources:\n  warehouse:\n    kind: spark\n    master: local[2]\n"
+            "    assignments: ../data/files/assignments.parquet\n"
+            "    events: ../data/files/events/*.parquet\n"
+        ),
+    }
+    found: dict[str, dict[str, Any]] = {}
+    for name, text in runs.items():
+        sources.write_text(text)
+        out = root / f"out-{name}"
+        ran = _run(
+            "--config-dir", str(config_dir), "--out", str(out), "--run-id", name,
+            "-e", EXPERIMENT.id, "--as-of", AS_OF.isoformat(),
+        )  # fmt: skip
+        assert ran.exit_code == 0, ran.output
+        run_dir = out / EXPERIMENT.id / name
+        results = json.loads((run_dir / "results.json").read_text())
+        found[name] = _without_run_stamps(results)
+        for table in ("assignments", "events"):
+            found[name][f"quarantine/{table}"] = _sorted(
+                pl.read_parquet(run_dir / "quarantine" / f"{table}.parquet")
+            ).to_dicts()
+        found[name]["log"] = {"text": ran.output}
+    return found
+
+
+def test_a_run_on_spark_publishes_the_results_of_the_default_path(
+    published: dict[str, dict[str, Any]],
+) -> None:
+    """Every section of results.json, the quarantine counts and files, the validation
+    outcome by outcome: the same as the polars engine's on the same files."""
+    got, want = dict(published["spark"]), dict(published["default"])
+    log = got.pop("log")["text"]
+    want.pop("log")
+    assert "aggregated inside the database (spark)" in log
+    quarantine = got["validation"]["quarantine"]
+    assert quarantine == want["validation"]["quarantine"]
+    assert quarantine["events"]["duplicate_event_id"] >= 1
+    assert_pushed_down_like(got, want, "spark")

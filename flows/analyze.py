@@ -57,12 +57,19 @@ from analysis.pipeline import summarise
 from analysis.progress import CHECKING, MEASURING, PUBLISHING, show_progress, step
 from analysis.report.links import REPORTS_URL_ENV, check_base_url, report_link
 from analysis.report.site import publish_results
-from analysis.report.summary import ATTENTION, comparison_rows, markdown_summary, nightly_markdown
+from analysis.report.summary import (
+    ATTENTION,
+    comparison_notes,
+    comparison_rows,
+    markdown_summary,
+    nightly_markdown,
+)
 from analysis.results import Results, to_json
 from analysis.settings import env
 from analysis.sources.errors import SourceError, retryable
 from analysis.validation_report import CriticalValidationError
 from flows import events
+from flows.names import ANALYZE_EXPERIMENT, NIGHTLY
 
 # The stops a run is expected to meet: a bad config, a source that cannot be read,
 # data that fail a critical expectation. Their message says it all: the CLI prints
@@ -263,10 +270,13 @@ def record_artifacts(results: Results, report_url: str) -> None:
         key=artifact_key(experiment_id, "summary"),
         description=f"Decision, primary metric, SRM and validation of {experiment_id}.",
     )
+    # A table has no footnotes: the notes of its marked verdicts (why inconclusive) go
+    # into its description, which the UI shows with it.
+    notes = comparison_notes(results)
     create_table_artifact(
         comparison_rows(results),
         key=artifact_key(experiment_id, "comparisons"),
-        description=f"Every comparison of {experiment_id}, run {run_id}.",
+        description="\n\n".join([f"Every comparison of {experiment_id}, run {run_id}.", *notes]),
     )
 
 
@@ -280,7 +290,7 @@ def announce(results: Results, report_url: str) -> None:
     events.decision_made(json.loads(to_json(results)), report_url, attention)
 
 
-@flow(name="analyze-experiment", flow_run_name=_experiment_run_name, log_prints=True)
+@flow(name=ANALYZE_EXPERIMENT, flow_run_name=_experiment_run_name, log_prints=True)
 def analyze_experiment(
     experiment_id: str,
     as_of: AsOf = None,
@@ -366,7 +376,7 @@ def _outcome(experiment_id: str, future: PrefectFuture[dict[str, Any]]) -> dict[
         return {"experiment_id": experiment_id, "error": str(exc)}
 
 
-@flow(name="nightly", flow_run_name=_nightly_run_name, log_prints=True)
+@flow(name=NIGHTLY, flow_run_name=_nightly_run_name, log_prints=True)
 def nightly(
     as_of: AsOf = None,
     config_dir: Dir = "configs",

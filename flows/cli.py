@@ -12,12 +12,13 @@ import warnings
 from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import typer
 
 from analysis.config.run import yesterday
 from analysis.report.links import REPORTS_URL_ENV
+from flows.names import DEPLOYMENT_NAMES, NIGHTLY, deployment_name
 from flows.runs_cli import runs_app
 
 # GX imports pyspark where the spark extra is installed, and pyspark warns that it does not
@@ -95,10 +96,21 @@ DeploymentName = Annotated[
     typer.Option(
         metavar="NAME",
         help="Suffix of the deployment names, to serve a second config dir against the "
-        "same server: --name staging gives nightly/nightly-all-experiments-staging, … "
-        "Default: none (nightly/nightly-all-experiments).",
+        f"same server: --name staging gives {NIGHTLY}/{deployment_name(NIGHTLY, 'staging')}, "
+        f"… Default: none ({NIGHTLY}/{deployment_name(NIGHTLY)}).",
     ),
 ]
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def _naming_deployments(command: _Command) -> _Command:
+    """``{deployments}`` in the command's docstring (its help): the names of the
+    deployments, as the Prefect UI lists them (:mod:`flows.names`)."""
+    names = ", ".join(DEPLOYMENT_NAMES.values())
+    command.__doc__ = (command.__doc__ or "").replace("{deployments}", names)
+    return command
+
+
 Debug = Annotated[
     bool,
     typer.Option(
@@ -535,6 +547,7 @@ def demo(
 
 
 @app.command(short_help="Register the deployments and run them (needs a server).")
+@_naming_deployments
 def serve(
     config_dir: ConfigDir = Path("configs"),
     out: OutDir = Path("reports"),
@@ -562,7 +575,7 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Register the deployments (nightly, analyze-experiment, watch-sources) and run them.
+    """Register the deployments the Prefect UI lists ({deployments}) and run them.
 
     Needs a Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api after
     `proof server`). Also serves the reports dir on http://127.0.0.1:8765/ (see

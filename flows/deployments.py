@@ -48,14 +48,9 @@ from analysis.config.base import ConfigError
 from analysis.config.load import load_config
 from flows import events
 from flows.analyze import analyze_experiment, nightly
+from flows.names import deployment_name
 from flows.watch import watch_sources
 
-# Deployment names say what a deployment does; the UI shows them under the flow's name.
-DEPLOYMENT_NAMES: dict[str, str] = {
-    "nightly": "nightly-all-experiments",
-    "analyze-experiment": "analyze-one-experiment",
-    "watch-sources": "watch-for-new-data",
-}
 SCHEDULE_FILE = "schedule.yaml"
 # Set per deployment (proof serve/deploy --config-dir/--out), never in the run form.
 FIXED_PARAMETERS = ("config_dir", "out_dir")
@@ -146,12 +141,6 @@ def landed_trigger() -> DeploymentEventTrigger:
         match={"prefect.resource.id": events.RESOURCE_PREFIX + "*"},
         parameters={"experiment_id": EXPERIMENT_ID_TEMPLATE, "as_of": AS_OF_TEMPLATE},
     )
-
-
-def deployment_name(flow_name: str, suffix: str = "") -> str:
-    """``nightly`` -> ``nightly-all-experiments`` (``-<suffix>`` appended when given)."""
-    base = DEPLOYMENT_NAMES[flow_name]
-    return f"{base}-{suffix}" if suffix else base
 
 
 class _RunForm(ParameterSchema):

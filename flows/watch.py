@@ -23,6 +23,7 @@ from analysis import watch
 from analysis.config.load import load_config
 from analysis.sources.errors import SourceError
 from flows import events
+from flows.names import WATCH_SOURCES
 
 STATE_FILE = Path(".state") / "watch.json"
 Dir = SkipJsonSchema[str]  # set per deployment, not in the run form
@@ -43,7 +44,7 @@ def emit_landed(landed: list[watch.Landed]) -> None:
         events.data_landed(item.experiment_id, item.as_of, source=item.source, reason=item.reason)
 
 
-@flow(name="watch-sources", flow_run_name=_watch_run_name, log_prints=True)
+@flow(name=WATCH_SOURCES, flow_run_name=_watch_run_name, log_prints=True)
 def watch_sources(config_dir: Dir = "configs", out_dir: Dir = "reports") -> list[dict[str, Any]]:
     """Emit ``proof.data.landed`` for every running experiment whose source has new data.
 

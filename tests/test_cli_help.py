@@ -139,3 +139,29 @@ def test_docstring_paragraphs_render_whole(command: str) -> None:
             next_word = following.split()[0]
             # Greedy filling breaks a line only where the next word would not fit.
             assert len(line) + 1 + len(next_word) > width, f"{line!r} / {following!r}\n{text}"
+
+
+def _whole(name: str, text: str) -> bool:
+    """Whether ``name`` is in ``text`` as a whole name, not part of a longer one."""
+    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
+
+
+def test_serve_help_names_the_deployments_the_ui_lists() -> None:
+    """The Prefect UI lists deployments by their own names, not by their flows' names."""
+    from flows.analyze import analyze_experiment, nightly
+    from flows.names import deployment_name  # what build_deployments names them
+    from flows.watch import watch_sources
+
+    flows = (nightly, analyze_experiment, watch_sources)
+    deployments = [deployment_name(flow.name) for flow in flows]
+    assert deployments == [
+        "nightly-all-experiments",
+        "analyze-one-experiment",
+        "watch-for-new-data",
+    ]
+    text = _help("serve")
+    description = " ".join(" ".join(" ".join(p) for p in _description(text)).split())
+    for deployment, flow in zip(deployments, flows, strict=True):
+        assert _whole(deployment, description), text
+        assert not _whole(flow.name, description), text  # a flow's name is not a deployment's
+    assert f"--name staging gives nightly/{deployments[0]}-staging" in " ".join(text.split())

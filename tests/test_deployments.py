@@ -550,6 +550,28 @@ def test_run_form_schema(tmp_path: Path) -> None:
     assert not validate({"experiment_id": "smart-compose", "as_of": "2026-11-20"}, schema)
 
 
+def test_nightly_run_form_has_a_date_field_for_as_of(tmp_path: Path) -> None:
+    """Nightly's as_of is a plain date field, as analyze's: no "None" type to pick."""
+    from prefect.utilities.schema_tools.validation import validate
+
+    config_dir = make_config_dir(tmp_path)
+    nightly_deployment, analyze, _ = build_deployments(config_dir, tmp_path / "reports")
+    schema = nightly_deployment._parameter_openapi_schema.model_dump(exclude_unset=True)
+    as_of = schema["properties"]["as_of"]
+    assert as_of["type"] == "string"  # not ["string", "null"]
+    assert as_of["format"] == "date"
+    assert not {"anyOf", "oneOf", "allOf", "default"} & set(as_of), as_of
+    assert "as_of" not in schema.get("required", [])
+    analyze_as_of = analyze._parameter_openapi_schema.model_dump(exclude_unset=True)
+    same = ("type", "format", "title")
+    assert {k: as_of[k] for k in same} == {k: analyze_as_of["properties"]["as_of"][k] for k in same}
+    assert set(as_of) == set(analyze_as_of["properties"]["as_of"])
+    # the server runs it without a date (yesterday); the form refuses what is not a date
+    assert not validate(nightly_deployment.parameters | {"as_of": None}, schema)
+    assert not validate({"as_of": "2026-11-20"}, schema)
+    assert validate({"as_of": "20261120"}, schema)
+
+
 def test_flow_run_names_show_experiment_and_day(monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 

@@ -26,7 +26,13 @@ from analysis.report.text import (
 )
 from analysis.results.records import ComparisonRecord
 
-__all__ = ["GOAL_TEXT", "comparison_row", "family_sizes", "noninferiority"]
+__all__ = [
+    "GOAL_TEXT",
+    "comparison_row",
+    "family_sizes",
+    "inconclusive_reasons",
+    "noninferiority",
+]
 
 _DASH: Final = "\u2013"
 
@@ -156,6 +162,29 @@ def family_sizes(comparisons: Sequence[ComparisonRecord]) -> dict[str, int]:
     return sizes
 
 
+def _why(c: ComparisonRecord, alpha: object, family_size: int | None) -> str | None:
+    """:func:`why_inconclusive` at the experiment's ``alpha`` (0.05 when not given)."""
+    return why_inconclusive(
+        c, alpha=float(alpha) if finite(alpha) else 0.05, family_size=family_size
+    )
+
+
+def inconclusive_reasons(
+    shown: Sequence[ComparisonRecord],
+    comparisons: Sequence[ComparisonRecord],
+    alpha: object = None,
+) -> list[str | None]:
+    """Why each of ``shown`` is inconclusive beside an interval that excludes 0, or None.
+
+    The very words of the report's scorecard (``comparison_row(...)["why"]``), for
+    other views of a run (the orchestrator's artifacts): ``comparisons`` are all
+    the run's comparisons, whose families (:func:`family_sizes`) the adjustment
+    was made over; ``shown`` may be any of them, in any order.
+    """
+    families = family_sizes(comparisons)
+    return [_why(c, alpha, families.get(str(c.role))) for c in shown]
+
+
 def comparison_row(
     c: ComparisonRecord, *, alpha: object = None, family_size: int | None = None
 ) -> dict[str, Any]:
@@ -168,9 +197,7 @@ def comparison_row(
     view = basis_view(c)
     verdict = c.verdict or "inconclusive"
     details = _details(c, view)
-    why = why_inconclusive(
-        c, alpha=float(alpha) if finite(alpha) else 0.05, family_size=family_size
-    )
+    why = _why(c, alpha, family_size)
     if why is not None:
         details.insert(0, ("Why inconclusive", why))
     title = "\n".join(f"{name}: {text}" for name, text in details)

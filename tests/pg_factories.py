@@ -13,6 +13,7 @@ import io
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -120,6 +121,90 @@ def polars_check(
         warnings.simplefilter("ignore")
         report = validate_experiment(raw, experiment, as_of, now=now, quarantine=held.counts)
     return held, report
+
+
+def published_run(
+    config_dir: Path, out: Path, run_id: str, experiment_id: str, as_of: dt.date
+) -> tuple[dict[str, Any], str]:
+    """`proof run` in a subprocess: its results.json (run stamps dropped) with the rows of
+    its quarantine files (sorted) under ``quarantine/<table>``, and the run's output."""
+    import json
+
+    from tests.test_flows import _run, _without_run_stamps
+
+    ran = _run(
+        "--config-dir", str(config_dir), "--out", str(out), "--run-id", run_id,
+        "-e", experiment_id, "--as-of", as_of.isoformat(),
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    run_dir = out / experiment_id / run_id
+    found = _without_run_stamps(json.loads((run_dir / "results.json").read_text()))
+    for table in ("assignments", "events"):
+        frame = pl.read_parquet(run_dir / "quarantine" / f"{table}.parquet")
+        found[f"quarantine/{table}"] = frame.sort(frame.columns, nulls_last=True).to_dicts()
+    return found, ran.output
+
+
+def with_percentile(experiment: Experiment, percentile: float | None) -> Experiment:
+    """``experiment`` winsorised at ``percentile`` (None: not winsorised)."""
+    update = {"winsorize_percentile": percentile}
+    return experiment.model_copy(
+        update={"statistics": experiment.statistics.model_copy(update=update)}
+    )
+
+
+def polars_measured(
+    held: QuarantineResult,
+    experiment: Experiment,
+    metrics: Any,
+    as_of: dt.date,
+    now: dt.datetime,
+) -> Any:
+    """The polars engine's measurement of the split ``held``, the per-unit checks included."""
+    from functools import partial
+
+    from analysis.engines.polars_measure import measure
+    from analysis.validation.tables import validate_unit_metrics
+
+    unit_check = partial(
+        validate_unit_metrics, experiment=experiment, metrics=metrics,
+        assigned_units=held.analysed_units(as_of), as_of=as_of, now=now,
+    )  # fmt: skip
+    return measure(held.tables(), experiment, metrics, as_of, unit_check, unique_events=True)
+
+
+def assert_sufficient_statistics(
+    rows: dict[str, int] | Any, experiment: Experiment, as_of: dt.date
+) -> None:
+    """What a database engine sent back: rows per arm and day, week or bin, never per unit."""
+    assert set(rows) == {"cleaning", "moments", "quantiles", "daily", "weekly", "descriptives"}
+    assert rows["daily"] <= 2 * len(experiment.variants) * ((as_of - experiment.start).days + 1)
+    assert rows["descriptives"] <= len(experiment.variants) * (5 + 7 + 30) + 1
+
+
+def assert_finds_planted_errors(want: ValidationReport, got: ValidationReport) -> None:
+    """GX inside a database against the polars path on :func:`planted` rows (critical):
+    every outcome alike, and each planted error found with its real count."""
+    assert_same_outcomes(want, got)
+    failed = {o.reason for o in got.outcomes if not o.success}
+    # one planted row each: GX's counts are real, not an empty result read as a pass
+    assert {"null_ts", "null_event_id", "ts_in_future", "value_out_of_range"} <= failed
+    assert next(o for o in got.outcomes if o.reason == "null_ts").unexpected_count == 1
+
+
+def assert_same_quarantine(got: Any, want: QuarantineResult) -> None:
+    """A database's quarantine (``SqlQuarantine``) against ``quarantine.split``'s: the
+    counts per reason, rows in, crossovers and every quarantined row with its reason."""
+    from polars.testing import assert_frame_equal
+
+    def ordered(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.sort(frame.columns, nulls_last=True)
+
+    assert got.counts == {t: dict(c) for t, c in want.counts.items()}
+    assert dict(got.rows_in) == dict(want.rows_in)
+    assert got.crossover_units == want.crossover_units
+    for table in ("assignments", "events"):
+        assert_frame_equal(ordered(got.rows[table]), ordered(want.quarantined[table]))
 
 
 def assert_same_outcomes(want: ValidationReport, got: ValidationReport) -> None:

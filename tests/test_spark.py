@@ -14,23 +14,19 @@ where there is none, these tests are skipped and say why.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
 
 from analysis.config.base import ConfigError
 from analysis.config.load import load_config, load_sources
 from analysis.config.sources import FileSource, SparkSource
 from analysis.devtools.simulate import simulate
 from analysis.engines import Checked, DatabaseEngine, RunOptions, engine_for
-from analysis.engines.polars_measure import measure
 from analysis.quarantine import QuarantineResult, collect_tables
 from analysis.sources.errors import SourceError
 from analysis.sources.read import read_experiment
@@ -38,14 +34,18 @@ from analysis.sql.database import Database, database
 from analysis.sql.gx import check_experiment_sql
 from analysis.sql.quarantine import SqlQuarantine, quarantine_sql
 from analysis.sql.spark import java_missing, open_spark, shared_ctes
-from analysis.validation.tables import validate_unit_metrics
 from analysis.validation_report import ValidationReport
 from tests.pg_factories import (
+    assert_finds_planted_errors,
     assert_measured_like,
     assert_pushed_down_like,
-    assert_same_outcomes,
+    assert_same_quarantine,
+    assert_sufficient_statistics,
     planted,
     polars_check,
+    polars_measured,
+    published_run,
+    with_percentile,
 )
 
 pytestmark = pytest.mark.skipif(java_missing() is not None, reason=str(java_missing()))
@@ -114,10 +114,7 @@ def test_gx_on_spark_finds_every_planted_error_as_the_polars_path(
 ) -> None:
     _, want = polars_path
     _, got = spark_path
-    assert_same_outcomes(want, got)
-    failed = {o.reason for o in got.outcomes if not o.success}
-    assert {"null_ts", "null_event_id", "ts_in_future", "value_out_of_range"} <= failed
-    assert next(o for o in got.outcomes if o.reason == "null_ts").unexpected_count == 1
+    assert_finds_planted_errors(want, got)
     types = [o for o in got.outcomes if o.expectation == "expect_column_values_to_be_of_type"]
     assert types
     assert all(o.success for o in types)
@@ -135,12 +132,9 @@ def test_the_quarantine_in_spark_is_the_split_of_the_polars_path(
 ) -> None:
     want, _ = polars_path
     got, _ = spark_path
-    assert got.counts == {t: dict(c) for t, c in want.counts.items()}
-    assert dict(got.rows_in) == dict(want.rows_in)
-    assert got.crossover_units == want.crossover_units > 0
-    for table in ("assignments", "events"):
-        assert got.rows[table].height > 0
-        assert_frame_equal(_sorted(got.rows[table]), _sorted(want.quarantined[table]))
+    assert_same_quarantine(got, want)
+    assert want.crossover_units > 0
+    assert all(got.rows[table].height > 0 for table in ("assignments", "events"))
 
 
 @pytest.mark.parametrize("percentile", [None, 0.95], ids=["plain", "winsorised"])
@@ -152,17 +146,10 @@ def test_every_section_is_measured_inside_spark_as_the_polars_path(
 ) -> None:
     """Moments, segments, quantiles, both timelines, the funnel, the histograms and the
     per-unit checks: the database engine on Spark and the polars engine on the split."""
-    update = {"winsorize_percentile": percentile}
-    experiment = EXPERIMENT.model_copy(
-        update={"statistics": EXPERIMENT.statistics.model_copy(update=update)}
-    )
+    experiment = with_percentile(EXPERIMENT, percentile)
     held, _ = polars_path
     metrics = CONFIG.metrics_of(experiment)
-    unit_check = partial(
-        validate_unit_metrics, experiment=experiment, metrics=metrics,
-        assigned_units=held.analysed_units(AS_OF), as_of=AS_OF, now=NOW,
-    )  # fmt: skip
-    want = measure(held.tables(), experiment, metrics, AS_OF, unit_check, unique_events=True)
+    want = polars_measured(held, experiment, metrics, AS_OF, NOW)
     # The measure closes the session it is given: a quarantine of its own, on a new one.
     con = open_spark("lake", source)
     db = Database.open("lake", source, con)
@@ -174,6 +161,7 @@ def test_every_section_is_measured_inside_spark_as_the_polars_path(
     assert_measured_like(got, replace(want, cleaning=held.cleaning(want.cleaning)))
     assert got.computed_in is not None
     assert got.computed_in.dialect == "spark"
+    assert_sufficient_statistics(got.computed_in.rows_returned, experiment, AS_OF)
 
 
 def test_a_missing_path_or_table_is_named(source: SparkSource, tmp_path: Path) -> None:
@@ -262,7 +250,6 @@ def published(
     Warnings-only bad rows are planted, so both runs go through to the report.
     """
     from tests.conftest import make_config_dir
-    from tests.test_flows import _run, _without_run_stamps
 
     root = tmp_path_factory.mktemp("spark-runs")
     config_dir = make_config_dir(root, kind="parquet")
@@ -286,20 +273,10 @@ def published(
     found: dict[str, dict[str, Any]] = {}
     for name, text in runs.items():
         sources.write_text(text)
-        out = root / f"out-{name}"
-        ran = _run(
-            "--config-dir", str(config_dir), "--out", str(out), "--run-id", name,
-            "-e", EXPERIMENT.id, "--as-of", AS_OF.isoformat(),
-        )  # fmt: skip
-        assert ran.exit_code == 0, ran.output
-        run_dir = out / EXPERIMENT.id / name
-        results = json.loads((run_dir / "results.json").read_text())
-        found[name] = _without_run_stamps(results)
-        for table in ("assignments", "events"):
-            found[name][f"quarantine/{table}"] = _sorted(
-                pl.read_parquet(run_dir / "quarantine" / f"{table}.parquet")
-            ).to_dicts()
-        found[name]["log"] = {"text": ran.output}
+        found[name], output = published_run(
+            config_dir, root / f"out-{name}", name, EXPERIMENT.id, AS_OF
+        )
+        found[name]["log"] = {"text": output}
     return found
 
 
@@ -316,3 +293,13 @@ def test_a_run_on_spark_publishes_the_results_of_the_default_path(
     assert quarantine == want["validation"]["quarantine"]
     assert quarantine["events"]["duplicate_event_id"] >= 1
     assert_pushed_down_like(got, want, "spark")
+
+
+def test_a_local_session_shuffles_into_two_partitions_per_core() -> None:
+    """Spark's 200 shuffle partitions suit a cluster; on local[N], 2N (conf: overrides)."""
+    from analysis.sql.spark import _defaults
+
+    assert _defaults("local[2]") == {"spark.sql.shuffle.partitions": "4"}
+    assert _defaults("local[8,3]") == {"spark.sql.shuffle.partitions": "16"}
+    assert _defaults("local") == {"spark.sql.shuffle.partitions": "2"}
+    assert _defaults("spark://host:7077") == {}

@@ -11,7 +11,6 @@ counts of the polars path, and that the split read back from the database
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -27,7 +26,6 @@ from analysis.config.load import load_config
 from analysis.config.sources import DuckDBSource
 from analysis.devtools.simulate import simulate
 from analysis.engines import Checked, DatabaseEngine, RunOptions
-from analysis.engines.polars_measure import measure
 from analysis.quarantine import QuarantineResult, collect_tables
 from analysis.sources.errors import SourceError
 from analysis.sources.read import read_experiment
@@ -39,11 +37,15 @@ from analysis.sql.quarantine import SqlQuarantine, kept_rows
 from analysis.validation.tables import validate_unit_metrics
 from analysis.validation_report import ValidationReport, format_summary
 from tests.pg_factories import (
+    assert_finds_planted_errors,
     assert_measured_like,
     assert_pushed_down_like,
-    assert_same_outcomes,
+    assert_sufficient_statistics,
     planted,
     polars_check,
+    polars_measured,
+    published_run,
+    with_percentile,
 )
 
 CONFIG = load_config(Path(__file__).resolve().parent.parent / "configs")
@@ -89,11 +91,7 @@ def test_gx_on_duckdb_finds_every_planted_error_as_the_polars_path(
 ) -> None:
     _, expected = polars_path
     _, got = duck_path
-    assert_same_outcomes(expected, got)
-    failed = {o.reason for o in got.outcomes if not o.success}
-    # one planted row each: GX's counts are real, not an empty result read as a pass
-    assert {"null_ts", "null_event_id", "ts_in_future", "value_out_of_range"} <= failed
-    assert next(o for o in got.outcomes if o.reason == "null_ts").unexpected_count == 1
+    assert_finds_planted_errors(expected, got)
     compound = next(
         o for o in got.outcomes if o.expectation == "expect_compound_columns_to_be_unique"
     )
@@ -150,17 +148,10 @@ def test_every_section_is_measured_inside_duckdb_as_the_polars_path(
 ) -> None:
     """The database engine on the DuckDB file and the polars engine on the split, section
     by section (the PostgreSQL twin is in tests/test_validation_sql.py), plain and winsorised."""
-    update = {"winsorize_percentile": percentile}
-    experiment = EXPERIMENT.model_copy(
-        update={"statistics": EXPERIMENT.statistics.model_copy(update=update)}
-    )
+    experiment = with_percentile(EXPERIMENT, percentile)
     held, _ = polars_path
     metrics = CONFIG.metrics_of(experiment)
-    unit_check = partial(
-        validate_unit_metrics, experiment=experiment, metrics=metrics,
-        assigned_units=held.analysed_units(AS_OF), as_of=AS_OF, now=NOW,
-    )  # fmt: skip
-    want = measure(held.tables(), experiment, metrics, AS_OF, unit_check, unique_events=True)
+    want = polars_measured(held, experiment, metrics, AS_OF, NOW)
     in_file, report = duck_path
     checked = Checked(report, in_file.quarantined, in_file, NOW)
     got = DatabaseEngine("duck", source, RunOptions()).measure(checked, experiment, metrics, AS_OF)
@@ -169,6 +160,7 @@ def test_every_section_is_measured_inside_duckdb_as_the_polars_path(
     assert_measured_like(got, replace(want, cleaning=held.cleaning(want.cleaning)))
     assert got.computed_in is not None
     assert got.computed_in.dialect == "duckdb"
+    assert_sufficient_statistics(got.computed_in.rows_returned, experiment, AS_OF)
 
 
 def test_a_missing_file_or_table_is_named(source: DuckDBSource, tmp_path: Path) -> None:
@@ -245,7 +237,6 @@ def published(
     may differ; the rules and counts must not).
     """
     from tests.conftest import make_config_dir
-    from tests.test_flows import _run, _without_run_stamps
 
     root = tmp_path_factory.mktemp("duck-runs")
     config_dir = make_config_dir(root, kind="duckdb")
@@ -259,25 +250,14 @@ def published(
     found: dict[str, dict[str, Any]] = {}
     for name, option in RUNS.items():
         sources.write_text(default + option)
-        out = root / f"out-{name}"
-        ran = _run(
-            "--config-dir", str(config_dir), "--out", str(out), "--run-id", name,
-            "-e", EXPERIMENT.id, "--as-of", AS_OF.isoformat(),
-        )  # fmt: skip
-        assert ran.exit_code == 0, ran.output
-        run_dir = out / EXPERIMENT.id / name
-        results = json.loads((run_dir / "results.json").read_text())
+        results, _ = published_run(config_dir, root / f"out-{name}", name, EXPERIMENT.id, AS_OF)
         for failure in results["validation"]["failed_expectations"]:
             failure.pop("examples", None)
         for outcome in results["validation"]["expectations"]:
             outcome.pop("examples", None)
             if outcome["expectation"] == "expect_column_values_to_be_of_type":
                 outcome.pop("observed")
-        found[name] = _without_run_stamps(results)
-        for table in ("assignments", "events"):
-            found[name][f"quarantine/{table}"] = _sorted(
-                pl.read_parquet(run_dir / "quarantine" / f"{table}.parquet")
-            ).to_dicts()
+        found[name] = results
     return found
 
 

@@ -13,13 +13,11 @@ import datetime as dt
 import math
 from collections.abc import Iterator
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
 
 from analysis.aggregates import Moments
 from analysis.config.load import load_config
@@ -38,17 +36,20 @@ from analysis.sql.rules import failing_predicate, passing_predicate
 from analysis.stats.quantile import quantile_estimate
 from analysis.suites.load import Expectation, load_suite
 from analysis.suites.params import run_params
-from analysis.validation.tables import validate_unit_metrics
 from analysis.validation_report import ValidationReport, format_summary
 from tests.pg_factories import (
     PG_URI,
     assert_measured_like,
     assert_same_outcomes,
+    assert_same_quarantine,
+    assert_sufficient_statistics,
     copy_into,
     pg_type,
     planted,
     polars_check,
+    polars_measured,
     throwaway_schema,
+    with_percentile,
 )
 
 psycopg = pytest.importorskip("psycopg")
@@ -163,11 +164,7 @@ def test_sql_quarantine_gives_the_rows_and_reasons_of_split(
 ) -> None:
     expected, _ = polars_path
     got, _ = sql_path
-    assert got.counts == {t: dict(c) for t, c in expected.counts.items()}
-    assert got.rows_in == dict(expected.rows_in)
-    assert got.crossover_units == expected.crossover_units
-    for table in ("assignments", "events"):
-        assert_frame_equal(_sorted(got.rows[table]), _sorted(expected.quarantined[table]))
+    assert_same_quarantine(got, expected)
 
 
 def test_passing_predicate_pushes_the_row_rules_down(
@@ -331,17 +328,10 @@ def test_every_section_is_measured_inside_the_database_as_the_polars_path(
     segments, quantile samples, both timelines, the funnel and the histograms; winsorised,
     the caps are pooled quantiles per event (ratio numerators that add up values, in the
     window and the pre-period) and per unit (mean metrics), computed in SQL."""
-    update = {"winsorize_percentile": percentile}
-    experiment = EXPERIMENT.model_copy(
-        update={"statistics": EXPERIMENT.statistics.model_copy(update=update)}
-    )
+    experiment = with_percentile(EXPERIMENT, percentile)
     held, _ = polars_path
     metrics = CONFIG.metrics_of(experiment)
-    unit_check = partial(
-        validate_unit_metrics, experiment=experiment, metrics=metrics,
-        assigned_units=held.analysed_units(AS_OF), as_of=AS_OF, now=NOW,
-    )  # fmt: skip
-    want = measure(held.tables(), experiment, metrics, AS_OF, unit_check, unique_events=True)
+    want = polars_measured(held, experiment, metrics, AS_OF, NOW)
     if percentile is not None:  # the caps bite: the statistics differ from the plain ones
         plain = measure(held.tables(), EXPERIMENT, metrics, AS_OF, unique_events=True)
         assert want.data.moments["time_on_task"] != plain.data.moments["time_on_task"]
@@ -356,8 +346,4 @@ def test_every_section_is_measured_inside_the_database_as_the_polars_path(
     assert want.unit_validation.success
     assert_measured_like(got, replace(want, cleaning=held.cleaning(want.cleaning)))
     assert got.computed_in is not None
-    rows = got.computed_in.rows_returned
-    assert set(rows) == {"cleaning", "moments", "quantiles", "daily", "weekly", "descriptives"}
-    # sufficient statistics only: rows per arm and day/week/bin, never per unit
-    assert rows["daily"] <= 2 * len(experiment.variants) * ((AS_OF - experiment.start).days + 1)
-    assert rows["descriptives"] <= len(experiment.variants) * (5 + 7 + 30) + 1
+    assert_sufficient_statistics(got.computed_in.rows_returned, experiment, AS_OF)

@@ -303,3 +303,19 @@ def test_a_local_session_shuffles_into_two_partitions_per_core() -> None:
     assert _defaults("local[8,3]") == {"spark.sql.shuffle.partitions": "16"}
     assert _defaults("local") == {"spark.sql.shuffle.partitions": "2"}
     assert _defaults("spark://host:7077") == {}
+
+
+def test_proof_check_asks_spark_what_it_asks_the_files(
+    files: tuple[str, str], source: SparkSource
+) -> None:
+    """`proof check` on a spark source: the same findings as over the same files in memory,
+    from three queries inside Spark."""
+    from analysis.sources.check import check_against_data
+
+    assignments, events = files
+    on_files = FileSource(kind="parquet", assignments=assignments, events=events, columns=COLUMNS)
+    metrics = CONFIG.metrics_of(EXPERIMENT)
+    want = check_against_data("lake", on_files, EXPERIMENT, metrics, AS_OF)
+    got = check_against_data("lake", source, EXPERIMENT, metrics, AS_OF)
+    assert got == want
+    assert any("arms the config does not name" in f.text for f in got)  # the planted 'beta'

@@ -12,8 +12,8 @@ session (``newSession``): its temporary views and cached tables are its own,
 so two experiments of a nightly never see each other's. Files (parquet paths
 or globs) are registered as temporary views named by
 :meth:`~analysis.config.sources.SparkSource.relations`; tables of Spark's
-catalog are read as they are. ``keep`` caches a query's rows
-(``CACHE TABLE``), which ``close`` uncaches and drops.
+catalog are read as they are. ``keep`` computes a query's rows once into the
+executors (``localCheckpoint``), which ``close`` drops.
 
 The master may carry credentials (a URL with a user and password or a
 token): it can be read from ``master_env``, and every message is redacted of
@@ -215,11 +215,18 @@ def open_spark(source_name: str, source: SparkSource) -> Connection:
             ) from None
     kept: list[tuple[str, Any]] = []
 
-    def run(query: str) -> Any:
-        """The dataframe of ``query``, its shared CTEs computed first (:func:`shared_ctes`)."""
+    def drop(views: list[tuple[str, Any]]) -> None:
+        for name, frame in views:
+            session.catalog.dropTempView(name)
+            frame.unpersist()
+
+    def run(query: str) -> tuple[Any, list[tuple[str, Any]]]:
+        """The dataframe of ``query``, its shared CTEs computed first (:func:`shared_ctes`),
+        and their views, which the caller drops once the query's rows are computed."""
         tree = sqlglot.parse_one(query, dialect="spark")
+        views: list[tuple[str, Any]] = []
         for cte in shared_ctes(tree):
-            view = f"proof_cte_{len(kept)}_{cte.alias}"
+            view = f"proof_cte_{len(kept) + len(views)}_{cte.alias}"
             before = []  # the CTEs it may read, still to be inlined
             for other in tree.find_all(exp.CTE):
                 if other is cte:
@@ -229,16 +236,20 @@ def open_spark(source_name: str, source: SparkSource) -> Connection:
             body = f"WITH {', '.join(before)} {body}" if before else body
             frame = computed(session.sql(body))
             frame.createOrReplaceTempView(view)
-            kept.append((view, frame))
+            views.append((view, frame))
             for ref in list(tree.find_all(exp.Table)):
                 if not ref.db and ref.name == cte.alias:
                     ref.set("this", exp.to_identifier(view, quoted=True))
             cte.pop()
-        return session.sql(tree.sql(dialect="spark"))
+        return session.sql(tree.sql(dialect="spark")), views
 
     def execute(query: str) -> pl.DataFrame:
         with _readable_errors():
-            frame = pl.from_arrow(run(query).toArrow())
+            found, views = run(query)
+            try:
+                frame = pl.from_arrow(found.toArrow())
+            finally:
+                drop(views)
         assert isinstance(frame, pl.DataFrame)
         return frame
 
@@ -247,16 +258,18 @@ def open_spark(source_name: str, source: SparkSource) -> Connection:
         # the plan cut: a cached view would be analysed again, whole, by every query
         # that reads it (about a second each, at any size).
         with _readable_errors():
-            frame = computed(run(query))
+            found, views = run(query)
+            try:
+                frame = computed(found)
+            finally:
+                drop(views)  # the checkpoint no longer reads them
             frame.createOrReplaceTempView(name)
         kept.append((name, frame))
         return sqlglot.select(exp.Star()).from_(table(name))
 
     def close() -> None:
-        while kept:
-            name, frame = kept.pop()
-            session.catalog.dropTempView(name)
-            frame.unpersist()
+        drop(kept)
+        kept.clear()
 
     def share() -> Any:
         """The session itself: GX's Spark engine validates its dataframes."""

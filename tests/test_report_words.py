@@ -222,37 +222,42 @@ def _secondary_count(results: Results) -> int:
     return sum(c["role"] == "secondary" for c in results["comparisons"])
 
 
+#: A comparison significant before the multiplicity adjustment and not after.
+ADJUSTED_AWAY: dict[str, Any] = {
+    "verdict": "inconclusive",
+    "verdict_basis": "fixed_horizon",
+    "p_value": 0.035,
+    "p_value_adjusted": 0.069,
+    "verdict_p_value_adjusted": 0.069,
+    "lift": 0.021,
+    "lift_ci": [0.0015, 0.0405],
+    "verdict_lift_ci": [0.0016, 0.0409],
+}
+#: A comparison whose fixed-horizon interval excludes 0 and always-valid one does not.
+SEQUENTIAL_WIDE: dict[str, Any] = {
+    "verdict": "inconclusive",
+    "verdict_basis": "sequential",
+    "p_value": 0.012,
+    "p_value_adjusted": 0.012,
+    "verdict_p_value_adjusted": 0.21,
+    "lift": 0.034,
+    "lift_ci": [0.0075, 0.0605],
+    "sequential": {"lift_ci": [-0.011, 0.079], "p_value": 0.21, "reason": None},
+    "verdict_lift_ci": [-0.0108, 0.0801],
+}
+
+
 def _adjusted_away(results: Results) -> dict[str, Any]:
     """A secondary metric significant before the Holm adjustment and not after."""
     c = next(c for c in results["comparisons"] if c["role"] == "secondary")
-    c.update(
-        verdict="inconclusive",
-        verdict_basis="fixed_horizon",
-        p_value=0.035,
-        p_value_adjusted=0.069,
-        verdict_p_value_adjusted=0.069,
-        lift=0.021,
-        lift_ci=[0.0015, 0.0405],
-        verdict_lift_ci=[0.0016, 0.0409],
-    )
+    c.update(ADJUSTED_AWAY)
     return c
 
 
 def _sequential_wide(results: Results) -> dict[str, Any]:
     """A guardrail whose fixed-horizon interval excludes 0 and always-valid one does not."""
     c = next(c for c in results["comparisons"] if c["role"] == "guardrail")
-    c.update(
-        verdict="inconclusive",
-        verdict_basis="sequential",
-        p_value=0.012,
-        p_value_adjusted=0.012,
-        verdict_p_value_adjusted=0.21,
-        lift=0.034,
-        lift_ci=[0.0075, 0.0605],
-        sequential={"lift_ci": [-0.011, 0.079], "p_value": 0.21, "reason": None},
-        verdict_lift_ci=[-0.0108, 0.0801],
-        noninferiority=None,
-    )
+    c.update(SEQUENTIAL_WIDE, noninferiority=None)
     return c
 
 

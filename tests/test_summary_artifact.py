@@ -21,6 +21,7 @@ from analysis.report import REPORT_PLOTLY_SRC, render_report
 from analysis.report.summary import comparison_notes, comparison_rows, markdown_summary
 from analysis.results import Results
 from tests import report_fixtures
+from tests.test_report_words import ADJUSTED_AWAY, SEQUENTIAL_WIDE
 
 MAX_COLUMNS = 5
 MAX_TEXT = 80  # visible characters of a row's cells, together
@@ -83,28 +84,9 @@ def test_the_summary_says_why_a_primary_verdict_is_inconclusive() -> None:
     results: dict[str, Any] = report_fixtures.load("auto_triage")
     ai, ai_v2 = (c for c in results["comparisons"] if c["role"] == "primary")
     # significant before the adjustment over the two primary comparisons, not after
-    ai.update(
-        verdict="inconclusive",
-        verdict_basis="fixed_horizon",
-        p_value=0.035,
-        p_value_adjusted=0.069,
-        verdict_p_value_adjusted=0.069,
-        lift=0.021,
-        lift_ci=[0.0015, 0.0405],
-        verdict_lift_ci=[0.0016, 0.0409],
-    )
+    ai.update(ADJUSTED_AWAY)
     # the fixed-horizon interval excludes 0, the always-valid one the verdict reads does not
-    ai_v2.update(
-        verdict="inconclusive",
-        verdict_basis="sequential",
-        p_value=0.012,
-        p_value_adjusted=0.012,
-        verdict_p_value_adjusted=0.21,
-        lift=0.034,
-        lift_ci=[0.0075, 0.0605],
-        sequential={"lift_ci": [-0.011, 0.079], "p_value": 0.21, "reason": None},
-        verdict_lift_ci=[-0.0108, 0.0801],
-    )
+    ai_v2.update(SEQUENTIAL_WIDE)
     text = markdown_summary(results, "file:///r/report.html")
     rows = _table_rows(text)
     assert rows[0] == ["metric", "arms", "lift [95% CI]", "p", "verdict"]

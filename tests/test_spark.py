@@ -33,7 +33,7 @@ from analysis.sources.read import read_experiment
 from analysis.sql.database import Database, database
 from analysis.sql.gx import check_experiment_sql
 from analysis.sql.quarantine import SqlQuarantine, quarantine_sql
-from analysis.sql.spark import java_missing, open_spark, shared_ctes
+from analysis.sql.spark import _hide, java_missing, open_spark, shared_ctes
 from analysis.validation_report import ValidationReport
 from tests.pg_factories import (
     assert_finds_planted_errors,
@@ -122,10 +122,6 @@ def test_gx_on_spark_finds_every_planted_error_as_the_polars_path(
     assert not got.success
 
 
-def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.sort(frame.columns, nulls_last=True)
-
-
 def test_the_quarantine_in_spark_is_the_split_of_the_polars_path(
     polars_path: tuple[QuarantineResult, ValidationReport],
     spark_path: tuple[SqlQuarantine, ValidationReport],
@@ -182,15 +178,22 @@ def test_a_master_with_credentials_is_read_from_the_environment_and_never_shown(
     spark_path: tuple[SqlQuarantine, ValidationReport],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    secret = "sc://spark.example.com:443/;token=s3cr3t-t0ken"
+    secret = "spark://proof:s3cr3t@spark.example.com:7077"
     monkeypatch.setenv("PROOF_TEST_SPARK_MASTER", secret)
     hidden = source.model_copy(update={"master_env": "PROOF_TEST_SPARK_MASTER"})
     db = database("lake", hidden)
     assert db.uri == secret
     assert secret not in repr(db)
     # This process runs Spark on local[2]: the other master is refused, and not named.
-    with pytest.raises(SourceError) as refused:
+    with pytest.raises(SourceError, match="another master") as refused:
         open_spark("lake", hidden)
+    assert "s3cr3t" not in str(refused.value)
+    # What Spark or py4j say about a master is redacted of it, and of any token in it.
+    told = f"cannot reach {secret}; retrying spark.example.com with token=s3cr3t"
+    assert "s3cr3t" not in _hide(told, secret)
+    connect = "sc://spark.example.com:443/;token=s3cr3t"
+    with pytest.raises(SourceError, match="Spark Connect") as refused:
+        open_spark("lake", source.model_copy(update={"master": connect}))
     assert "s3cr3t" not in str(refused.value)
     monkeypatch.delenv("PROOF_TEST_SPARK_MASTER")
     with pytest.raises(SourceError, match="PROOF_TEST_SPARK_MASTER is not set"):

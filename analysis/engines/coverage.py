@@ -36,9 +36,7 @@ def coverage_of(
     since, until = coverage_window(experiment, as_of)
     try:
         if connection is not None and not isinstance(source, FileSource):
-            found = coverage_on(connection.execute, connection.dialect, source_name, source,
-                                since, until)  # fmt: skip
-            return found
+            return coverage_on(connection, source_name, source, since, until)
         if isinstance(source, SparkSource):
             raise SourceError(f"source {source_name!r}: Spark counts on the run's session")
         return event_coverage(source_name, source, since, until)

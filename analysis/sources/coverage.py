@@ -7,8 +7,8 @@ count runs in the database for DuckDB and SQL sources, with polars for files.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
@@ -20,6 +20,9 @@ from analysis.sources.connect import check_login, check_reachable
 from analysis.sources.errors import SourceError, _driver_error, redact
 from analysis.sources.read import _scan
 from analysis.sources.sql import AnySource, _coverage_queries, sql_dialect
+
+if TYPE_CHECKING:  # the SQL wing imports this package
+    from analysis.sql.aggregate_connect import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +86,26 @@ def event_coverage(
 
 
 def coverage_on(
-    execute: Callable[[str], pl.DataFrame],
-    dialect: str,
+    connection: Connection,
     name: str,
     source: DatabaseSource,
     since: dt.datetime,
     until: dt.datetime,
 ) -> EventCoverage:
-    """:func:`event_coverage`, counted on a run's open connection (``execute``, ``dialect``)."""
-    q_counts, q_examples = _coverage_queries(name, source, since, until, dialect)
-    events, unassigned = execute(q_counts).row(0)
-    examples = execute(q_examples).to_series() if unassigned else pl.Series([], dtype=pl.String)
+    """:func:`event_coverage`, counted on a run's open connection."""
+    q_counts, q_examples = _coverage_queries(name, source, since, until, connection.dialect)
+    try:
+        events, unassigned = connection.execute(q_counts).row(0)
+        examples = (
+            connection.execute(q_examples).to_series()
+            if unassigned
+            else pl.Series([], dtype=pl.String)
+        )
+    except Exception as exc:  # the drivers raise many types; say which, never the URI
+        raise SourceError(
+            f"source {name!r}: cannot count unassigned events "
+            f"({type(exc).__name__}: {connection.redact(str(exc))})"
+        ) from None
     return EventCoverage(int(events), int(unassigned or 0), tuple(str(x) for x in examples))
 
 

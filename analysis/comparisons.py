@@ -47,7 +47,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-import numpy as np
 from scipy import stats
 
 from analysis.aggregates import Moments
@@ -70,15 +69,13 @@ from analysis.stats.noninferiority import (
     noninferiority_test,
 )
 from analysis.stats.power import DaysToMde, MdeResult, days_to_mde, mde
-from analysis.stats.quantile import QuantileSample, quantile_estimate, quantile_test
+from analysis.stats.quantile import QuantileSummary, compare_summaries, summary_estimate
 from analysis.stats.sequential import (
     SequentialResult,
     sequential_halfwidth,
     sequential_interval,
     sequential_rho,
 )
-
-EMPTY_SAMPLE = QuantileSample(np.empty(0), np.empty(0, dtype=np.int64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,12 +217,8 @@ def fixed_test(
 ) -> TwoArmResult:
     if metric.kind == "quantile":
         assert metric.quantile is not None
-        samples = data.samples.get(metric.name, {})
-        return quantile_test(
-            samples.get(control, EMPTY_SAMPLE),
-            samples.get(treatment, EMPTY_SAMPLE),
-            metric.quantile,
-            alpha,
+        return compare_summaries(
+            _summary(metric, control, data, alpha), _summary(metric, treatment, data, alpha), alpha
         )
     moments = data.moments.get(metric.name, {})
     c, t = moments.get(control, Moments.empty()), moments.get(treatment, Moments.empty())
@@ -361,8 +354,7 @@ def compare_all(
 def _describe(metric: Metric, arm: str, data: ArmData, alpha: float) -> Description:
     if metric.kind == "quantile":
         assert metric.quantile is not None
-        sample = data.samples.get(metric.name, {}).get(arm, EMPTY_SAMPLE)
-        est = quantile_estimate(sample, metric.quantile, alpha)
+        est = summary_estimate(_summary(metric, arm, data, alpha))
         value = est.value if math.isfinite(est.value) else None
         return Description(metric, arm, est.n, value)
     m = data.moments.get(metric.name, {}).get(arm, Moments.empty())
@@ -370,6 +362,17 @@ def _describe(metric: Metric, arm: str, data: ArmData, alpha: float) -> Descript
         return Description(metric, arm, 0, None)
     ratio = m.mean_x / m.mean_y if m.mean_y else None
     return Description(metric, arm, m.n, ratio if ratio is None or math.isfinite(ratio) else None)
+
+
+def _summary(metric: Metric, arm: str, data: ArmData, alpha: float) -> QuantileSummary:
+    assert metric.quantile is not None
+    found = data.quantiles.get(metric.name, {}).get(arm)
+    if found is None:
+        return QuantileSummary.empty(metric.quantile, alpha)
+    # The outer ranks were picked for one level; read at another, the interval would be wrong.
+    assert found.alpha == alpha, (found.alpha, alpha)
+    assert found.p == metric.quantile, (found.p, metric.quantile)
+    return found
 
 
 def _adjust(drafts: Sequence[Comparison], p_values: Sequence[float | None]) -> list[float | None]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from analysis.aggregates import Moments
 from analysis.joint import JointMoments
-from analysis.stats.quantile import QuantileSample
+from analysis.stats.quantile import QuantileSummary
 from analysis.validation_report import ValidationReport
 
 
@@ -50,10 +50,14 @@ class Cleaning:
 
 @dataclass(frozen=True)
 class ArmData:
-    """Per-arm inputs of the statistics, keyed ``{metric: {variant: ...}}``."""
+    """Per-arm inputs of the statistics, keyed ``{metric: {variant: ...}}``.
+
+    ``quantiles`` also holds the pooled AI arms (:data:`~analysis.config.experiments.POOLED`)
+    when the experiment pools them: a quantile of merged arms is not a merge of theirs.
+    """
 
     moments: Mapping[str, Mapping[str, Moments]]
-    samples: Mapping[str, Mapping[str, QuantileSample]] = field(default_factory=dict)
+    quantiles: Mapping[str, Mapping[str, QuantileSummary]] = field(default_factory=dict)
     joint: Mapping[str, Mapping[str, JointMoments]] = field(default_factory=dict)
 
 

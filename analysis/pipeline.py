@@ -12,19 +12,17 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from analysis import timeline
 from analysis.aggregates import Moments
 from analysis.balance_check import balance_check
-from analysis.comparisons import EMPTY_SAMPLE, Comparison, Description, compare_all
-from analysis.config.experiments import Experiment, Metric, Variant
+from analysis.comparisons import Comparison, Description, compare_all
+from analysis.config.experiments import POOLED, Experiment, Metric, Variant
 from analysis.decision import decide
 from analysis.joint import JointMoments
 from analysis.measurement import ArmData, Measurement
 from analysis.results import Results, build_results
 from analysis.segments import segment_comparisons
-from analysis.stats.quantile import QuantileSample
+from analysis.stats.quantile import QuantileSummary
 from analysis.stats.srm import srm_test
 
 
@@ -92,20 +90,18 @@ def described_guardrails(experiment: Experiment, descriptions: Sequence[Descript
     return [described[g] for g in experiment.metrics.guardrails if g in described]
 
 
-POOLED = "ai (pooled)"
-
-
 def pooled_ai_comparisons(
     experiment: Experiment, metrics: Sequence[Metric], data: ArmData, as_of: dt.date
 ) -> list[Comparison]:
     """With several AI arms: all AI arms pooled against the non-AI control.
 
     Answers "does AI help at all?" beside each arm's own comparison. Units of
-    the AI arms are merged (moments merge exactly; quantile samples concatenate).
+    the AI arms are merged (moments merge exactly); a quantile of the merged arms
+    comes from the engine, which computes it over their events (``ArmData.quantiles``).
     """
-    ai = experiment.ai_variants()
+    ai = experiment.pooled_ai_variants()
     control = experiment.control
-    if len(ai) < 2 or experiment.variants[control].ai:
+    if not ai:
         return []
     shared = [m for m in metrics if not m.ai_only]
     share = sum(experiment.variants[a].share for a in ai)
@@ -131,17 +127,12 @@ def pooled_ai_comparisons(
             merged = merged.merge(by_arm.get(arm, JointMoments.empty(k)))
         return {control: by_arm.get(control, JointMoments.empty(k)), POOLED: merged}
 
-    def merge_samples(by_arm: Mapping[str, QuantileSample]) -> dict[str, QuantileSample]:
-        parts = [by_arm[a] for a in ai if a in by_arm]
-        merged = QuantileSample(
-            np.concatenate([p.values for p in parts]) if parts else np.empty(0),
-            np.concatenate([p.units for p in parts]) if parts else np.empty(0, dtype=np.int64),
-        )
-        return {control: by_arm.get(control, EMPTY_SAMPLE), POOLED: merged}
+    def pooled_only(by_arm: Mapping[str, QuantileSummary]) -> dict[str, QuantileSummary]:
+        return {arm: by_arm[arm] for arm in (control, POOLED) if arm in by_arm}
 
     pooled = ArmData(
         moments={k: merge_moments(v) for k, v in data.moments.items()},
-        samples={k: merge_samples(v) for k, v in data.samples.items()},
+        quantiles={k: pooled_only(v) for k, v in data.quantiles.items()},
         joint={k: merge_joint(v) for k, v in data.joint.items() if v},
     )
     comparisons, _ = compare_all(pooled_experiment, shared, pooled, as_of)

@@ -8,7 +8,18 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.stats.quantile import QuantileSample, quantile_estimate, quantile_test
+from analysis.stats.quantile import (
+    QuantileSample,
+    ShareSums,
+    interpolate,
+    linear_position,
+    outer_ranks,
+    quantile_estimate,
+    quantile_test,
+    share_moments,
+    summarize,
+    summary_estimate,
+)
 
 
 def _sample(rng: np.random.Generator, units: int, events_per_unit: float, sigma_unit: float):  # type: ignore[no-untyped-def]
@@ -92,3 +103,44 @@ def test_aa_false_positive_rate_and_coverage(sigma_unit: float) -> None:
         rejections += result.p_value < alpha
     lo, hi = stats.binom.ppf([0.0005, 0.9995], runs, alpha)
     assert lo <= rejections <= hi, f"false positives {rejections}/{runs}"
+
+
+def test_the_shared_rules_are_numpy_s_quantile_and_the_centred_moments() -> None:
+    """What both engines compute between their queries (linear_position, interpolate,
+    share_moments) against numpy: the same quantile to the last bit over many sizes and
+    levels, and the centred moments of the per-unit counts."""
+    rng = np.random.default_rng(4)
+    for _ in range(2000):
+        n = int(rng.integers(1, 400))
+        values = np.sort(rng.lognormal(3, 2, n))
+        p = float(rng.choice([0.5, 0.9, 0.95, 0.99, rng.random()]))
+        below, above, weight = linear_position(n, p)
+        assert interpolate(float(values[below]), float(values[above]), weight) == np.quantile(
+            values, p
+        )
+    x = rng.integers(0, 9, 500)
+    y = x + rng.integers(0, 5, 500)
+    m = share_moments(
+        ShareSums(500, int(x.sum()), int(y.sum()), int(x @ x), int(y @ y), int(x @ y))
+    )
+    dx, dy = x - x.mean(), y - y.mean()
+    assert (m.mean_x, m.mean_y) == (x.mean(), y.mean())
+    assert [m.m2_x, m.m2_y, m.c_xy] == pytest.approx([dx @ dx, dy @ dy, dx @ dy], rel=1e-12)
+
+
+def test_a_summary_is_all_the_interval_needs() -> None:
+    """The estimate from a summary equals the outer CI of the events (order statistics at
+    the outer ranks), with no event in the summary."""
+    rng = np.random.default_rng(5)
+    s = _sample(rng, 300, 6, 0.5)
+    summary = summarize(s, 0.95, 0.05)
+    assert summary.n_events == s.values.size
+    assert summary.n_units == 300
+    ranks = outer_ranks(summary.n_events, 0.95, summary.share, 0.05)
+    assert ranks is not None
+    ordered = np.sort(s.values)
+    assert (summary.lower, summary.upper) == (ordered[ranks[0] - 1], ordered[ranks[1] - 1])
+    z = stats.norm.ppf(0.975)
+    est = summary_estimate(summary)
+    assert est.value == np.quantile(s.values, 0.95)
+    assert est.variance == pytest.approx(((summary.upper - summary.lower) / (2 * z)) ** 2)

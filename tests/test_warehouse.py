@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from sqlglot import exp
 
 from analysis import metrics as metrics_mod
 from analysis.aggregates import Moments
-from analysis.config.experiments import EventAggregate, Experiment, Metric
+from analysis.config.experiments import POOLED, EventAggregate, Experiment, Metric
 from analysis.config.load import load_config
 from analysis.config.sources import DuckDBSource, SqlSource
 from analysis.descriptives import EVENTS
@@ -45,11 +44,12 @@ from analysis.sql.aggregate_quantiles import linear_quantiles
 from analysis.sql.database import database
 from analysis.sql.expressions import column, eq, integer, named, ref, table, with_ctes
 from analysis.sql.gx_context import gx_session
-from analysis.stats.quantile import quantile_estimate
+from analysis.stats.quantile import QuantileSample, QuantileSummary, summarize
 from tests.pg_factories import (
     PG_URI,
     _assert_nested_moments,
     assert_measured_like,
+    assert_same_quantiles,
     copy_into,
     throwaway_schema,
 )
@@ -63,7 +63,8 @@ DIALECTS = ("postgres", "duckdb", "trino", "spark", "bigquery", "snowflake")
 MAPPING = {"unit_id": "user id", "variant": "arm's", "ts": 'Event"Time'}
 EVIL_ID = "x'; DROP TABLE t; --"
 
-# A proportion with a value filter and a mean of a sum, beyond the shipped catalog.
+# A proportion with a value filter, a mean of a sum and a quantile every arm has (so the
+# pooled AI arms get their own summary), beyond the shipped catalog.
 EXTRA = [
     Metric(
         name="users_thumbs_down",
@@ -79,6 +80,15 @@ EXTRA = [
         category="effort",
         kind="mean",
         goal="decrease",
+        value=EventAggregate(event="task_completed", agg="sum"),
+    ),
+    Metric(
+        name="median_task_seconds",
+        label="Median seconds per task",
+        category="effort",
+        kind="quantile",
+        goal="decrease",
+        quantile=0.5,
         value=EventAggregate(event="task_completed", agg="sum"),
     ),
 ]
@@ -181,7 +191,7 @@ class Expected:
     moments: Mapping[str, Mapping[str, Moments]]
     joint: Mapping[str, Mapping[str, JointMoments]]
     segments: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Moments]]]]
-    samples: Mapping[str, Mapping[str, pl.DataFrame]]  # variant -> (value, unit_id)
+    quantiles: Mapping[str, Mapping[str, QuantileSummary]]  # from each arm's events
 
 
 def _polars_path(data: SimulatedData, experiment: Experiment, metrics: list[Metric]) -> Expected:
@@ -198,10 +208,11 @@ def _polars_path(data: SimulatedData, experiment: Experiment, metrics: list[Metr
             units, events, window, metrics_mod.event_capped_events(metrics)
         )
         table = winsorize_table(table, metrics, percentile, capped).collect().lazy()
-    samples: dict[str, dict[str, pl.DataFrame]] = {}
+    quantiles: dict[str, dict[str, QuantileSummary]] = {}
     for m in metrics:
         if m.kind == "quantile":
             assert m.value is not None
+            assert m.quantile is not None
             frame = (
                 metrics_mod.in_window_events(units, events, window, [m.value.event])
                 .filter(~pl.col("pre") & (pl.col("event") == m.value.event))
@@ -209,15 +220,31 @@ def _polars_path(data: SimulatedData, experiment: Experiment, metrics: list[Metr
                 .select("variant", "value", "unit_id")
                 .collect()
             )
-            samples[m.name] = {
-                str(v): part for (v,), part in frame.partition_by("variant", as_dict=True).items()
+            arms = {str(v): p for (v,), p in frame.partition_by("variant", as_dict=True).items()}
+            pooled = experiment.pooled_ai_variants()
+            if pooled and not m.ai_only:
+                arms[POOLED] = frame.filter(pl.col("variant").is_in(pooled))
+            quantiles[m.name] = {
+                arm: summarize(
+                    QuantileSample(
+                        part["value"].cast(pl.Float64).to_numpy(),
+                        part["unit_id"]
+                        .cast(pl.Categorical)
+                        .to_physical()
+                        .to_numpy()
+                        .astype(np.int64),
+                    ),
+                    m.quantile,
+                    experiment.alpha,
+                )
+                for arm, part in arms.items()
             }
     return Expected(
         cleaning=metrics_mod.cleaning_counts(units, events, experiment),
         moments=metrics_mod.arm_moments(table, metrics),
         joint=metrics_mod.arm_joint_moments(table, metrics),
         segments={d: metrics_mod.segment_moments(table, metrics, d) for d in experiment.segments},
-        samples=samples,
+        quantiles=quantiles,
     )
 
 
@@ -266,31 +293,10 @@ def _assert_same(got: WarehouseMeasurement, want: Expected, metrics: Sequence[Me
                     )
     assert MISSING in want.segments["platform"][metrics[0].name]
     quantiles = [m for m in metrics if m.kind == "quantile"]
-    assert got.data.samples.keys() == want.samples.keys() == {m.name for m in quantiles}
-    for m in quantiles:
-        assert m.quantile is not None
-        assert got.data.samples[m.name].keys() == want.samples[m.name].keys()
-        for variant, frame in want.samples[m.name].items():
-            sample = got.data.samples[m.name][variant]
-            assert sorted(sample.values.tolist()) == sorted(frame["value"].to_list())
-            # the same events fall to the same units (codes are arbitrary)
-            mine = Counter(
-                tuple(sorted(sample.values[sample.units == code].tolist()))
-                for code in np.unique(sample.units)
-            )
-            theirs = Counter(
-                tuple(sorted(part["value"].to_list())) for part in frame.partition_by("unit_id")
-            )
-            assert mine == theirs, (m.name, variant)
-            reference = quantile_estimate(
-                type(sample)(
-                    frame["value"].to_numpy(),
-                    frame["unit_id"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int64),
-                ),
-                m.quantile,
-                0.05,
-            )
-            assert quantile_estimate(sample, m.quantile, 0.05) == reference
+    assert want.quantiles.keys() == {m.name for m in quantiles}
+    if "median_task_seconds" in want.quantiles:  # auto-triage pools its two AI arms
+        assert POOLED in want.quantiles["median_task_seconds"]
+    assert_same_quantiles(got.data.quantiles, want.quantiles)
 
 
 # --------------------------------------------------------------------------- DuckDB
@@ -582,7 +588,7 @@ def test_dialects_quote_every_identifier_and_round_trip(dialect: str) -> None:
         columns=columns,
     )
     assert set(queries) == {
-        "cleaning", "moments", "quantiles", "daily", "weekly", "descriptives"
+        "cleaning", "moments", "quantile_counts", "daily", "weekly", "descriptives"
     }  # fmt: skip
     event_names = {p.event for m in metrics for p in (m.value, m.numerator, m.denominator) if p}
     event_names |= set(EVENTS)  # the funnel's and the histograms'
@@ -596,7 +602,7 @@ def test_dialects_quote_every_identifier_and_round_trip(dialect: str) -> None:
         repr(a + h) for a in range(1, 8) for h in (-0.5, 0.5)
     }
     allowed_literals |= {"-Infinity", "Infinity"}  # finite values only enter the caps
-    allowed_literals |= set(odd.ai_variants())  # the funnel's arms
+    allowed_literals |= set(odd.variants)  # the funnel's AI arms, the quantiles' arms
     for name, sql in queries.items():
         tree = sqlglot.parse_one(sql, read=dialect)
         # the same text again from the parsed tree: the dialect reads what it was given

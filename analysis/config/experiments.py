@@ -194,6 +194,10 @@ class ValidationOptions(_Strict):
     )
 
 
+#: The arm name of all AI arms pooled (:meth:`Experiment.pooled_ai_variants`).
+POOLED = "ai (pooled)"
+
+
 class Experiment(_Strict):
     """One experiment (contract section 5)."""
 
@@ -247,6 +251,14 @@ class Experiment(_Strict):
 
     def ai_variants(self) -> list[str]:
         return [name for name, v in self.variants.items() if v.ai]
+
+    def pooled_ai_variants(self) -> list[str]:
+        """The AI arms that :data:`POOLED` merges against a non-AI control; [] when none.
+
+        Only with two AI arms or more ("does AI help at all?" beside each arm).
+        """
+        ai = self.ai_variants()
+        return ai if len(ai) >= 2 and not self.variants[self.control].ai else []
 
     def data_through(self, as_of: dt.date) -> dt.date:
         """The last day whose data a run asked for ``as_of`` analyses: never after the planned end.

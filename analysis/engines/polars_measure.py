@@ -76,7 +76,7 @@ def measure(
     )
     data = ArmData(
         moments=metrics_mod.arm_moments(table, metrics),
-        samples=metrics_mod.quantile_samples(in_window, metrics),
+        quantiles=metrics_mod.quantile_summaries(in_window, metrics, experiment),
         joint=metrics_mod.arm_joint_moments(table, metrics),
     )
     dims = table.collect_schema().names()

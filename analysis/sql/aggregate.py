@@ -36,7 +36,6 @@ from analysis.aggregates import Moments
 from analysis.config.experiments import Experiment, Metric
 from analysis.config.sources import DatabaseSource, DuckDBSource
 from analysis.measurement import ArmData, Cleaning, Histogram
-from analysis.metrics import quantile_events
 from analysis.sources.errors import SourceError
 from analysis.sql.aggregate_checks import unit_metrics_query
 from analysis.sql.aggregate_connect import (
@@ -53,7 +52,6 @@ from analysis.sql.aggregate_plan import (
     all_windowed_events,
     cleaning_counts,
     make_scope,
-    quantile_samples,
 )
 from analysis.sql.aggregate_read import (
     read_assigned_units,
@@ -61,12 +59,17 @@ from analysis.sql.aggregate_read import (
     read_daily,
     read_descriptives,
     read_moments,
-    read_samples,
     read_weekly,
 )
 from analysis.sql.aggregate_timeline import TimelineMetric, daily_increments, weekly_sums
 from analysis.sql.aggregate_units import MISSING, MomentsLayout, arm_moments, unit_rows
 from analysis.sql.expressions import ref, table, with_ctes
+from analysis.sql.quantile_summaries import (
+    counts_query,
+    quantile_summaries,
+    quantile_values,
+    targets,
+)
 
 __all__ = [
     "DIALECTS",
@@ -81,6 +84,8 @@ __all__ = [
 #: The temporary tables that keep the in-window events and the per-unit table, where
 #: the connection keeps rows.
 IN_WINDOW, UNIT_ROWS = "proof_in_window", "proof_unit_rows"
+#: The temporary table of the quantile metrics' values (four queries read them).
+QUANTILE_VALUES = "proof_quantile_values"
 
 SegmentMoments = Mapping[str, Mapping[str, Mapping[str, Mapping[str, Moments]]]]
 
@@ -129,7 +134,6 @@ class _Plan:
 
     queries: dict[str, exp.Query]
     moments: MomentsLayout
-    quantile_events: list[str]
     daily_ratio: bool
     weekly: list[TimelineMetric]
 
@@ -138,9 +142,6 @@ def _plan(s: Scope, metrics: Sequence[Metric], count_events: bool = True) -> _Pl
     experiment = s.experiment
     queries: dict[str, exp.Query] = {"cleaning": cleaning_counts(s, count_events)}
     queries["moments"], layout = arm_moments(s, metrics)
-    events = quantile_events(metrics)
-    if events:
-        queries["quantiles"] = quantile_samples(s, events)
     primary = next((m for m in metrics if m.name == experiment.metrics.primary), None)
     daily = daily_increments(s, primary) if primary is not None else None
     if daily is not None:
@@ -151,7 +152,7 @@ def _plan(s: Scope, metrics: Sequence[Metric], count_events: bool = True) -> _Pl
         queries["weekly"] = weekly
     queries["descriptives"] = descriptives(s, experiment.ai_variants())
     ratio = primary is not None and primary.kind == "ratio"
-    return _Plan(queries, layout, events, ratio, weekly_layout)
+    return _Plan(queries, layout, ratio, weekly_layout)
 
 
 def compile_queries(
@@ -196,6 +197,9 @@ def compile_queries(
         unique_events,
     )
     queries = _plan(scope, metrics).queries
+    first = counts_query(scope, experiment, metrics)
+    if first is not None:
+        queries["quantile_counts"] = first
     return {name: query.sql(dialect=dialect) for name, query in queries.items()}
 
 
@@ -302,9 +306,11 @@ def _measure(
     # Over a quarantine's rows its counts of the events stand (raw_cleaning): the
     # events are read once, into the in-window events.
     plan = _plan(scope, metrics, count_events=bases is None)
-    texts = {name: q.sql(dialect=dialect) for name, q in plan.queries.items()}
+    texts: dict[str, str] = {}
     frames: dict[str, pl.DataFrame] = {}
-    for name, text in texts.items():
+
+    def run(name: str, query: exp.Query) -> pl.DataFrame:
+        texts[name] = text = query.sql(dialect=dialect)
         try:
             frames[name] = con.execute(text)
         except Exception as exc:  # the drivers raise many types; say which, never the URI
@@ -312,10 +318,14 @@ def _measure(
                 f"source {source_name!r}: the {name} query failed "
                 f"({type(exc).__name__}: {con.redact(str(exc))})"
             ) from None
+        return frames[name]
+
+    for name, query in plan.queries.items():
+        run(name, query)
+    quantiles = quantile_summaries(
+        scope, experiment, metrics, run, _kept_quantile_values(con, scope, experiment, metrics)
+    )
     moments, joint, segments = read_moments(frames["moments"], plan.moments)
-    samples = {}
-    if "quantiles" in frames:
-        samples = read_samples(frames["quantiles"], plan.quantile_events, metrics)
     daily = {}
     if "daily" in frames:
         daily = read_daily(frames["daily"], plan.daily_ratio, as_of, experiment.start)
@@ -325,7 +335,7 @@ def _measure(
     )
     return WarehouseMeasurement(
         cleaning=read_cleaning(frames["cleaning"], experiment),
-        data=ArmData(moments=moments, samples=samples, joint=joint),
+        data=ArmData(moments=moments, quantiles=quantiles, joint=joint),
         segments=segments,
         dialect=dialect,
         daily=daily,
@@ -338,3 +348,17 @@ def _measure(
         unit_metrics_sql=unit_metrics_sql,
         analysed_units=read_assigned_units(frames["cleaning"]),
     )
+
+
+def _kept_quantile_values(
+    con: Connection, s: Scope, experiment: Experiment, metrics: Sequence[Metric]
+) -> exp.Select | None:
+    """The quantile metrics' values kept once for their four queries, where the connection
+    keeps rows; else None (each query computes them)."""
+    found = targets(experiment, metrics)
+    if con.keep is None or not found:
+        return None
+    rows = with_ctes(
+        sqlglot.select(exp.Star()).from_(ref("quantile_values")), quantile_values(s, found)
+    )
+    return con.keep(QUANTILE_VALUES, rows.sql(dialect=con.dialect))

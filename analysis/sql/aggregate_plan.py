@@ -16,8 +16,7 @@ function it reproduces:
 3. :func:`in_window_events` — joined to the non-crossed-over units and limited
    to ``[assigned_at - pre_window_days, min(end, assigned_at + window_days))``.
 
-Here too are the two queries that need nothing more (:func:`cleaning_counts`,
-:func:`quantile_samples`).
+Here too is the query that needs nothing more (:func:`cleaning_counts`).
 Every identifier is quoted; the experiment id, event names and bounds are
 literals built by sqlglot.
 """
@@ -46,7 +45,6 @@ from analysis.sql.expressions import (
     integer,
     lt,
     named,
-    not_null,
     quoted,
     ref,
     string,
@@ -368,31 +366,3 @@ def all_windowed_events(s: Scope) -> exp.Query:
     (``Scope.in_window``) for all the queries of a run."""
     ctes = [*clean_assignments(s), *deduplicated_events(s, None), in_window_events(s)]
     return with_ctes(sqlglot.select(exp.Star()).from_(ref("in_window")), ctes)
-
-
-def quantile_samples(s: Scope, events: Sequence[str]) -> exp.Query:
-    """Quantile metrics' in-window values and a unit code: rows ``(k, variant, value, unit)``.
-
-    ``k`` is the index of the event in ``events``; nothing but the values
-    the quantile estimates need leaves the database.
-    """
-    which = exp.Case()
-    for k, name in enumerate(events):
-        which = which.when(eq(column("event"), string(name)), integer(k))
-    query = (
-        sqlglot.select(
-            named(which, "k"),
-            named(column("variant"), "variant"),
-            named(column("value"), "value"),
-            named(window(exp.DenseRank(), [], [column("unit_id")]), "unit"),
-        )
-        .from_(ref("in_window"))
-        .where(
-            all_of(
-                eq(column("pre"), integer(0)),
-                not_null(column("value")),
-                column("event").isin(*[string(n) for n in events]),
-            )
-        )
-    )
-    return with_ctes(query, windowed_events(s, events))

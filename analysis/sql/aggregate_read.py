@@ -11,17 +11,15 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from analysis.aggregates import Moments, moments_from_sums
-from analysis.config.experiments import Experiment, Metric
+from analysis.config.experiments import Experiment
 from analysis.descriptives import FUNNEL_STEPS, TIME_BINS, TRUST_VALUES
 from analysis.joint import JointMoments
 from analysis.measurement import Cleaning, Histogram
 from analysis.sql.aggregate_timeline import TimelineMetric
 from analysis.sql.aggregate_units import MomentsLayout
-from analysis.stats.quantile import QuantileSample
 from analysis.timeline import cumulative_moments
 
 SegmentMoments = dict[str, dict[str, dict[str, dict[str, Moments]]]]
@@ -104,27 +102,6 @@ def read_moments(
         for d, by_metric in segments.items()
     }
     return moments, joint, sorted_segments
-
-
-def read_samples(
-    frame: pl.DataFrame, events: Sequence[str], metrics: Sequence[Metric]
-) -> dict[str, dict[str, QuantileSample]]:
-    """Quantile metrics' samples from :func:`~analysis.sql.aggregate_plan.quantile_samples`."""
-    samples: dict[str, dict[str, QuantileSample]] = {}
-    frame = frame.rename(dict(zip(frame.columns, ["k", "variant", "value", "unit"], strict=True)))
-    for m in metrics:
-        if m.kind != "quantile":
-            continue
-        assert m.value is not None
-        part = frame.filter(pl.col("k") == events.index(m.value.event))
-        samples[m.name] = {
-            str(variant): QuantileSample(
-                group["value"].cast(pl.Float64).to_numpy(),
-                group["unit"].cast(pl.Int64).to_numpy().astype(np.int64),
-            )
-            for (variant,), group in part.partition_by("variant", as_dict=True).items()
-        }
-    return samples
 
 
 def read_daily(

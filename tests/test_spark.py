@@ -5,7 +5,9 @@ as a cluster's, over parquet files under the source's own column names (the
 events split over two files and read through a glob). The quarantine, GX
 (through GX's Spark engine) and every section of the measurement run in
 Spark, and are compared with the polars path over the same rows; a whole
-``proof run`` on Spark publishes the results.json of the default path.
+``proof run`` on Spark publishes the results.json of the default path, and so
+does one with a Spark Connect master, against a Spark Connect server started
+from the locked pyspark (no Java is needed in ``proof``'s process then).
 
 Spark needs Java 17: ``make`` installs Debian's where it can (``make java``);
 where there is none, these tests are skipped and say why.
@@ -133,16 +135,17 @@ def test_the_quarantine_in_spark_is_the_split_of_the_polars_path(
     assert all(got.rows[table].height > 0 for table in ("assignments", "events"))
 
 
-@pytest.mark.parametrize("percentile", [None, 0.95], ids=["plain", "winsorised"])
 def test_every_section_is_measured_inside_spark_as_the_polars_path(
     source: SparkSource,
     polars_path: tuple[QuarantineResult, ValidationReport],
     spark_path: tuple[SqlQuarantine, ValidationReport],
-    percentile: float | None,
 ) -> None:
-    """Moments, segments, quantiles, both timelines, the funnel, the histograms and the
-    per-unit checks: the database engine on Spark and the polars engine on the split."""
-    experiment = with_percentile(EXPERIMENT, percentile)
+    """Moments, segments, quantile summaries, both timelines, the funnel, the histograms
+    and the per-unit checks: the database engine on Spark and the polars engine on the
+    split, winsorised (its caps and quantiles on top of every plain query). The plain
+    measurement is compared through the two whole runs below (smart-compose does not
+    winsorise), and section by section on DuckDB and PostgreSQL."""
+    experiment = with_percentile(EXPERIMENT, 0.95)
     held, _ = polars_path
     metrics = CONFIG.metrics_of(experiment)
     want = polars_measured(held, experiment, metrics, AS_OF, NOW)
@@ -191,10 +194,12 @@ def test_a_master_with_credentials_is_read_from_the_environment_and_never_shown(
     # What Spark or py4j say about a master is redacted of it, and of any token in it.
     told = f"cannot reach {secret}; retrying spark.example.com with token=s3cr3t"
     assert "s3cr3t" not in _hide(told, secret)
-    connect = "sc://spark.example.com:443/;token=s3cr3t"
-    with pytest.raises(SourceError, match="Spark Connect") as refused:
+    # A Spark Connect server that does not answer is named (host and port), fast, and
+    # its token is not: the client alone would retry for minutes.
+    connect = "sc://127.0.0.1:9/;token=s3cr3t"  # nothing listens on the discard port
+    with pytest.raises(SourceError, match=r"cannot reach the database at 127\.0\.0\.1:9 ") as no:
         open_spark("lake", source.model_copy(update={"master": connect}))
-    assert "s3cr3t" not in str(refused.value)
+    assert "s3cr3t" not in str(no.value)
     monkeypatch.delenv("PROOF_TEST_SPARK_MASTER")
     with pytest.raises(SourceError, match="PROOF_TEST_SPARK_MASTER is not set"):
         database("lake", hidden)
@@ -245,12 +250,59 @@ def test_shared_ctes_are_those_read_more_than_once() -> None:
 
 
 @pytest.fixture(scope="module")
-def published(
-    prefect_server: None, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, dict[str, Any]]:
-    """`proof run` over the same parquet files, on the default path and on Spark.
+def connect_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Spark Connect server on a free local port: the locked pyspark's own server
+    (``SparkConnectServer``, ``local[2]``), as a cluster or Databricks would serve one."""
+    import os
+    import socket
+    import subprocess
+    import time
 
-    Warnings-only bad rows are planted, so both runs go through to the report.
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path_factory.mktemp("connect") / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [
+                str(home / "bin" / "spark-submit"), "--master", "local[2]",
+                "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+                "--conf", f"spark.connect.grpc.binding.port={port}",
+                "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+                "--conf", "spark.ui.enabled=false",
+                "--conf", "spark.sql.shuffle.partitions=4",
+            ],
+            env={**os.environ, "SPARK_HOME": str(home)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+@pytest.fixture(scope="module")
+def published(
+    prefect_server: None, tmp_path_factory: pytest.TempPathFactory, connect_master: str
+) -> dict[str, dict[str, Any]]:
+    """`proof run` over the same parquet files, on the default path, on Spark in the
+    run's process and on a Spark Connect server.
+
+    Warnings-only bad rows are planted, so every run goes through to the report.
     """
     from tests.conftest import make_config_dir
 
@@ -271,6 +323,12 @@ def published(
             "sources:\n  warehouse:\n    kind: spark\n    master: local[2]\n"
             "    assignments: ../data/files/assignments.parquet\n"
             "    events: ../data/files/events/*.parquet\n"
+        ),
+        # A Connect server reads paths as it sees them: absolute ones.
+        "connect": (
+            f"sources:\n  warehouse:\n    kind: spark\n    master: '{connect_master}'\n"
+            f"    assignments: {files / 'assignments.parquet'}\n"
+            f"    events: {files / 'events'}/*.parquet\n"
         ),
     }
     found: dict[str, dict[str, Any]] = {}
@@ -295,6 +353,19 @@ def test_a_run_on_spark_publishes_the_results_of_the_default_path(
     quarantine = got["validation"]["quarantine"]
     assert quarantine == want["validation"]["quarantine"]
     assert quarantine["events"]["duplicate_event_id"] >= 1
+    assert_pushed_down_like(got, want, "spark")
+
+
+def test_a_run_over_spark_connect_publishes_the_results_of_the_default_path(
+    published: dict[str, dict[str, Any]],
+) -> None:
+    """The same run with a Spark Connect master (``sc://``): each run a server-side session
+    of its own, the same results.json, quarantine and validation as the polars engine's."""
+    got, want = dict(published["connect"]), dict(published["default"])
+    log = got.pop("log")["text"]
+    want.pop("log")
+    assert "aggregated inside the database (spark)" in log
+    assert got["validation"]["quarantine"] == want["validation"]["quarantine"]
     assert_pushed_down_like(got, want, "spark")
 
 

@@ -15,6 +15,7 @@ import polars as pl
 from analysis import descriptives, timeline
 from analysis import metrics as metrics_mod
 from analysis.config.experiments import Experiment, Metric
+from analysis.engines.polars_quantiles import quantile_events, quantile_summaries
 from analysis.measurement import ArmData, Measurement, Window
 from analysis.partials import PartialSpec, partials, unit_table_from_partials
 from analysis.polars_exprs import winsorize_caps_exprs, winsorize_expr
@@ -66,7 +67,7 @@ def measure(
         )
         capped_events = capped_events.collect().lazy()
         table = winsorize_table(table, metrics, percentile, capped_events).collect().lazy()
-    value_events = sorted({*descriptives.EVENTS, *metrics_mod.quantile_events(metrics)})
+    value_events = sorted({*descriptives.EVENTS, *quantile_events(metrics)})
     in_window = (
         metrics_mod.in_window_events(units, events, window, value_events, deduplicate=False)
         .filter(~pl.col("pre"))
@@ -76,7 +77,7 @@ def measure(
     )
     data = ArmData(
         moments=metrics_mod.arm_moments(table, metrics),
-        quantiles=metrics_mod.quantile_summaries(in_window, metrics, experiment),
+        quantiles=quantile_summaries(in_window, metrics, experiment),
         joint=metrics_mod.arm_joint_moments(table, metrics),
     )
     dims = table.collect_schema().names()

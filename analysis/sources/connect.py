@@ -35,6 +35,7 @@ CONNECT_TIMEOUT = 3.0
 _DEFAULT_PORTS: Mapping[str, int] = {
     "postgres": 5432, "postgresql": 5432, "redshift": 5439, "mysql": 3306, "mariadb": 3306,
     "mssql": 1433, "oracle": 1521, "clickhouse": 9000, "bigquery": 443,
+    "sc": 15002,  # Spark Connect
 }  # fmt: skip
 
 

@@ -64,12 +64,7 @@ from analysis.sql.aggregate_read import (
 from analysis.sql.aggregate_timeline import TimelineMetric, daily_increments, weekly_sums
 from analysis.sql.aggregate_units import MISSING, MomentsLayout, arm_moments, unit_rows
 from analysis.sql.expressions import ref, table, with_ctes
-from analysis.sql.quantile_summaries import (
-    counts_query,
-    quantile_summaries,
-    quantile_values,
-    targets,
-)
+from analysis.sql.quantile_summaries import first_query, quantile_summaries
 
 __all__ = [
     "DIALECTS",
@@ -84,8 +79,6 @@ __all__ = [
 #: The temporary tables that keep the in-window events and the per-unit table, where
 #: the connection keeps rows.
 IN_WINDOW, UNIT_ROWS = "proof_in_window", "proof_unit_rows"
-#: The temporary table of the quantile metrics' values (four queries read them).
-QUANTILE_VALUES = "proof_quantile_values"
 
 SegmentMoments = Mapping[str, Mapping[str, Mapping[str, Mapping[str, Moments]]]]
 
@@ -197,9 +190,9 @@ def compile_queries(
         unique_events,
     )
     queries = _plan(scope, metrics).queries
-    first = counts_query(scope, experiment, metrics)
+    first = first_query(scope, experiment, metrics)
     if first is not None:
-        queries["quantile_counts"] = first
+        queries["quantile_order"] = first
     return {name: query.sql(dialect=dialect) for name, query in queries.items()}
 
 
@@ -322,9 +315,7 @@ def _measure(
 
     for name, query in plan.queries.items():
         run(name, query)
-    quantiles = quantile_summaries(
-        scope, experiment, metrics, run, _kept_quantile_values(con, scope, experiment, metrics)
-    )
+    quantiles = quantile_summaries(scope, experiment, metrics, run)
     moments, joint, segments = read_moments(frames["moments"], plan.moments)
     daily = {}
     if "daily" in frames:
@@ -348,17 +339,3 @@ def _measure(
         unit_metrics_sql=unit_metrics_sql,
         analysed_units=read_assigned_units(frames["cleaning"]),
     )
-
-
-def _kept_quantile_values(
-    con: Connection, s: Scope, experiment: Experiment, metrics: Sequence[Metric]
-) -> exp.Select | None:
-    """The quantile metrics' values kept once for their four queries, where the connection
-    keeps rows; else None (each query computes them)."""
-    found = targets(experiment, metrics)
-    if con.keep is None or not found:
-        return None
-    rows = with_ctes(
-        sqlglot.select(exp.Star()).from_(ref("quantile_values")), quantile_values(s, found)
-    )
-    return con.keep(QUANTILE_VALUES, rows.sql(dialect=con.dialect))

@@ -6,12 +6,12 @@ N, four order statistics and integer sums over units
 depends on the rows of the one before, so they run in turn, each returning
 at most two rows per target (a metric in one arm, or in the pooled AI arms):
 
-1. ``quantile_counts``: N per target;
-2. ``quantile_order``: the order statistics around q̂
-   (:func:`~analysis.stats.quantile.linear_position`), ranked with ``ROW_NUMBER()``;
-3. ``quantile_share``: per unit, the events at or below q̂ and the events,
+1. ``quantile_order``: N and the two order statistics at and after rank
+   ``floor((N - 1) p) + 1``, ranked with ``ROW_NUMBER()``: those around q̂
+   (:func:`~analysis.stats.quantile.linear_position` picks them);
+2. ``quantile_share``: per unit, the events at or below q̂ and the events,
    summed over units as integers (:class:`~analysis.stats.quantile.ShareSums`);
-4. ``quantile_bounds``: the order statistics at the outer ranks
+3. ``quantile_bounds``: the order statistics at the outer ranks
    (:func:`~analysis.stats.quantile.outer_ranks`).
 
 The arithmetic between the steps is Python's, the same functions the
@@ -58,14 +58,14 @@ from analysis.stats.quantile import (
 __all__ = [
     "QUANTILE_QUERIES",
     "Target",
-    "counts_query",
+    "first_query",
     "quantile_summaries",
     "quantile_values",
     "targets",
 ]
 
 #: The queries, in the order they run.
-QUANTILE_QUERIES = ("quantile_counts", "quantile_order", "quantile_share", "quantile_bounds")
+QUANTILE_QUERIES = ("quantile_order", "quantile_share", "quantile_bounds")
 
 Run = Callable[[str, exp.Query], pl.DataFrame]
 """Runs a named query and returns its rows (columns read by position)."""
@@ -117,34 +117,49 @@ def quantile_values(s: Scope, found: Sequence[Target]) -> list[Cte]:
     return [*windowed_events(s, events), (cte("quantile_values"), union_all(branches))]
 
 
-def counts_query(s: Scope, experiment: Experiment, metrics: Sequence[Metric]) -> exp.Query | None:
-    """The first query (``quantile_counts``), or None without a quantile metric; the
+def first_query(s: Scope, experiment: Experiment, metrics: Sequence[Metric]) -> exp.Query | None:
+    """The first query (``quantile_order``), or None without a quantile metric; the
     others are written from the rows of the one before."""
     found = targets(experiment, metrics)
-    return _counts(quantile_values(s, found)) if found else None
+    return _around(quantile_values(s, found), found) if found else None
 
 
-def _counts(values: Sequence[Cte]) -> exp.Query:
-    query = (
-        sqlglot.select(column("key"), named(exp.Count(this=exp.Star()), "n"))
-        .from_(ref("quantile_values"))
-        .group_by(column("key"))
-    )
-    return with_ctes(query, values)
-
-
-def _order(values: Sequence[Cte], ranks: Mapping[int, set[int]]) -> exp.Query:
-    """Rows ``(key, rank, value)``: the values at the 1-based ``ranks`` of each key."""
-    keys = [integer(k) for k in ranks]
+def _ranked(values: Sequence[Cte], keys: Sequence[int]) -> list[Cte]:
     ranked = (
         sqlglot.select(
             column("key"),
             column("value"),
             named(window(exp.RowNumber(), [column("key")], [column("value")]), "rn"),
+            named(window(exp.Count(this=exp.Star()), [column("key")]), "n"),
         )
         .from_(ref("quantile_values"))
-        .where(column("key").isin(*keys))
+        .where(column("key").isin(*[integer(k) for k in keys]))
     )
+    return [*values, (cte("quantile_ranked"), ranked)]
+
+
+def _around(values: Sequence[Cte], found: Sequence[Target]) -> exp.Query:
+    """Rows ``(key, n, rank, value)``: per key, the values at ranks ``floor((n - 1) p) + 1``
+    and the next (none past ``n``), which hold the two around q̂ whatever the rounding."""
+    level = exp.Case()
+    for k, t in enumerate(found):
+        level = level.when(eq(column("key"), integer(k)), double_literal(_level(t)))
+    below = exp.Floor(
+        this=exp.Mul(
+            this=double(exp.Sub(this=column("n"), expression=integer(1))), expression=level
+        )
+    )
+    rank = exp.Sub(this=column("rn"), expression=below)
+    query = (
+        sqlglot.select(column("key"), column("n"), column("rn"), column("value"))
+        .from_(ref("quantile_ranked"))
+        .where(rank.between(integer(1), integer(2)))
+    )
+    return with_ctes(query, _ranked(values, range(len(found))))
+
+
+def _order(values: Sequence[Cte], ranks: Mapping[int, set[int]]) -> exp.Query:
+    """Rows ``(key, rank, value)``: the values at the 1-based ``ranks`` of each key."""
     wanted = [
         all_of(eq(column("key"), integer(k)), column("rn").isin(*[integer(r) for r in sorted(rs)]))
         for k, rs in ranks.items()
@@ -154,7 +169,7 @@ def _order(values: Sequence[Cte], ranks: Mapping[int, set[int]]) -> exp.Query:
         .from_(ref("quantile_ranked"))
         .where(exp.or_(*wanted))
     )
-    return with_ctes(query, [*values, (cte("quantile_ranked"), ranked)])
+    return with_ctes(query, _ranked(values, list(ranks)))
 
 
 def _share(values: Sequence[Cte], estimates: Mapping[int, float]) -> exp.Query:
@@ -209,7 +224,7 @@ def quantile_summaries(
     run: Run,
     values: exp.Query | None = None,
 ) -> dict[str, dict[str, QuantileSummary]]:
-    """``{metric: {arm: QuantileSummary}}``, by the four queries of the module docstring.
+    """``{metric: {arm: QuantileSummary}}``, by the three queries of the module docstring.
 
     ``values``: a query reading a table that already holds
     :func:`quantile_values` (kept by the caller's connection); else each query
@@ -219,18 +234,16 @@ def quantile_summaries(
     found = targets(experiment, metrics)
     if not found:
         return {}
-    ctes = quantile_values(s, found) if values is None else [(cte("quantile_values"), values)]
+    ctes = quantile_values(s, found)
     alpha = experiment.alpha
-    counts = {int(k): int(n) for k, n in run("quantile_counts", _counts(ctes)).iter_rows()}
+    counts: dict[int, int] = {}
+    around: dict[tuple[int, int], float] = {}
+    for k, n, rank, value in run("quantile_order", _around(ctes, found)).iter_rows():
+        counts[int(k)] = int(n)
+        around[int(k), int(rank)] = float(value)
     if not counts:
         return {}
     positions = {k: linear_position(n, _level(found[k])) for k, n in counts.items()}
-    around = _by_rank(
-        run(
-            "quantile_order",
-            _order(ctes, {k: {b + 1, a + 1} for k, (b, a, _) in positions.items()}),
-        )
-    )
     estimates = {
         k: interpolate(around[k, b + 1], around[k, a + 1], w) for k, (b, a, w) in positions.items()
     }

@@ -9,7 +9,10 @@ driver, as Arrow.
 
 One SparkContext serves the process (Spark allows one); each run gets its own
 session (``newSession``): its temporary views and cached tables are its own,
-so two experiments of a nightly never see each other's. Files (parquet paths
+so two experiments of a nightly never see each other's. On a Spark Connect
+master (``sc://``: a Spark Connect server, Databricks Connect) each run opens
+its own server-side session instead, and stops it at the end; no Java is
+needed in Proof's process then. Files (parquet paths
 or globs) are registered as temporary views named by
 :meth:`~analysis.config.sources.SparkSource.relations`; tables of Spark's
 catalog are read as they are. ``keep`` computes a query's rows once into the
@@ -17,8 +20,7 @@ executors (``localCheckpoint``), which ``close`` drops.
 
 The master may carry credentials (a URL with a user and password or a
 token): it can be read from ``master_env``, and every message is redacted of
-it. Spark Connect (``sc://``) masters are refused for now (see
-:func:`_base_session`).
+it.
 """
 
 from __future__ import annotations
@@ -39,11 +41,12 @@ from sqlglot import exp
 
 from analysis import settings
 from analysis.config.sources import SparkSource, is_path
+from analysis.sources.connect import check_reachable
 from analysis.sources.errors import SourceError, redact
 from analysis.sql.aggregate_connect import Connection
 from analysis.sql.expressions import table
 
-__all__ = ["SPARK_TYPES", "java_missing", "open_spark", "spark_master"]
+__all__ = ["SPARK_TYPES", "is_connect", "java_missing", "open_spark", "spark_master"]
 
 #: Spark's catalog types (``DESCRIBE TABLE``, upper case) that Proof reads as each
 #: contract type. A naive ``TIMESTAMP_NTZ`` is not a zoned time and is refused.
@@ -98,15 +101,67 @@ def _defaults(master: str) -> dict[str, str]:
     return {"spark.sql.shuffle.partitions": str(2 * count)}
 
 
+def is_connect(master: str) -> bool:
+    """Whether ``master`` is a Spark Connect URL (``sc://host:port/;params``)."""
+    return master.startswith("sc://")
+
+
+def _connect_session(source_name: str, source: SparkSource, master: str) -> Any:
+    """A new server-side session of the Spark Connect server at ``master``, for one run.
+
+    The port is tried first: the client would retry an unreachable server for minutes.
+    """
+    from pyspark import SparkContext
+
+    check_reachable(source_name, master)
+    if SparkContext._active_spark_context is not None:
+        raise SourceError(
+            f"source {source_name!r}: this process already runs Spark on another master; "
+            "one process runs one Spark master"
+        )
+    settings.flag_spark_connect_client()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # pandas 3, as in _base_session
+        from pyspark.sql.connect.session import SparkSession
+
+        try:
+            session = SparkSession.builder.remote(master).create()
+            # Runtime settings only: the server's static ones (memory, cores) are its own.
+            for key, value in {"spark.sql.session.timeZone": "UTC", **source.conf}.items():
+                session.conf.set(key, value)
+        except Exception as exc:  # grpc and the server raise many types
+            first = (_hide(str(exc), master).strip().splitlines() or [""])[0]
+            raise SourceError(
+                f"source {source_name!r}: no Spark Connect session ({type(exc).__name__}: {first})"
+            ) from None
+    return session
+
+
+@contextmanager
+def _active(session: Any) -> Iterator[None]:
+    """``session`` as the thread's active Spark Connect session, for the call inside.
+
+    pyspark 4.3 binds a checkpoint's result to the thread's active session, not
+    to the session that made it (``proto_to_remote_cached_dataframe``): read
+    through another session, the server answers DATAFRAME_NOT_FOUND.
+    """
+    from pyspark.sql.connect.session import SparkSession
+
+    local = SparkSession._active_session
+    before = getattr(local, "session", None)
+    local.session = session
+    try:
+        yield
+    finally:
+        local.session = before
+
+
 def _base_session(source_name: str, source: SparkSource, master: str) -> Any:
     """The process's Spark session on ``master`` (started once: Spark allows one context)."""
-    if master.startswith("sc://"):
-        # Tried against a local Spark Connect server (pyspark 4.3): it loses a new
-        # session's checkpoints (DATAFRAME_NOT_FOUND), and with cached rows instead a run
-        # over 150 units had not ended after 14 minutes (40 s on local[2]).
+    if settings.is_spark_connect_client():
         raise SourceError(
-            f"source {source_name!r}: Spark Connect (sc://) masters are not supported yet; "
-            "use a cluster master (spark://, yarn, k8s://) or local[N]"
+            f"source {source_name!r}: this process already runs Spark Connect; "
+            "one process runs one Spark master"
         )
     missing = java_missing()
     if missing is not None:
@@ -168,13 +223,18 @@ class SparkQueryError(RuntimeError):
 
 @contextmanager
 def _readable_errors() -> Iterator[None]:
-    """py4j's errors carry the JVM's whole stack trace: keep the exception's message."""
+    """py4j's errors carry the JVM's whole stack trace, Spark Connect's the server's:
+    keep the exception's message (its first line)."""
     from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
 
     try:
         yield
     except Py4JJavaError as exc:
         raise SparkQueryError(_root_message(exc.java_exception)) from None
+    except PySparkException as exc:
+        message = str(exc.getMessage() or exc).strip()
+        raise SparkQueryError((message.splitlines() or [type(exc).__name__])[0]) from None
 
 
 def _root_message(error: Any) -> str:
@@ -192,11 +252,18 @@ def open_spark(source_name: str, source: SparkSource) -> Connection:
     views go; the process's Spark context stays for the next run.
     """
     master = spark_master(source_name, source)
-    session = _base_session(source_name, source, master).newSession()
+    remote = is_connect(master)
+    if remote:
+        session = _connect_session(source_name, source, master)
+    else:
+        session = _base_session(source_name, source, master).newSession()
 
     def computed(frame: Any) -> Any:
         """``frame`` computed now and kept in the executors, its plan cut."""
-        return frame.localCheckpoint(eager=True)
+        if not remote:
+            return frame.localCheckpoint(eager=True)
+        with _active(session):
+            return frame.localCheckpoint(eager=True)
 
     def without_master(message: str) -> str:
         return _hide(message, master)
@@ -270,6 +337,8 @@ def open_spark(source_name: str, source: SparkSource) -> Connection:
     def close() -> None:
         drop(kept)
         kept.clear()
+        if remote:  # the server-side session and all it holds; a local one is the process's
+            session.stop()
 
     def share() -> Any:
         """The session itself: GX's Spark engine validates its dataframes."""

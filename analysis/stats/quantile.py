@@ -21,7 +21,7 @@ for a quantile (e.g. Conover 1999, "Practical Nonparametric Statistics" §3.2).
 All of that needs only a :class:`QuantileSummary` per arm: N, four order
 statistics (the two around q̂ and the two at the outer ranks) and integer sums
 over units. An engine computes it where the events are (:func:`summarize` in
-memory; :mod:`analysis.sql.quantile_summaries` in a database, in four small
+memory; :mod:`analysis.sql.quantile_summaries` in a database, in three small
 queries), so no event value has to travel to the statistics. The rules that
 pick the ranks (:func:`linear_position`, :func:`outer_ranks`) and turn the
 numbers into estimates (:func:`interpolate`, :func:`share_moments`,

@@ -47,6 +47,8 @@ FORMAT = 1
 
 def aggregate_name(agg: EventAggregate) -> str:
     suffix = "" if agg.value_equals is None else f"__eq{agg.value_equals:g}"
+    if agg.label_equals is not None:  # text from a config: named by its digest
+        suffix += f"__lb{hashlib.sha256(agg.label_equals.encode()).hexdigest()[:12]}"
     return f"{agg.event}__{agg.agg}{suffix}"
 
 
@@ -93,10 +95,13 @@ class PartialSpec:
 
 
 def event_mask(agg: EventAggregate) -> pl.Expr:
-    """True for the event rows an aggregate takes in (its event, and ``value_equals``)."""
+    """True for the event rows an aggregate takes in (its event, ``value_equals`` and
+    ``label_equals``)."""
     mask = pl.col("event") == agg.event
     if agg.value_equals is not None:
         mask = mask & (pl.col("value") == agg.value_equals)
+    if agg.label_equals is not None:
+        mask = mask & (pl.col("label") == agg.label_equals).fill_null(False)
     return mask
 
 
@@ -141,7 +146,7 @@ def partials(events: pl.LazyFrame, units: pl.LazyFrame, spec: PartialSpec) -> pl
     )
     return (
         events.filter(pl.col("event").is_in(spec.events))
-        .select("unit_id", "ts", "event", "value")
+        .select("unit_id", "ts", "event", "value", "label")
         .join(exposures(units), on="unit_id", how="inner")
         .filter(in_range)
         .group_by("cohort", "unit_id", pl.col("ts").dt.date().alias("day"), week.alias("week"))

@@ -22,6 +22,9 @@ EVENTS: Mapping[str, pl.DataType] = {
     "event": pl.String(),
     "value": pl.Float64(),
     "task_id": pl.String(),
+    # What the product says about the event: a rejection reason, an error type, a model
+    # version, a confidence bucket. Text from the data: escaped wherever it is shown.
+    "label": pl.String(),
 }
 
 TABLES: Mapping[str, Mapping[str, pl.DataType]] = {"assignments": ASSIGNMENTS, "events": EVENTS}
@@ -29,5 +32,5 @@ TABLES: Mapping[str, Mapping[str, pl.DataType]] = {"assignments": ASSIGNMENTS, "
 # Columns that may be absent from a source: they are added as nulls.
 OPTIONAL_COLUMNS: Mapping[str, frozenset[str]] = {
     "assignments": frozenset(),
-    "events": frozenset({"value", "task_id"}),
+    "events": frozenset({"value", "task_id", "label"}),
 }

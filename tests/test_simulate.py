@@ -54,6 +54,7 @@ EVENT_TYPES = {
     "event": pl.String,
     "value": pl.Float64,
     "task_id": pl.String,
+    "label": pl.String,
 }
 TASK_EVENTS = {"task_started", "task_completed", "task_abandoned", "retry", "feedback"} | AI_EVENTS
 

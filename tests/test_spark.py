@@ -299,8 +299,8 @@ def connect_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def published(
     prefect_server: None, tmp_path_factory: pytest.TempPathFactory, connect_master: str
 ) -> dict[str, dict[str, Any]]:
-    """`proof run` over the same parquet files, on the default path, on Spark in the
-    run's process and on a Spark Connect server.
+    """`proof run` over the same parquet files, on the default path and on a Spark
+    Connect server.
 
     Warnings-only bad rows are planted, so every run goes through to the report.
     """
@@ -319,11 +319,6 @@ def published(
     sources = config_dir / "sources.yaml"
     runs = {
         "default": sources.read_text(),
-        "spark": (
-            "sources:\n  warehouse:\n    kind: spark\n    master: local[2]\n"
-            "    assignments: ../data/files/assignments.parquet\n"
-            "    events: ../data/files/events/*.parquet\n"
-        ),
         # A Connect server reads paths as it sees them: absolute ones.
         "connect": (
             f"sources:\n  warehouse:\n    kind: spark\n    master: '{connect_master}'\n"
@@ -341,31 +336,22 @@ def published(
     return found
 
 
-def test_a_run_on_spark_publishes_the_results_of_the_default_path(
+def test_a_run_over_spark_connect_publishes_the_results_of_the_default_path(
     published: dict[str, dict[str, Any]],
 ) -> None:
-    """Every section of results.json, the quarantine counts and files, the validation
-    outcome by outcome: the same as the polars engine's on the same files."""
-    got, want = dict(published["spark"]), dict(published["default"])
+    """A whole ``proof run`` with a Spark Connect master (``sc://``, a server on
+    ``local[2]``): every section of results.json, the quarantine counts and files, the
+    validation outcome by outcome, the same as the polars engine's on the same files.
+
+    The session in Proof's process (``local[2]``) runs the same SQL, GX and quarantine,
+    compared section by section above; only how the session is opened differs."""
+    got, want = dict(published["connect"]), dict(published["default"])
     log = got.pop("log")["text"]
     want.pop("log")
     assert "aggregated inside the database (spark)" in log
     quarantine = got["validation"]["quarantine"]
     assert quarantine == want["validation"]["quarantine"]
     assert quarantine["events"]["duplicate_event_id"] >= 1
-    assert_pushed_down_like(got, want, "spark")
-
-
-def test_a_run_over_spark_connect_publishes_the_results_of_the_default_path(
-    published: dict[str, dict[str, Any]],
-) -> None:
-    """The same run with a Spark Connect master (``sc://``): each run a server-side session
-    of its own, the same results.json, quarantine and validation as the polars engine's."""
-    got, want = dict(published["connect"]), dict(published["default"])
-    log = got.pop("log")["text"]
-    want.pop("log")
-    assert "aggregated inside the database (spark)" in log
-    assert got["validation"]["quarantine"] == want["validation"]["quarantine"]
     assert_pushed_down_like(got, want, "spark")
 
 

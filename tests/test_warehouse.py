@@ -63,9 +63,20 @@ DIALECTS = ("postgres", "duckdb", "trino", "spark", "bigquery", "snowflake")
 MAPPING = {"unit_id": "user id", "variant": "arm's", "ts": 'Event"Time'}
 EVIL_ID = "x'; DROP TABLE t; --"
 
-# A proportion with a value filter, a mean of a sum and a quantile every arm has (so the
-# pooled AI arms get their own summary), beyond the shipped catalog.
+# A proportion with a value filter, a mean of a sum, a quantile every arm has (so the
+# pooled AI arms get their own summary) and a ratio whose numerator filters by label,
+# beyond the shipped catalog.
 EXTRA = [
+    Metric(
+        name="wrong_answer_share",
+        label="Rejections for a wrong answer",
+        category="trust",
+        kind="ratio",
+        goal="decrease",
+        ai_only=True,
+        numerator=EventAggregate(event="ai_rejected", label_equals="wrong_answer"),
+        denominator=EventAggregate(event="ai_rejected"),
+    ),
     Metric(
         name="users_thumbs_down",
         label="Users with a thumbs-down",
@@ -153,11 +164,13 @@ def _edge_rows(experiment: Experiment) -> tuple[pl.DataFrame, pl.DataFrame]:
             "event": [r[3] for r in events],
             "value": [r[4] for r in events],
             "task_id": [None] * len(events),
+            "label": [None] * len(events),
         },
         schema_overrides={
             "ts": pl.Datetime("us", "UTC"),
             "value": pl.Float64,
             "task_id": pl.String,
+            "label": pl.String,
         },
     )
     return a, e
@@ -379,7 +392,7 @@ def pg_schema(data: SimulatedData) -> Iterator[str]:
         )
         con.execute(
             f'CREATE TABLE {name}.events (event_id text, "user id" text, "Event""Time" '
-            "timestamptz, event text, value double precision, task_id text)"
+            "timestamptz, event text, value double precision, task_id text, label text)"
         )
         _copy(con, f"{name}.assignments", _mapped(data.assignments))
         _copy(con, f"{name}.events", _mapped(data.events))
@@ -424,7 +437,7 @@ def test_malicious_experiment_id_is_a_literal(
     again = measure_in_database("pg", _pg_source(pg_schema), experiment, metrics, AS_OF)
     assert sum(again.cleaning.units.values()) > 0
     for dialect in DIALECTS:
-        for name, sql in compile_queries(evil, metrics, AS_OF, dialect).items():
+        for name, sql in compile_queries(evil, metrics, AS_OF, dialect, has_label=True).items():
             statements = sqlglot.parse(sql, read=dialect)
             assert len(statements) == 1, (dialect, name)
             tree = statements[0]
@@ -586,6 +599,7 @@ def test_dialects_quote_every_identifier_and_round_trip(dialect: str) -> None:
         dialect,
         tables={"assignments": "my-project.raw data.assignments", "events": "raw.Events"},
         columns=columns,
+        has_label=True,
     )
     assert set(queries) == {
         "cleaning", "moments", "quantile_order", "daily", "weekly", "descriptives"
@@ -603,6 +617,7 @@ def test_dialects_quote_every_identifier_and_round_trip(dialect: str) -> None:
     }
     allowed_literals |= {"-Infinity", "Infinity"}  # finite values only enter the caps
     allowed_literals |= {repr(m.quantile) for m in metrics if m.quantile}  # the quantiles' levels
+    allowed_literals |= {"wrong_answer"}  # a numerator's label filter
     allowed_literals |= set(odd.variants)  # the funnel's AI arms, the quantiles' arms
     for name, sql in queries.items():
         tree = sqlglot.parse_one(sql, read=dialect)
@@ -635,7 +650,10 @@ def test_same_query_for_every_dialect(data: SimulatedData, duckdb_path: Path) ->
     """
     experiment, metrics = _experiments()[0]
     tables = {"assignments": "raw data.assignments", "events": "raw data.events"}
-    texts = {d: compile_queries(experiment, metrics, AS_OF, d, tables, MAPPING) for d in DIALECTS}
+    texts = {
+        d: compile_queries(experiment, metrics, AS_OF, d, tables, MAPPING, has_label=True)
+        for d in DIALECTS
+    }
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
 

@@ -26,12 +26,14 @@ class EventAggregate(_Strict):
     ``count`` counts the events, ``sum`` adds their ``value``, ``mean`` averages
     it (a unit without such events has no value and does not enter the metric).
     ``value_equals`` keeps only events whose value equals it (e.g. -1 for a
-    thumbs-down).
+    thumbs-down); ``label_equals`` only events whose ``label`` equals it (e.g.
+    the rejections labelled ``wrong_answer``).
     """
 
     event: Identifier
     agg: Aggregation = "count"
     value_equals: float | None = None
+    label_equals: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class Metric(_Strict):

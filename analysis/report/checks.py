@@ -31,6 +31,7 @@ _COLUMN_NOUN: Final[Mapping[str, str]] = {
     "event": "an event name",
     "value": "a value",
     "task_id": "a task id",
+    "label": "a label",
 }
 #: Checks named by the rule the suites give them (``meta.reason``), per table.
 _RULE_WORDS: Final[Mapping[tuple[str, str], str]] = {

@@ -36,6 +36,7 @@ from analysis.aggregates import Moments
 from analysis.config.experiments import Experiment, Metric
 from analysis.config.sources import DatabaseSource, DuckDBSource
 from analysis.measurement import ArmData, Cleaning, Histogram
+from analysis.partials import metric_parts
 from analysis.sources.errors import SourceError
 from analysis.sql.aggregate_checks import unit_metrics_query
 from analysis.sql.aggregate_connect import (
@@ -159,6 +160,7 @@ def compile_queries(
     has_value: bool = True,
     bases: Mapping[str, exp.Query] | None = None,
     unique_events: bool = False,
+    has_label: bool = False,
 ) -> dict[str, str]:
     """The SQL text of each query for a sqlglot dialect (``postgres``, ``trino``, ...).
 
@@ -169,6 +171,8 @@ def compile_queries(
             source's ``columns:``); dimensions may be mapped too.
         dimensions: the segment dimensions to slice by; default: the experiment's.
         has_value: whether the events table has a ``value`` column (else null).
+        has_label: whether it has a ``label`` column (else null); a metric that
+            filters by label needs it.
         bases: ``{"assignments": query, "events": query}``: relations to
             aggregate over instead of ``tables`` (see :func:`measure_in_database`).
         unique_events: the events hold one row per event id and none without
@@ -178,6 +182,9 @@ def compile_queries(
     ``"quantiles"`` when a metric is a quantile, ``"daily"`` when the primary
     metric has a timeline, ``"weekly"`` when the primary or a trust metric has.
     """
+    labelled = [m.name for m in metrics for p in metric_parts(m) if p.label_equals is not None]
+    if labelled and not has_label and bases is None:
+        raise ValueError(f"metrics {labelled} filter by label: pass has_label=True")
     scope = make_scope(
         experiment,
         as_of,
@@ -188,6 +195,7 @@ def compile_queries(
         has_value,
         bases,
         unique_events,
+        has_label,
     )
     queries = _plan(scope, metrics).queries
     first = first_query(scope, experiment, metrics)
@@ -263,7 +271,7 @@ def _measure(
     lasting: bool = True,
 ) -> WarehouseMeasurement:
     dialect = con.dialect
-    dims, has_value = introspect_dims(
+    dims, has_value, has_label = introspect_dims(
         source_name, source, experiment, con.execute, dialect, con.redact
     )
     tables = dict(source.relations())
@@ -271,7 +279,7 @@ def _measure(
     def scope_over(relations: Mapping[str, exp.Query] | None) -> Scope:
         return make_scope(
             experiment, as_of, dialect, tables, source.columns, dims, has_value, relations,
-            unique_events,
+            unique_events, has_label,
         )  # fmt: skip
 
     scope = plain = scope_over(bases)

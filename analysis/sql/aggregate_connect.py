@@ -78,7 +78,9 @@ def introspect_dims(
     execute: Execute,
     dialect: str,
     redact: Callable[[str], str],
-) -> tuple[list[str], bool]:
+) -> tuple[list[str], bool, bool]:
+    """The segment dimensions the assignments hold, and whether the events have a
+    ``value`` and a ``label`` column (each may be absent: read as null)."""
     found: dict[str, pl.DataFrame] = {}
     for role in ("assignments", "events"):
         name = source.relations()[role]
@@ -99,7 +101,9 @@ def introspect_dims(
     dims = [
         d for d in experiment.segments if d in names["assignments"] and d not in schema.ASSIGNMENTS
     ]
-    return dims, source.columns.get("value", "value") in found["events"].columns
+    columns = found["events"].columns
+    has = [source.columns.get(c, c) in columns for c in ("value", "label")]
+    return dims, has[0], has[1]
 
 
 @dataclass(frozen=True)

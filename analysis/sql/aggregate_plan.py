@@ -86,6 +86,7 @@ class Scope:
     unique_events: bool
     units: exp.Table | None = None
     in_window: exp.Table | None = None
+    has_label: bool = True
 
     def source(self, contract_name: str) -> exp.Column:
         """The source's column of a contract column."""
@@ -122,12 +123,15 @@ def make_scope(
     has_value: bool,
     bases: Mapping[str, exp.Query] | None,
     unique_events: bool,
+    has_label: bool = True,
 ) -> Scope:
+    """The scope of a run's queries; over ``bases`` every contract column is there."""
     window = Window(as_of, experiment.window_days, experiment.pre_window_days)
     if bases is None:
         return Scope(
             experiment, window, dialect, columns, table(tables["assignments"]),
             table(tables["events"]), (), tuple(dimensions), has_value, unique_events,
+            has_label=has_label,
         )  # fmt: skip
     return Scope(
         experiment, window, dialect, dimension_columns(columns), ref("base_assignments"),
@@ -293,6 +297,7 @@ def deduplicated_events(s: Scope, names: Sequence[str] | None) -> list[Cte]:
     """
     src = s.source
     value = double(src("value")) if s.has_value else double(exp.Null())
+    label = src("label") if s.has_label else cast(exp.Null(), "TEXT")
     relevant = (
         sqlglot.select(
             named(src("event_id"), "event_id"),
@@ -300,6 +305,7 @@ def deduplicated_events(s: Scope, names: Sequence[str] | None) -> list[Cte]:
             named(src("ts"), "ts"),
             named(src("event"), "event"),
             named(value, "value"),
+            named(label, "label"),
         )
         .from_(s.events)
         .where(
@@ -310,7 +316,7 @@ def deduplicated_events(s: Scope, names: Sequence[str] | None) -> list[Cte]:
             )
         )
     )
-    order = [column("ts"), column("unit_id"), column("event"), column("value")]
+    order = [column("ts"), column("unit_id"), column("event"), column("value"), column("label")]
     rank = integer(1) if s.unique_events else window(exp.RowNumber(), [column("event_id")], order)
     numbered = sqlglot.select(exp.Star(), named(rank, "rn")).from_(ref("relevant"))
     return [(cte("relevant"), relevant), (cte("numbered"), numbered)]
@@ -319,7 +325,7 @@ def deduplicated_events(s: Scope, names: Sequence[str] | None) -> list[Cte]:
 def in_window_events(s: Scope) -> Cte:
     """CTE ``in_window``: deduplicated events of kept units inside their window.
 
-    Columns ``unit_id, variant, assigned_at, ts, event, value, pre``; ``pre``
+    Columns ``unit_id, variant, assigned_at, ts, event, value, label, pre``; ``pre``
     is 1 for the pre-period ``[assigned_at - pre_days, assigned_at)``, as
     :func:`analysis.metrics.in_window_events`.
     """
@@ -342,6 +348,7 @@ def in_window_events(s: Scope) -> Cte:
             named(ts, "ts"),
             named(column("event", "e"), "event"),
             named(column("value", "e"), "value"),
+            named(column("label", "e"), "label"),
             named(flag(lt(ts, at)), "pre"),
         )
         .from_(ref("numbered", "e"))

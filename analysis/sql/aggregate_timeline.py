@@ -130,6 +130,7 @@ def daily_increments(s: Scope, metric: Metric) -> exp.Query | None:
             column("variant"),
             column("event"),
             column("value"),
+            column("label"),
             named(day, "day"),
         )
         .from_(ref("in_window"))
@@ -238,7 +239,13 @@ def weekly_sums(
     names = sorted({a.event for a in aggregates.values()})
     week = whole_periods(column("assigned_at"), column("ts"), WEEK_DAYS, s.dialect)
     events = (
-        sqlglot.select(column("unit_id"), column("event"), column("value"), named(week, "week"))
+        sqlglot.select(
+            column("unit_id"),
+            column("event"),
+            column("value"),
+            column("label"),
+            named(week, "week"),
+        )
         .from_(ref("in_window"))
         .where(eq(column("pre"), integer(0)))
     )

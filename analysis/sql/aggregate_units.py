@@ -78,7 +78,7 @@ class MomentsLayout:
 
 def agg_key(agg: EventAggregate) -> str:
     """One key per distinct aggregate (the same event, function and value filter)."""
-    return f"{agg.event}|{agg.agg}|{agg.value_equals!r}"
+    return f"{agg.event}|{agg.agg}|{agg.value_equals!r}|{agg.label_equals!r}"
 
 
 def metric_aggregates(metrics: Sequence[Metric]) -> dict[str, EventAggregate]:
@@ -94,10 +94,12 @@ def metric_aggregates(metrics: Sequence[Metric]) -> dict[str, EventAggregate]:
 
 
 def event_mask(agg: EventAggregate) -> exp.Expr:
-    """The rows an aggregate takes in (its event, and ``value_equals``)."""
+    """The rows an aggregate takes in (its event, ``value_equals`` and ``label_equals``)."""
     conditions = [eq(column("event"), string(agg.event))]
     if agg.value_equals is not None:
         conditions.append(eq(column("value"), number(agg.value_equals)))
+    if agg.label_equals is not None:
+        conditions.append(eq(column("label"), string(agg.label_equals)))
     return all_of(*conditions)
 
 

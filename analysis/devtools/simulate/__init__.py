@@ -22,6 +22,9 @@ The generative model, per experiment:
   latency and one cost event) and possibly one feedback vote.  All events of a
   task share its ``task_id`` and fall in the same analysis segment as its
   ``task_started`` (follow-ups are clipped to the segment end, see below).
+  An ``ai_rejected`` event carries its reason in ``label`` (one of
+  :data:`REJECT_REASONS`, with the arm's ``reject_reasons`` shares); the other
+  events have none.
 * **Once per unit / per day.** A unit may answer the trust survey once, inside its
   analysis window; support tickets are a Poisson process like tasks.
 * **Pre-period.** Every unit also has control-like task and ticket events (no AI
@@ -32,7 +35,8 @@ The generative model, per experiment:
 Segments (platform, plan) shift activity levels equally in every arm, so true
 values and lifts do not depend on the segment mix.
 
-Everything is drawn from one ``numpy.random.default_rng(seed)`` with no Python
+Everything is drawn from one ``numpy.random.default_rng(seed)`` (the labels from
+a stream of their own, so that adding them moved nothing else) with no Python
 loop over units, tasks or events: counts are drawn per unit and expanded with
 ``np.repeat``, and string columns are built by polars.
 
@@ -49,6 +53,7 @@ from analysis.devtools.simulate.behaviours import (
     AI_BEHAVIOUR,
     AI_V2_BEHAVIOUR,
     CONTROL_BEHAVIOUR,
+    REJECT_REASONS,
     ArmBehaviour,
     default_behaviours,
 )
@@ -102,6 +107,7 @@ __all__ = [
     "PLAN_PROBS",
     "PLATFORMS",
     "PLATFORM_PROBS",
+    "REJECT_REASONS",
     "TIME_ON_TASK_SIGMA",
     "US_PER_DAY",
     "US_PER_SECOND",

@@ -7,6 +7,10 @@ from typing import Final
 
 from analysis.config.experiments import Experiment
 
+#: The labels of simulated ``ai_rejected`` events, in the order of
+#: :attr:`ArmBehaviour.reject_reasons`.
+REJECT_REASONS: Final = ("wrong_answer", "hallucination", "too_slow", "off_topic")
+
 
 @dataclass(frozen=True)
 class ArmBehaviour:
@@ -43,6 +47,9 @@ class ArmBehaviour:
         survey_prob: P(a unit answers the trust survey, once, in its window).
         trust_probs: probabilities of the Likert answers 1..7 of the survey.
         tickets_per_day: Poisson rate of ``support_ticket`` per exposed day.
+        reject_reasons: the ``label`` of an ``ai_rejected`` event: each reason
+            (:data:`REJECT_REASONS`) with its probability, adding up to 1. Drawn
+            from a random stream of their own, so the other columns do not move.
     """
 
     tasks_per_day: float
@@ -62,6 +69,7 @@ class ArmBehaviour:
     survey_prob: float
     trust_probs: tuple[float, ...]
     tickets_per_day: float
+    reject_reasons: tuple[float, ...] = (0.40, 0.30, 0.20, 0.10)
 
     def __post_init__(self) -> None:
         for name in ("tasks_per_day", "retries_per_task", "ai_shown_per_task", "tickets_per_day"):
@@ -101,6 +109,12 @@ class ArmBehaviour:
             raise ValueError("trust_probs must be 7 non-negative probabilities (answers 1..7)")
         if abs(sum(self.trust_probs) - 1) > 1e-9:
             raise ValueError(f"trust_probs must add up to 1, not {sum(self.trust_probs):g}")
+        reasons = self.reject_reasons
+        if len(reasons) != len(REJECT_REASONS) or min(reasons) < 0 or abs(sum(reasons) - 1) > 1e-9:
+            raise ValueError(
+                f"reject_reasons must be {len(REJECT_REASONS)} probabilities adding up to 1 "
+                f"({', '.join(REJECT_REASONS)})"
+            )
 
     @property
     def has_ai(self) -> bool:
@@ -118,6 +132,7 @@ def _with_ai_of(base: ArmBehaviour, source: ArmBehaviour) -> ArmBehaviour:
         reject_prob=source.reject_prob,
         ai_latency_median_ms=source.ai_latency_median_ms,
         ai_cost_usd=source.ai_cost_usd,
+        reject_reasons=source.reject_reasons,
     )
 
 
@@ -182,6 +197,7 @@ AI_V2_BEHAVIOUR: Final = ArmBehaviour(
     survey_prob=0.25,
     trust_probs=(0.02, 0.04, 0.09, 0.18, 0.30, 0.24, 0.13),
     tickets_per_day=0.0080,
+    reject_reasons=(0.45, 0.15, 0.25, 0.15),  # half the hallucinations of the first
 )
 
 

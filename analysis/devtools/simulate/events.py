@@ -45,7 +45,8 @@ class _ArmTable:
 
     @classmethod
     def of(cls, sets: Sequence[ArmBehaviour]) -> _ArmTable:
-        scalar = [f.name for f in fields(ArmBehaviour) if f.name != "trust_probs"]
+        vectors = ("trust_probs", "reject_reasons")
+        scalar = [f.name for f in fields(ArmBehaviour) if f.name not in vectors]
         values = {
             name: np.array([float(getattr(b, name)) for b in sets], dtype=np.float64)
             for name in scalar

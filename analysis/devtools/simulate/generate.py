@@ -13,6 +13,7 @@ import polars as pl
 from analysis.config.experiments import Experiment
 from analysis.devtools.simulate.behaviours import (
     CONTROL_BEHAVIOUR,
+    REJECT_REASONS,
     ArmBehaviour,
     _with_ai_of,
     default_behaviours,
@@ -147,7 +148,28 @@ def simulate_experiment(
         np.concatenate([platform, platform[crossed]]),
         np.concatenate([plan, plan[crossed]]),
     )
-    return SimulatedData(assignments, _events_frame(experiment.id, raw, units, tasks))
+    reasons = np.array([arms[name].reject_reasons for name in names] + [(1.0, 0, 0, 0)])
+    labels = _reject_labels(np.random.default_rng([seed, 19]), raw, variant, reasons)
+    events = _events_frame(experiment.id, raw, units, tasks, labels)
+    return SimulatedData(assignments, events)
+
+
+def _reject_labels(
+    rng: np.random.Generator,
+    raw: pl.DataFrame,
+    variant: npt.NDArray[np.int64],
+    reasons: npt.NDArray[np.float64],
+) -> pl.Series:
+    """The ``label`` of each event: a reason for an ``ai_rejected`` (its arm's
+    ``reject_reasons``), null for the others. One uniform per event number, from a stream
+    of its own: a duplicate row gets its original's label, and nothing else moves."""
+    numbers = raw["n"].to_numpy()
+    uniform = rng.random(int(numbers.max()) + 1 if numbers.size else 0)[numbers]
+    cdf = np.cumsum(reasons, axis=1)[variant[raw["unit"].to_numpy()]]
+    pick = np.minimum((uniform[:, None] >= cdf).sum(axis=1), len(REJECT_REASONS) - 1)
+    rejected = raw["code"].to_numpy() == EVENT_NAMES.index("ai_rejected")
+    named = _decode(REJECT_REASONS, pick)
+    return pl.select(pl.when(pl.lit(rejected)).then(named)).to_series().alias("label")
 
 
 def _assignments_frame(
@@ -177,7 +199,9 @@ def _ids(prefix: str, count: int) -> pl.Series:
     ).to_series()
 
 
-def _events_frame(experiment_id: str, raw: pl.DataFrame, units: int, tasks: int) -> pl.DataFrame:
+def _events_frame(
+    experiment_id: str, raw: pl.DataFrame, units: int, tasks: int, labels: pl.Series
+) -> pl.DataFrame:
     """The contract's events table from the numeric columns of :meth:`_EventSink.frame`.
 
     Unit and task ids are gathered from the (fewer) per-unit and per-task strings
@@ -192,6 +216,7 @@ def _events_frame(experiment_id: str, raw: pl.DataFrame, units: int, tasks: int)
         pl.lit(_ids(f"{experiment_id}-t", tasks))
         .gather(pl.when(pl.col("task") >= 0).then(pl.col("task")))
         .alias("task_id"),
+        pl.lit(labels).alias("label"),
     )
     return frame.match_to_schema(EVENTS_SCHEMA)
 

@@ -94,6 +94,7 @@ EVENTS_SCHEMA: Final = pl.Schema(
         "event": pl.String(),
         "value": pl.Float64(),
         "task_id": pl.String(),
+        "label": pl.String(),
     }
 )
 

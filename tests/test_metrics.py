@@ -49,8 +49,14 @@ def _events(rows: list[tuple[str, str, dt.datetime, str, float | None]]) -> pl.L
             "event": [r[3] for r in rows],
             "value": [r[4] for r in rows],
             "task_id": [None] * len(rows),
+            "label": [None] * len(rows),
         },
-        schema_overrides={"ts": schema.UTC_MICROS, "value": pl.Float64, "task_id": pl.String},
+        schema_overrides={
+            "ts": schema.UTC_MICROS,
+            "value": pl.Float64,
+            "task_id": pl.String,
+            "label": pl.String,
+        },
     ).lazy()
 
 

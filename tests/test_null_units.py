@@ -251,6 +251,7 @@ def _unitless(ts: list[dt.datetime | None], prefix: str) -> pl.DataFrame:
             "event": ["task_started"] * len(ts),
             "value": [None] * len(ts),
             "task_id": [f"tn{i}" for i in range(len(ts))],
+            "label": [None] * len(ts),
         },
         schema=schema.EVENTS,
     )

@@ -225,7 +225,7 @@ def _tables(draw: st.DrawFn) -> dict[str, pl.DataFrame]:
     )
     events: dict[str, list[Any]] = {c: [] for c in schema.EVENTS}
     for event_id, unit, ts, name, value in e_rows:
-        for c, v in zip(schema.EVENTS, (event_id, unit, ts, name, value, None), strict=True):
+        for c, v in zip(schema.EVENTS, (event_id, unit, ts, name, value, None, None), strict=True):
             events[c].append(v)
     return {"assignments": assignments, "events": pl.DataFrame(events, schema=schema.EVENTS)}
 

@@ -56,7 +56,8 @@ def _collect(tables: Tables) -> tuple[pl.DataFrame, pl.DataFrame]:
 def _expected() -> tuple[pl.DataFrame, pl.DataFrame]:
     a = _assignments().filter(pl.col("experiment_id") == "exp").sort("unit_id")
     e = _events().filter(pl.col("unit_id") != "u9").sort("event_id")
-    return a, e
+    # the sources have no label column: it is optional, and read as null
+    return a, e.with_columns(pl.lit(None, dtype=pl.String).alias("label"))
 
 
 def _write_duckdb(path: Path, assignments: pl.DataFrame, events: pl.DataFrame) -> None:

@@ -81,13 +81,14 @@ def _events(
                 values if values is not None else [None] * len(unit_ids), dtype=pl.Float64
             ),
             "task_id": pl.Series([None] * len(unit_ids), dtype=pl.String),
+            "label": pl.Series([None] * len(unit_ids), dtype=pl.String),
         }
     )
 
 
 def _with_ids(events: pl.DataFrame) -> pl.DataFrame:
     return events.with_columns(pl.int_range(pl.len()).cast(pl.String).alias("event_id")).select(
-        "event_id", "unit_id", "ts", "event", "value", "task_id"
+        "event_id", "unit_id", "ts", "event", "value", "task_id", "label"
     )
 
 

@@ -81,6 +81,25 @@ class ComputedIn:
 
 
 @dataclass(frozen=True)
+class FailureData:
+    """What an engine measured of the failure labels.
+
+    Attributes:
+        labels: ``(event, label)`` broken down, in order
+            (:func:`analysis.failures.top_labels`).
+        moments: ``{metric: {variant: Moments}}`` of their share metrics
+            (:func:`analysis.failures.failure_metrics` names them).
+        distinct: distinct (event, label) pairs found, counted up to
+            ``MAX_DISTINCT + 1``; above ``MAX_DISTINCT`` none is broken down
+            (:mod:`analysis.failures`).
+    """
+
+    labels: tuple[tuple[str, str], ...] = ()
+    moments: Mapping[str, Mapping[str, Moments]] = field(default_factory=dict)
+    distinct: int = 0
+
+
+@dataclass(frozen=True)
 class Measurement:
     """What the statistics need from one experiment's data."""
 
@@ -94,3 +113,4 @@ class Measurement:
     trust: Mapping[str, list[int]] = field(default_factory=dict)
     unit_validation: ValidationReport | None = None
     computed_in: ComputedIn | None = None
+    failures: FailureData | None = None

@@ -18,6 +18,7 @@ from analysis.balance_check import balance_check
 from analysis.comparisons import Comparison, Description, compare_all
 from analysis.config.experiments import POOLED, Experiment, Metric, Variant
 from analysis.decision import decide
+from analysis.failure_patterns import failure_patterns
 from analysis.joint import JointMoments
 from analysis.measurement import ArmData, Measurement
 from analysis.results import Results, build_results
@@ -78,6 +79,7 @@ def summarise(
         ],
         descriptives=measurement,
         computed_in=measurement.computed_in,
+        failure_patterns=failure_patterns(experiment, measurement.failures),
     )
 
 

@@ -96,6 +96,21 @@ def copy_into(
     con.execute(f"ANALYZE {table}")
 
 
+def duckdb_file(path: Path, assignments: pl.DataFrame, events: pl.DataFrame) -> Any:
+    """A DuckDB file of the two tables (in UTC) and the ``duckdb`` source that reads it."""
+    import duckdb
+
+    from analysis.config.sources import DuckDBSource
+
+    with duckdb.connect(str(path)) as con:
+        con.execute("SET TimeZone='UTC'")
+        for name, frame in (("assignments", assignments), ("events", events)):
+            con.register("frame", frame.to_arrow())
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+            con.unregister("frame")
+    return DuckDBSource(kind="duckdb", path=path)
+
+
 @contextmanager
 def throwaway_schema(prefix: str) -> Iterator[tuple[Any, str]]:
     """A new schema with a unique name and an autocommit connection; dropped on exit."""
@@ -178,11 +193,14 @@ def assert_sufficient_statistics(
 ) -> None:
     """What a database engine sent back: rows per arm and day, week or bin, never per unit
     nor per event (a quantile's queries: two rows per arm at most)."""
+    from analysis.failures import MAX_DISTINCT
     from analysis.sql.quantile_summaries import QUANTILE_QUERIES
 
     plan = {"cleaning", "moments", "daily", "weekly", "descriptives"}
-    assert set(rows) == plan | set(QUANTILE_QUERIES)
+    assert set(rows) == plan | set(QUANTILE_QUERIES) | {"failure_labels", "failures"}
     assert all(0 < rows[name] <= 2 * (len(experiment.variants) + 1) for name in QUANTILE_QUERIES)
+    assert 0 < rows["failure_labels"] <= MAX_DISTINCT + 1
+    assert 0 < rows["failures"] <= len(experiment.variants)
     assert rows["daily"] <= 2 * len(experiment.variants) * ((as_of - experiment.start).days + 1)
     assert rows["descriptives"] <= len(experiment.variants) * (5 + 7 + 30) + 1
 
@@ -363,6 +381,12 @@ def assert_measured_like(got: Any, want: Any) -> None:
         for metric, by_value in by_metric.items():
             assert list(got.segments[dim][metric]) == list(by_value), (dim, metric)
     assert_same_quantiles(got.data.quantiles, want.data.quantiles)
+    assert want.failures is not None
+    assert got.failures is not None
+    assert want.failures.labels, "no failure label to compare"
+    assert got.failures.labels == want.failures.labels
+    assert got.failures.distinct == want.failures.distinct
+    _assert_nested_moments(got.failures.moments, want.failures.moments, "failures")
     assert want.daily
     _assert_nested_moments(got.daily, want.daily, "daily")
     assert want.weekly

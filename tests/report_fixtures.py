@@ -1,8 +1,9 @@
 """Realistic results dicts for the report tests, and variants built from them.
 
 ``tests/fixtures/results_*.json`` are results that the engine produced (schema
-version 1, with ``over_time``, ``funnel``, ``distributions`` and
-``exposure_trend``) on the demo data: ``proof simulate`` with seed 7 and
+version 1, with ``over_time``, ``funnel``, ``distributions``,
+``exposure_trend`` and ``failure_patterns``, the last added later from the same
+data and engine) on the demo data: ``proof simulate`` with seed 7 and
 100,000 units, analysed as of 2026-11-25, with floats rounded to 6
 significant digits.  ``smart_compose`` has two arms, ``auto_triage`` three
 (pooled AI comparisons, non-inferiority guardrails).  The report reads
@@ -34,6 +35,7 @@ NEWER_FIELDS = (
     "pooled_ai",
     "heterogeneity",
     "pre_exposure",
+    "failure_patterns",
 )
 
 

@@ -37,20 +37,11 @@ from analysis.validation_report import (
     format_summary,
 )
 from tests import validation_factories as f
+from tests.pg_factories import duckdb_file
 
 CONFIG = load_config(Path(__file__).resolve().parent.parent / "configs")
 METRICS = [CONFIG.metrics[m] for m in ("task_completion_rate", "time_on_task", "trust_score")]
 SOURCE = "warehouse"
-
-
-def _duckdb(path: Path, assignments: pl.DataFrame, events: pl.DataFrame) -> DuckDBSource:
-    with duckdb.connect(str(path)) as con:
-        con.execute("SET TimeZone='UTC'")
-        for name, frame in (("assignments", assignments), ("events", events)):
-            con.register("frame", frame.to_arrow())
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
-            con.unregister("frame")
-    return DuckDBSource(kind="duckdb", path=path)
 
 
 @dataclass
@@ -117,7 +108,7 @@ def test_a_missing_table_is_named_with_the_tables_there(tmp_path: Path) -> None:
 def test_schema_problems_name_table_column_expected_and_found(
     tmp_path: Path, break_events: Callable[[pl.DataFrame], pl.DataFrame], column: str, says: str
 ) -> None:
-    source = _duckdb(tmp_path / "w.duckdb", f.assignments(), break_events(f.events()))
+    source = duckdb_file(tmp_path / "w.duckdb", f.assignments(), break_events(f.events()))
     with pytest.raises(SourceSchemaError) as info:
         _run(source)
     assert (info.value.source, info.value.table, info.value.column) == (SOURCE, "events", column)
@@ -164,7 +155,7 @@ def test_an_experiment_without_assignments_stops_with_a_clear_message(
     assignments = f.assignments().head(0)
     if other_experiments:
         assignments = f.assignments().with_columns(pl.lit("other").alias("experiment_id"))
-    source = _duckdb(tmp_path / "w.duckdb", assignments, f.events())
+    source = duckdb_file(tmp_path / "w.duckdb", assignments, f.events())
     with pytest.raises(CriticalValidationError) as info:
         _run(source)
     message = str(info.value)
@@ -178,7 +169,7 @@ def test_an_experiment_without_assignments_stops_with_a_clear_message(
 def test_null_keys_stop_the_run_and_say_where(tmp_path: Path) -> None:
     events = f.set_rows(f.events(), [5, 6, 7], event_id=None)
     with pytest.raises(CriticalValidationError) as info:
-        _run(_duckdb(tmp_path / "w.duckdb", f.assignments(), events))
+        _run(duckdb_file(tmp_path / "w.duckdb", f.assignments(), events))
     assert (
         "table 'events', column 'event_id': expect_column_values_to_not_be_null failed "
         "(3 of 216 rows), rule null_event_id" in str(info.value)
@@ -188,7 +179,7 @@ def test_null_keys_stop_the_run_and_say_where(tmp_path: Path) -> None:
 def test_many_unknown_variants_mean_a_wrong_config_and_stop_the_run(tmp_path: Path) -> None:
     assignments = f.set_rows(f.assignments(), [1, 3, 5], variant="treatment")
     with pytest.raises(CriticalValidationError) as info:
-        _run(_duckdb(tmp_path / "w.duckdb", assignments, f.events()))
+        _run(duckdb_file(tmp_path / "w.duckdb", assignments, f.events()))
     message = str(info.value)
     assert "table 'assignments', column 'variant': expect_column_values_to_be_in_set" in message
     assert "(3 of 12 rows), rule unknown_variant; e.g. unit_id=u01, variant=treatment" in message
@@ -200,7 +191,7 @@ def test_many_unknown_variants_mean_a_wrong_config_and_stop_the_run(tmp_path: Pa
 def test_a_few_unknown_variants_are_quarantined_with_a_warning(tmp_path: Path) -> None:
     assignments = f.set_rows(f.assignments(), [1], variant="treatment")
     experiment = f.experiment(max_unknown_variant_share=0.1)
-    run = _run(_duckdb(tmp_path / "w.duckdb", assignments, f.events()), experiment)
+    run = _run(duckdb_file(tmp_path / "w.duckdb", assignments, f.events()), experiment)
     assert run.warning("unknown_variant").unexpected_count == 1
     assert run.quarantine.counts["assignments"] == {"unknown_variant": 1}
     assert run.quarantine.counts["events"] == {"unit_assignment_quarantined": 18}
@@ -209,7 +200,7 @@ def test_a_few_unknown_variants_are_quarantined_with_a_warning(tmp_path: Path) -
 def test_duplicated_event_ids_keep_one_copy(tmp_path: Path) -> None:
     events = f.events()
     events = pl.concat([events, events[[0, 1, 2]], events[[0]]])
-    run = _run(_duckdb(tmp_path / "w.duckdb", f.assignments(), events))
+    run = _run(duckdb_file(tmp_path / "w.duckdb", f.assignments(), events))
     assert run.warning("duplicate_event_id").unexpected_count == 7  # GX: every copy
     assert run.quarantine.counts["events"] == {"duplicate_event_id": 4}
     assert run.quarantine.cleaning(Cleaning(0, 0, 0, {})).duplicates_dropped == 4
@@ -218,7 +209,7 @@ def test_duplicated_event_ids_keep_one_copy(tmp_path: Path) -> None:
 def test_crossovers_are_excluded_and_counted(tmp_path: Path) -> None:
     crossed = f.assignments()[[0, 2]].with_columns(pl.lit("ai").alias("variant"))
     assignments = pl.concat([f.assignments(), crossed])
-    run = _run(_duckdb(tmp_path / "w.duckdb", assignments, f.events()))
+    run = _run(duckdb_file(tmp_path / "w.duckdb", assignments, f.events()))
     assert run.warning("crossover").unexpected_count == 4
     assert run.quarantine.counts == {
         "assignments": {"crossover": 4},
@@ -231,7 +222,7 @@ def test_out_of_range_values_are_quarantined(tmp_path: Path) -> None:
     events = f.events()
     events = f.set_rows(events, f.rows_of(events, "task_completed")[:2], value=200_000.0)
     events = f.set_rows(events, f.rows_of(events, "trust_survey")[:3], value=0.0)
-    run = _run(_duckdb(tmp_path / "w.duckdb", f.assignments(), events))
+    run = _run(duckdb_file(tmp_path / "w.duckdb", f.assignments(), events))
     bad = {o.condition: o.unexpected_count for o in run.report.warnings()}
     assert bad == {'event=="task_completed"': 2, 'event=="trust_survey"': 3}
     assert run.quarantine.counts["events"] == {"value_out_of_range": 5}
@@ -239,7 +230,7 @@ def test_out_of_range_values_are_quarantined(tmp_path: Path) -> None:
 
 def test_future_timestamps_are_quarantined(tmp_path: Path) -> None:
     events = f.set_rows(f.events(), [0, 1], ts=dt.datetime(2026, 12, 24, tzinfo=dt.UTC))
-    run = _run(_duckdb(tmp_path / "w.duckdb", f.assignments(), events))
+    run = _run(duckdb_file(tmp_path / "w.duckdb", f.assignments(), events))
     assert run.warning("ts_in_future").unexpected_count == 2
     assert run.quarantine.counts["events"] == {"ts_in_future": 2}
 
@@ -250,7 +241,7 @@ def test_events_of_unassigned_units_are_counted_not_quarantined(tmp_path: Path) 
         pl.format("stranger-{}", pl.int_range(pl.len())).alias("unit_id"),
         pl.format("s{}", pl.int_range(pl.len())).alias("event_id"),
     )  # 24 of 240 events: 10 %
-    run = _run(_duckdb(tmp_path / "w.duckdb", f.assignments(), pl.concat([events, strangers])))
+    run = _run(duckdb_file(tmp_path / "w.duckdb", f.assignments(), pl.concat([events, strangers])))
     share = run.warning("expect_unassigned_event_share_to_be_at_most")
     assert (share.unexpected_count, share.element_count) == (24, 240)
     assert share.observed == pytest.approx(0.1)
@@ -259,7 +250,7 @@ def test_events_of_unassigned_units_are_counted_not_quarantined(tmp_path: Path) 
 
 
 def test_an_experiment_without_events_yet_warns(tmp_path: Path) -> None:
-    run = _run(_duckdb(tmp_path / "w.duckdb", f.assignments(), f.events().head(0)))
+    run = _run(duckdb_file(tmp_path / "w.duckdb", f.assignments(), f.events().head(0)))
     outcome = run.warning("expect_table_row_count_to_be_between")
     assert outcome.table == "events"
     assert outcome.explain == "no events yet for the units of exp"

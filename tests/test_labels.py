@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 import sqlglot
@@ -20,7 +19,7 @@ from scipy import stats
 from analysis import metrics as metrics_mod
 from analysis.config.experiments import EventAggregate, Metric
 from analysis.config.load import load_config
-from analysis.config.sources import DuckDBSource, FileSource
+from analysis.config.sources import FileSource
 from analysis.devtools.simulate import (
     REJECT_REASONS,
     default_behaviours,
@@ -35,7 +34,7 @@ from analysis.sql.aggregate import compile_queries, measure_in_database
 from analysis.sql.database import Database
 from analysis.sql.gx import check_experiment_sql
 from analysis.stats.inference import ratio_estimate
-from tests.pg_factories import _assert_nested_moments
+from tests.pg_factories import _assert_nested_moments, duckdb_file
 
 CONFIG = load_config(Path(__file__).resolve().parent.parent / "configs")
 AS_OF = dt.date(2026, 11, 20)
@@ -55,16 +54,6 @@ def _share(label: str) -> Metric:
     )
 
 
-def _duckdb(path: Path, data: pl.DataFrame, assignments: pl.DataFrame) -> DuckDBSource:
-    with duckdb.connect(str(path)) as con:
-        con.execute("SET TimeZone = 'UTC'")
-        for name, frame in (("assignments", assignments), ("events", data)):
-            con.register("incoming", frame.to_arrow())
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM incoming")
-            con.unregister("incoming")
-    return DuckDBSource(kind="duckdb", path=path)
-
-
 def test_a_source_without_a_label_column_runs_unchanged(tmp_path: Path) -> None:
     """The catalog's measurement of a DuckDB file whose events have no ``label`` equals the
     one with it (to 1e-9: DuckDB's parallel sums are not summed in one order); a label
@@ -73,8 +62,8 @@ def test_a_source_without_a_label_column_runs_unchanged(tmp_path: Path) -> None:
     metrics = [*CONFIG.metrics_of(experiment), _share("wrong_answer")]
     data = simulate([experiment], 300, AS_OF, seed=3)
     assert "label" in data.events.columns
-    with_label = _duckdb(tmp_path / "with.duckdb", data.events, data.assignments)
-    without = _duckdb(tmp_path / "without.duckdb", data.events.drop("label"), data.assignments)
+    with_label = duckdb_file(tmp_path / "with.duckdb", data.assignments, data.events)
+    without = duckdb_file(tmp_path / "without.duckdb", data.assignments, data.events.drop("label"))
     got = measure_in_database("db", without, experiment, metrics, AS_OF)
     want = measure_in_database("db", with_label, experiment, metrics, AS_OF)
     catalog = {m.name for m in CONFIG.metrics_of(experiment)}
@@ -142,6 +131,7 @@ def test_a_label_filter_recovers_the_share_the_simulation_planted() -> None:
         for m in metrics:
             est = ratio_estimate(moments[m.name][arm])
             true = truth[m.name][arm]
+            assert true is not None
             assert true == pytest.approx(planted[m.name.removesuffix("_share")])
             assert abs(est.value - true) <= z * est.variance**0.5, (arm, m.name, est, true)
     # the two AI arms differ where the simulation says (v2 halves the hallucinations)
@@ -161,6 +151,7 @@ def test_a_label_from_the_config_is_a_literal(dialect: str) -> None:
     )  # fmt: skip
     moments = sqlglot.parse(queries["moments"], read=dialect)
     assert len(moments) == 1
+    assert moments[0] is not None
     strings = {lit.this for lit in moments[0].find_all(sqlglot.exp.Literal) if lit.is_string}
     assert hostile in strings
     with pytest.raises(ValueError, match="filter by label: pass has_label=True"):

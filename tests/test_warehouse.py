@@ -502,6 +502,7 @@ def test_every_section_equals_the_polars_engine(
         cleaning=got.cleaning, data=got.data, segments=got.segments, daily=got.daily,
         weekly=got.weekly, funnel=got.funnel, time_on_task=got.time_on_task, trust=got.trust,
         computed_in=ComputedIn(got.dialect, got.rows, tuple(NOT_AVAILABLE)),
+        failures=got.failures,
     )  # fmt: skip
     assert_measured_like(measured, _polars_engine(data, experiment, metrics))
     days = (AS_OF - experiment.start).days + 1

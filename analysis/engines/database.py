@@ -150,4 +150,5 @@ class DatabaseEngine:
             trust=found.trust,
             unit_validation=unit_validation,
             computed_in=where,
+            failures=found.failures,
         )

@@ -15,6 +15,7 @@ import polars as pl
 from analysis import descriptives, timeline
 from analysis import metrics as metrics_mod
 from analysis.config.experiments import Experiment, Metric
+from analysis.engines.polars_failures import failure_data
 from analysis.engines.polars_quantiles import quantile_events, quantile_summaries
 from analysis.measurement import ArmData, Measurement, Window
 from analysis.partials import PartialSpec, partials, unit_table_from_partials
@@ -104,6 +105,7 @@ def measure(
         time_on_task=descriptives.time_on_task_histogram(in_window, variants),
         trust=descriptives.trust_histogram(in_window, variants),
         unit_validation=unit_validation,
+        failures=failure_data(units, events, window),
     )
 
 

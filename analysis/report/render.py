@@ -36,6 +36,7 @@ from analysis.report.figures_time import exposure_trend_chart, over_time_chart
 from analysis.report.formatting import as_results, ordered_comparisons
 from analysis.report.palette import VERDICT_COLORS, VERDICT_MARKS
 from analysis.report.sections_comparisons import GOAL_TEXT, comparison_row, family_sizes
+from analysis.report.sections_failures import failure_context
 from analysis.report.text import (
     fmt_chance,
     fmt_ci,
@@ -289,6 +290,7 @@ def render_report(
         "plotly_src": src,
         "pushdown": _record(r.pushed_down),
         "pushed_down_missing": list(r.pushed_down.not_available) if r.pushed_down else [],
+        "failures": failure_context(r),
     }
     return _environment().get_template("report.html").render(context)
 

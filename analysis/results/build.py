@@ -18,8 +18,10 @@ from analysis.comparisons import Comparison, Description
 from analysis.config.experiments import Experiment
 from analysis.decision import Decision
 from analysis.descriptives import TRUST_VALUES
+from analysis.failure_patterns import FailurePatterns
 from analysis.measurement import Cleaning, ComputedIn, Histogram
 from analysis.results.comparison import comparison_record, num, pair
+from analysis.results.failures import failure_patterns_record
 from analysis.results.model import (
     SCHEMA_VERSION,
     DataRecord,
@@ -235,6 +237,7 @@ def build_results(
     exposure_trends: Sequence[ExposureTrend] = (),
     descriptives: DescriptiveCounts | None = None,
     computed_in: ComputedIn | None = None,
+    failure_patterns: FailurePatterns | None = None,
 ) -> Results:
     """The run's results; every field of results.json is given, ``pushdown`` only with
     ``computed_in``.
@@ -248,6 +251,8 @@ def build_results(
     optional: dict[str, Any] = {}
     if computed_in is not None:
         optional["pushdown"] = _pushdown_record(computed_in)
+    if failure_patterns is not None:  # written only where the events carry failure labels
+        optional["failure_patterns"] = failure_patterns_record(failure_patterns)
     return Results(
         schema_version=SCHEMA_VERSION,
         experiment_id=experiment.id,

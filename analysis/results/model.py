@@ -33,6 +33,7 @@ from analysis.results.records import (
     ComparisonRecord,
     DescriptiveRecord,
     Distributions,
+    FailurePatternsRecord,
     FunnelRecord,
     HeterogeneityRecord,
     OverTimeRecord,
@@ -187,6 +188,7 @@ class Results(Record):
     exposure_trend: tuple[TrendRecord, ...] = ()
     funnel: tuple[FunnelRecord, ...] = ()
     distributions: Distributions = Field(default_factory=Distributions)
+    failure_patterns: FailurePatternsRecord | None = None
     decision: DecisionRecord
     pushed_down: PushdownRecord | None = Field(default=None, alias="pushdown")
 

@@ -251,3 +251,47 @@ class Distributions(Record):
 
     trust_score: TrustHistogram | None = None
     time_on_task: TimeOnTaskHistogram | None = None
+
+
+# --------------------------------------------------------------------------- where it fails
+
+
+class LabelShareRecord(Record):
+    """One failure label's share of one AI arm's failure events, with its interval."""
+
+    event: str
+    label: str
+    arm: str
+    units: int = 0
+    share: float | None = None
+    ci: Pair | None = None
+
+
+class LabelMoveRecord(Record):
+    """One label's share in ``treatment`` against ``control`` (both AI arms)."""
+
+    event: str
+    label: str
+    control: str
+    treatment: str
+    control_share: float | None = None
+    treatment_share: float | None = None
+    diff: float | None = None
+    diff_ci: Pair | None = None
+    p_value: float | None = None
+    p_value_adjusted: float | None = None
+    note: str | None = None
+
+
+class FailurePatternsRecord(Record):
+    """``failure_patterns``: shares by label and arm, then the moves, the largest first.
+
+    ``labels_found``: the distinct labels of the failure events, counted up to 201;
+    above 200 none is broken down (the label is then no category). ``reason``: why no
+    label is broken down, when none is.
+    """
+
+    shares: tuple[LabelShareRecord, ...] = ()
+    moves: tuple[LabelMoveRecord, ...] = ()
+    labels_found: int = 0
+    reason: str | None = None

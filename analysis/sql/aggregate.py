@@ -35,6 +35,7 @@ from sqlglot import exp
 from analysis.aggregates import Moments
 from analysis.config.experiments import Experiment, Metric
 from analysis.config.sources import DatabaseSource, DuckDBSource
+from analysis.failures import FailureData
 from analysis.measurement import ArmData, Cleaning, Histogram
 from analysis.partials import metric_parts
 from analysis.sources.errors import SourceError
@@ -65,6 +66,7 @@ from analysis.sql.aggregate_read import (
 from analysis.sql.aggregate_timeline import TimelineMetric, daily_increments, weekly_sums
 from analysis.sql.aggregate_units import MISSING, MomentsLayout, arm_moments, unit_rows
 from analysis.sql.expressions import ref, table, with_ctes
+from analysis.sql.failures import failure_data
 from analysis.sql.quantile_summaries import first_query, quantile_summaries
 
 __all__ = [
@@ -105,6 +107,7 @@ class WarehouseMeasurement:
             (:func:`~analysis.sql.aggregate_checks.unit_metrics_query`), not run
             here: its GX checks run it (:func:`analysis.sql.gx.validate_unit_metrics_sql`).
         analysed_units: the units that table must hold.
+        failures: the failure labels and their share metrics (:mod:`analysis.sql.failures`).
     """
 
     cleaning: Cleaning
@@ -120,6 +123,7 @@ class WarehouseMeasurement:
     rows: Mapping[str, int] = field(default_factory=dict)
     unit_metrics_sql: str = ""
     analysed_units: int = 0
+    failures: FailureData | None = None
 
 
 @dataclass(frozen=True)
@@ -324,6 +328,7 @@ def _measure(
     for name, query in plan.queries.items():
         run(name, query)
     quantiles = quantile_summaries(scope, experiment, metrics, run)
+    failures = failure_data(scope, run)
     moments, joint, segments = read_moments(frames["moments"], plan.moments)
     daily = {}
     if "daily" in frames:
@@ -346,4 +351,5 @@ def _measure(
         rows={name: frame.height for name, frame in frames.items()},
         unit_metrics_sql=unit_metrics_sql,
         analysed_units=read_assigned_units(frames["cleaning"]),
+        failures=failures,
     )

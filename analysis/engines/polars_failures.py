@@ -1,0 +1,34 @@
+"""The polars engine's failure labels (:mod:`analysis.failures`): found, then measured."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from analysis import metrics as metrics_mod
+from analysis.failures import (
+    FAILURE_EVENTS,
+    MAX_DISTINCT,
+    FailureData,
+    failure_metrics,
+    top_labels,
+)
+from analysis.measurement import Window
+
+
+def failure_data(units: pl.LazyFrame, events: pl.LazyFrame, window: Window) -> FailureData:
+    """The labels of the failure events in the units' windows, and their share metrics'
+    moments per arm. ``events``: without duplicate event ids."""
+    counts = (
+        metrics_mod.in_window_events(units, events, window, FAILURE_EVENTS, deduplicate=False)
+        .filter(~pl.col("pre") & pl.col("label").is_not_null())
+        .group_by("event", "label")
+        .len()
+        .collect()
+    )
+    distinct = min(counts.height, MAX_DISTINCT + 1)  # as far as the database engine counts
+    chosen = tuple(top_labels(counts.iter_rows()))
+    if not chosen:
+        return FailureData(distinct=distinct)
+    metrics = [f.metric for f in failure_metrics(chosen)]
+    table = metrics_mod.unit_table(units, events, metrics, window)
+    return FailureData(chosen, metrics_mod.arm_moments(table, metrics), distinct)

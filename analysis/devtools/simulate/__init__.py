@@ -23,8 +23,10 @@ The generative model, per experiment:
   task share its ``task_id`` and fall in the same analysis segment as its
   ``task_started`` (follow-ups are clipped to the segment end, see below).
   An ``ai_rejected`` event carries its reason in ``label`` (one of
-  :data:`REJECT_REASONS`, with the arm's ``reject_reasons`` shares); the other
-  events have none.
+  :data:`REJECT_REASONS`, with the arm's ``reject_reasons`` shares). A share
+  ``error_prob`` of AI outputs is followed by an ``ai_error`` (outside any
+  task) whose ``label`` is its type (:data:`ERROR_TYPES`); the other events
+  have no label.
 * **Once per unit / per day.** A unit may answer the trust survey once, inside its
   analysis window; support tickets are a Poisson process like tasks.
 * **Pre-period.** Every unit also has control-like task and ticket events (no AI
@@ -53,6 +55,7 @@ from analysis.devtools.simulate.behaviours import (
     AI_BEHAVIOUR,
     AI_V2_BEHAVIOUR,
     CONTROL_BEHAVIOUR,
+    ERROR_TYPES,
     REJECT_REASONS,
     ArmBehaviour,
     default_behaviours,
@@ -97,6 +100,7 @@ __all__ = [
     "ASSIGNMENTS_SCHEMA",
     "CONTROL_BEHAVIOUR",
     "EDIT_FRACTION_BETA",
+    "ERROR_TYPES",
     "EVENTS_SCHEMA",
     "EVENT_NAMES",
     "FEEDBACK_DELAY_S",

@@ -10,6 +10,8 @@ from analysis.config.experiments import Experiment
 #: The labels of simulated ``ai_rejected`` events, in the order of
 #: :attr:`ArmBehaviour.reject_reasons`.
 REJECT_REASONS: Final = ("wrong_answer", "hallucination", "too_slow", "off_topic")
+#: The labels of simulated ``ai_error`` events, in the order of :attr:`ArmBehaviour.error_types`.
+ERROR_TYPES: Final = ("timeout", "content_filter", "rate_limited")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class ArmBehaviour:
         reject_reasons: the ``label`` of an ``ai_rejected`` event: each reason
             (:data:`REJECT_REASONS`) with its probability, adding up to 1. Drawn
             from a random stream of their own, so the other columns do not move.
+        error_prob: P(an AI output is followed by an ``ai_error``: a failed call,
+            at the output's time, outside any task), from a stream of its own too.
+        error_types: the ``label`` of an ``ai_error`` (:data:`ERROR_TYPES`), with
+            its probability.
     """
 
     tasks_per_day: float
@@ -70,6 +76,8 @@ class ArmBehaviour:
     trust_probs: tuple[float, ...]
     tickets_per_day: float
     reject_reasons: tuple[float, ...] = (0.40, 0.30, 0.20, 0.10)
+    error_prob: float = 0.0
+    error_types: tuple[float, ...] = (0.5, 0.3, 0.2)
 
     def __post_init__(self) -> None:
         for name in ("tasks_per_day", "retries_per_task", "ai_shown_per_task", "tickets_per_day"):
@@ -109,12 +117,14 @@ class ArmBehaviour:
             raise ValueError("trust_probs must be 7 non-negative probabilities (answers 1..7)")
         if abs(sum(self.trust_probs) - 1) > 1e-9:
             raise ValueError(f"trust_probs must add up to 1, not {sum(self.trust_probs):g}")
-        reasons = self.reject_reasons
-        if len(reasons) != len(REJECT_REASONS) or min(reasons) < 0 or abs(sum(reasons) - 1) > 1e-9:
-            raise ValueError(
-                f"reject_reasons must be {len(REJECT_REASONS)} probabilities adding up to 1 "
-                f"({', '.join(REJECT_REASONS)})"
-            )
+        for name, names in (("reject_reasons", REJECT_REASONS), ("error_types", ERROR_TYPES)):
+            shares = getattr(self, name)
+            if len(shares) != len(names) or min(shares) < 0 or abs(sum(shares) - 1) > 1e-9:
+                raise ValueError(
+                    f"{name} must be {len(names)} probabilities adding up to 1 ({', '.join(names)})"
+                )
+        if not 0 <= self.error_prob <= 1:
+            raise ValueError(f"error_prob must be in [0, 1], got {self.error_prob!r}")
 
     @property
     def has_ai(self) -> bool:
@@ -133,6 +143,8 @@ def _with_ai_of(base: ArmBehaviour, source: ArmBehaviour) -> ArmBehaviour:
         ai_latency_median_ms=source.ai_latency_median_ms,
         ai_cost_usd=source.ai_cost_usd,
         reject_reasons=source.reject_reasons,
+        error_prob=source.error_prob,
+        error_types=source.error_types,
     )
 
 
@@ -171,6 +183,7 @@ AI_BEHAVIOUR: Final = ArmBehaviour(
     reject_prob=0.20,
     ai_latency_median_ms=800.0,
     ai_cost_usd=0.004,
+    error_prob=0.03,
     feedback_prob=0.15,
     thumbs_down_prob=0.25,
     survey_prob=0.25,
@@ -198,6 +211,8 @@ AI_V2_BEHAVIOUR: Final = ArmBehaviour(
     trust_probs=(0.02, 0.04, 0.09, 0.18, 0.30, 0.24, 0.13),
     tickets_per_day=0.0080,
     reject_reasons=(0.45, 0.15, 0.25, 0.15),  # half the hallucinations of the first
+    error_prob=0.03,
+    error_types=(0.7, 0.2, 0.1),  # slower: more of its errors are timeouts
 )
 
 

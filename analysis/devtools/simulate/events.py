@@ -45,7 +45,7 @@ class _ArmTable:
 
     @classmethod
     def of(cls, sets: Sequence[ArmBehaviour]) -> _ArmTable:
-        vectors = ("trust_probs", "reject_reasons")
+        vectors = ("trust_probs", "reject_reasons", "error_types")
         scalar = [f.name for f in fields(ArmBehaviour) if f.name not in vectors]
         values = {
             name: np.array([float(getattr(b, name)) for b in sets], dtype=np.float64)

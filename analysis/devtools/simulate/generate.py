@@ -13,6 +13,7 @@ import polars as pl
 from analysis.config.experiments import Experiment
 from analysis.devtools.simulate.behaviours import (
     CONTROL_BEHAVIOUR,
+    ERROR_TYPES,
     REJECT_REASONS,
     ArmBehaviour,
     _with_ai_of,
@@ -150,8 +151,40 @@ def simulate_experiment(
     )
     reasons = np.array([arms[name].reject_reasons for name in names] + [(1.0, 0, 0, 0)])
     labels = _reject_labels(np.random.default_rng([seed, 19]), raw, variant, reasons)
+    errors, types = _ai_errors(np.random.default_rng([seed, 20]), raw, variant, arms, names)
+    raw, labels = pl.concat([raw, errors]), pl.concat([labels, types])
     events = _events_frame(experiment.id, raw, units, tasks, labels)
     return SimulatedData(assignments, events)
+
+
+def _ai_errors(
+    rng: np.random.Generator,
+    raw: pl.DataFrame,
+    variant: npt.NDArray[np.int64],
+    arms: Mapping[str, ArmBehaviour],
+    names: Sequence[str],
+) -> tuple[pl.DataFrame, pl.Series]:
+    """``ai_error`` rows after some AI outputs (each with its arm's ``error_prob``), at the
+    output's time and outside any task, numbered after every other event, with their types
+    as labels. One pair of uniforms per output number, from a stream of their own."""
+    shown = raw.filter(pl.col("code") == EVENT_NAMES.index("ai_shown")).unique(
+        "n", keep="first", maintain_order=True
+    )
+    size = int(raw["n"].to_numpy().max()) + 1 if raw.height else 0
+    numbers = shown["n"].to_numpy()
+    fails, kind = rng.random(size)[numbers], rng.random(size)[numbers]
+    arm = variant[shown["unit"].to_numpy()]
+    probs = np.array([arms[name].error_prob for name in names])
+    hit = fails < probs[arm]
+    cdf = np.cumsum(np.array([arms[name].error_types for name in names]), axis=1)[arm[hit]]
+    pick = np.minimum((kind[hit][:, None] >= cdf).sum(axis=1), len(ERROR_TYPES) - 1)
+    errors = shown.filter(pl.lit(hit)).with_columns(
+        (pl.int_range(pl.len(), dtype=pl.Int64) + size).alias("n"),
+        pl.lit(EVENT_NAMES.index("ai_error"), dtype=shown.schema["code"]).alias("code"),
+        pl.lit(np.nan, dtype=shown.schema["value"]).alias("value"),
+        pl.lit(-1, dtype=shown.schema["task"]).alias("task"),
+    )
+    return errors.select(raw.columns), _decode(ERROR_TYPES, pick).alias("label")
 
 
 def _reject_labels(

@@ -40,6 +40,7 @@ EVENT_NAMES: Final[tuple[str, ...]] = (
     "support_ticket",
     "ai_latency",
     "ai_cost",
+    "ai_error",  # last: the codes of the others do not move
 )
 _CODE: Final[dict[str, int]] = {name: code for code, name in enumerate(EVENT_NAMES)}
 #: Events that only an arm with AI outputs produces.

@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 
 from analysis.config.experiments import EventAggregate, Experiment, Metric
-from analysis.devtools.simulate.behaviours import REJECT_REASONS, ArmBehaviour
+from analysis.devtools.simulate.behaviours import ERROR_TYPES, REJECT_REASONS, ArmBehaviour
 from analysis.devtools.simulate.model import (
     ACTIVITY_SHAPE,
     AI_LATENCY_SIGMA,
@@ -134,7 +134,8 @@ def _law(
     mixture over the low-trust latent.  A ``value_equals`` filter thins the
     events by P(value == v), which is 0 for null or continuous values; a
     ``label_equals`` filter by P(label == l): a rejection reason's share for
-    ``ai_rejected`` (:attr:`ArmBehaviour.reject_reasons`), 0 for any other event.
+    ``ai_rejected`` (:attr:`ArmBehaviour.reject_reasons`), an error type's for
+    ``ai_error`` (:attr:`ArmBehaviour.error_types`), 0 for any other event.
     """
     lt = LOW_TRUST_SHARE
     shown = b.ai_shown_per_task
@@ -174,6 +175,8 @@ def _law(
             values = _Values(mean=alpha / (alpha + beta))
         case "ai_rejected":
             kind, classes = "poisson", [poisson(shown * b.reject_prob)]
+        case "ai_error":
+            kind, classes = "poisson", [poisson(shown * b.error_prob)]
         case "ai_latency":
             kind, classes = "poisson", [poisson(shown)]
             sigma = AI_LATENCY_SIGMA
@@ -201,8 +204,11 @@ def _law(
         keep = 0.0 if values.pmf is None else values.pmf.get(float(value_equals), 0.0)
         values = _Values(mean=float(value_equals), pmf={float(value_equals): 1.0})
     if label_equals is not None:
-        reasons = dict(zip(REJECT_REASONS, b.reject_reasons, strict=True))
-        keep *= reasons.get(label_equals, 0.0) if event == "ai_rejected" else 0.0
+        shares = {
+            "ai_rejected": dict(zip(REJECT_REASONS, b.reject_reasons, strict=True)),
+            "ai_error": dict(zip(ERROR_TYPES, b.error_types, strict=True)),
+        }
+        keep *= shares.get(event, {}).get(label_equals, 0.0)
     if keep != 1.0:
         once *= keep
         if kind == "poisson":

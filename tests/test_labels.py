@@ -27,6 +27,7 @@ from analysis.devtools.simulate import (
     simulate_experiment,
 )
 from analysis.devtools.simulate.truth import true_metric_values
+from analysis.failures import failure_metrics
 from analysis.measurement import Window
 from analysis.quarantine import collect_tables
 from analysis.sources.read import read_experiment
@@ -41,17 +42,10 @@ AS_OF = dt.date(2026, 11, 20)
 
 
 def _share(label: str) -> Metric:
-    """Rejections with ``label`` per rejection: where the AI arm fails, by reason."""
-    return Metric(
-        name=f"{label}_share",
-        label=f"Rejections: {label}",
-        category="trust",
-        kind="ratio",
-        goal="decrease",
-        ai_only=True,
-        numerator=EventAggregate(event="ai_rejected", label_equals=label),
-        denominator=EventAggregate(event="ai_rejected"),
-    )
+    """Rejections with ``label`` per rejection, as "Where it fails" measures them (and as a
+    config may write one: docs/configuration.md), named ``<label>_share``."""
+    metric = failure_metrics([("ai_rejected", label)])[0].metric
+    return metric.model_copy(update={"name": f"{label}_share"})
 
 
 def test_a_source_without_a_label_column_runs_unchanged(tmp_path: Path) -> None:

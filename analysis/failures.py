@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from analysis.config.experiments import EventAggregate, Metric
+from analysis.config.experiments import LABEL_MAX_LENGTH, EventAggregate, Metric
 from analysis.measurement import FailureData
 
 #: The events whose labels say how the AI failed.
@@ -28,8 +28,8 @@ FAILURE_EVENTS: tuple[str, ...] = ("ai_rejected", "ai_error")
 MAX_LABELS = 8
 #: More distinct labels than this (over the failure events) and none is broken down.
 MAX_DISTINCT = 200
-#: The longest label broken down (as long as a config's ``label_equals`` may be).
-MAX_LABEL_LENGTH = 200
+#: The longest label broken down: as long as a config's ``label_equals`` may be.
+MAX_LABEL_LENGTH = LABEL_MAX_LENGTH
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,10 @@ Goal = Literal["increase", "decrease"]
 Aggregation = Literal["count", "sum", "mean"]
 
 
+#: The longest label a filter (``label_equals``) may name, and "Where it fails" break down.
+LABEL_MAX_LENGTH = 200
+
+
 class EventAggregate(_Strict):
     """One per-unit aggregate of the events named ``event``.
 
@@ -33,7 +37,7 @@ class EventAggregate(_Strict):
     event: Identifier
     agg: Aggregation = "count"
     value_equals: float | None = None
-    label_equals: str | None = Field(default=None, min_length=1, max_length=200)
+    label_equals: str | None = Field(default=None, min_length=1, max_length=LABEL_MAX_LENGTH)
 
 
 class Metric(_Strict):

@@ -183,7 +183,8 @@ def compile_queries(
             one (see :func:`measure_in_database`).
 
     Returns ``{"cleaning", "moments", "descriptives"}`` with SQL text, and
-    ``"quantiles"`` when a metric is a quantile, ``"daily"`` when the primary
+    ``"quantile_order"`` when a metric is a quantile (the first of its three queries;
+    the other two are written from its rows at run time), ``"daily"`` when the primary
     metric has a timeline, ``"weekly"`` when the primary or a trust metric has.
     """
     labelled = [m.name for m in metrics for p in metric_parts(m) if p.label_equals is not None]

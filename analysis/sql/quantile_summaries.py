@@ -222,14 +222,11 @@ def quantile_summaries(
     experiment: Experiment,
     metrics: Sequence[Metric],
     run: Run,
-    values: exp.Query | None = None,
 ) -> dict[str, dict[str, QuantileSummary]]:
     """``{metric: {arm: QuantileSummary}}``, by the three queries of the module docstring.
 
-    ``values``: a query reading a table that already holds
-    :func:`quantile_values` (kept by the caller's connection); else each query
-    computes it in CTEs. An arm
-    without values has no summary.
+    Each query computes the values in CTEs (over the kept in-window events, where
+    the connection keeps them). An arm without values has no summary.
     """
     found = targets(experiment, metrics)
     if not found:

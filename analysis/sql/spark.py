@@ -32,7 +32,7 @@ import shutil
 import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import polars as pl
@@ -260,9 +260,7 @@ def open_spark(source_name: str, source: SparkSource) -> Connection:
 
     def computed(frame: Any) -> Any:
         """``frame`` computed now and kept in the executors, its plan cut."""
-        if not remote:
-            return frame.localCheckpoint(eager=True)
-        with _active(session):
+        with _active(session) if remote else nullcontext():
             return frame.localCheckpoint(eager=True)
 
     def without_master(message: str) -> str:

@@ -200,6 +200,9 @@ class ValidationOptions(_Strict):
     )
 
 
+#: ISO weekday of the analysis date on which a weekly experiment is analysed (a whole week).
+SUNDAY = 7
+
 #: The arm name of all AI arms pooled (:meth:`Experiment.pooled_ai_variants`).
 POOLED = "ai (pooled)"
 
@@ -212,6 +215,16 @@ class Experiment(_Strict):
     hypothesis: str = ""
     owner: str = ""
     status: Literal["draft", "running", "stopped"] = "running"
+    kind: Literal["ab", "holdout"] = Field(
+        default="ab",
+        description="'ab': a test before launch; 'holdout': a small long-running control "
+        "after launch, read weekly for whether the effect is still there.",
+    )
+    cadence: Literal["daily", "weekly"] | None = Field(
+        default=None,
+        description="How often the nightly run analyses it: 'weekly' on the nights whose "
+        "analysis date is a Sunday; default daily, weekly for a holdout.",
+    )
     start: dt.date
     end: dt.date | None = None
     source: Identifier
@@ -254,6 +267,11 @@ class Experiment(_Strict):
 
     def treatments(self) -> list[str]:
         return [v for v in self.variants if v != self.control]
+
+    def runs_on(self, as_of: dt.date) -> bool:
+        """Whether the nightly run analyses it as of this date (its cadence)."""
+        cadence = self.cadence or ("weekly" if self.kind == "holdout" else "daily")
+        return cadence == "daily" or as_of.isoweekday() == SUNDAY
 
     def ai_variants(self) -> list[str]:
         return [name for name, v in self.variants.items() if v.ai]

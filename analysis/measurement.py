@@ -114,3 +114,6 @@ class Measurement:
     unit_validation: ValidationReport | None = None
     computed_in: ComputedIn | None = None
     failures: FailureData | None = None
+    #: ``{metric: {variant: JointMoments}}`` of each unit's decay sums
+    #: (:mod:`analysis.stats.decay`), for the trending metrics of a holdout; empty otherwise.
+    decay: Mapping[str, Mapping[str, JointMoments]] = field(default_factory=dict)

@@ -27,9 +27,11 @@ import polars as pl
 from analysis.aggregates import Moments, moments_from_row, moments_from_sums
 from analysis.comparisons import arm_pairs
 from analysis.config.experiments import EventAggregate, Experiment, Metric
+from analysis.joint import JointMoments, joint_moments_from_row
 from analysis.measurement import Window
 from analysis.partials import WEEK_DAYS, aggregate_name, daily_increments
-from analysis.polars_exprs import moment_exprs
+from analysis.polars_exprs import joint_moment_exprs, moment_exprs
+from analysis.stats.decay import DECAY_SUMS
 from analysis.stats.inference import TwoArmResult, delta_ratio_test, lift_variance, welch_test
 from analysis.stats.sequential import SequentialResult, sequential_interval
 from analysis.stats.trend import TrendResult, lift_trend
@@ -158,23 +160,20 @@ def cumulative_moments(
     return series
 
 
-def weekly_moments(
-    units: pl.LazyFrame,
-    rows: pl.LazyFrame,
-    metrics: Sequence[Metric],
-    window: Window,
-) -> dict[str, dict[str, dict[int, Moments]]]:
-    """``{metric: {variant: {week since exposure: Moments}}}``, all metrics in one pass.
+def trending_metrics(experiment: Experiment, metrics: Sequence[Metric]) -> list[Metric]:
+    """The metrics followed by week since exposure: the primary and the trust metrics."""
+    return [m for m in metrics if m.name == experiment.metrics.primary or m.category == "trust"]
 
-    A unit enters week w when its whole week is observed (inside its window
-    and before the end of the analysis date).
+
+def _unit_weeks(
+    units: pl.LazyFrame, rows: pl.LazyFrame, columns: Sequence[str], window: Window
+) -> pl.LazyFrame:
+    """Per unit and fully observed week since exposure: ``variant, week`` and the
+    ``columns`` summed over the week (0 in a week without events).
+
+    A unit's week w is fully observed when it lies inside its window and
+    before the end of the analysis date.
     """
-    usable = {m.name: (m, parts) for m in metrics if (parts := timeline_parts(m)) is not None}
-    if not usable:
-        return {}
-    columns = sorted(
-        {aggregate_name(p) for _, parts in usable.values() for p in parts if p is not None}
-    )
     per_week = (
         rows.filter((pl.col("day") <= window.as_of) & (pl.col("week") >= 0))
         .group_by("unit_id", "week")
@@ -192,23 +191,85 @@ def weekly_moments(
         .explode("week")
         .with_columns(pl.col("week").cast(pl.Int64))
     )
-    weekly = grid.join(per_week, on=["unit_id", "week"], how="left").with_columns(
+    return grid.join(per_week, on=["unit_id", "week"], how="left").with_columns(
         pl.col(c).fill_null(0.0) for c in columns
     )
-    exprs = []
+
+
+def _week_parts(
+    metrics: Sequence[Metric],
+) -> tuple[dict[str, tuple[pl.Expr, pl.Expr | None]], list[str]]:
+    """Per metric with a timeline, its unit-week ``x`` and ``y`` (None: not a ratio),
+    and the partial-aggregate columns they read."""
+    usable = {m.name: (m, parts) for m in metrics if (parts := timeline_parts(m)) is not None}
+    columns = sorted(
+        {aggregate_name(p) for _, parts in usable.values() for p in parts if p is not None}
+    )
+    exprs: dict[str, tuple[pl.Expr, pl.Expr | None]] = {}
     for name, (metric, (x_part, y_part)) in usable.items():
         x = pl.col(aggregate_name(x_part))
         if metric.kind == "proportion":
             x = (x > 0).cast(pl.Float64)
         y = pl.col(aggregate_name(y_part)) if metric.kind == "ratio" and y_part else None
-        exprs += moment_exprs(x, y, f"{name}|")
+        exprs[name] = (x, y)
+    return exprs, columns
+
+
+def weekly_moments(
+    units: pl.LazyFrame,
+    rows: pl.LazyFrame,
+    metrics: Sequence[Metric],
+    window: Window,
+) -> dict[str, dict[str, dict[int, Moments]]]:
+    """``{metric: {variant: {week since exposure: Moments}}}``, all metrics in one pass.
+
+    A unit enters week w when its whole week is observed (inside its window
+    and before the end of the analysis date).
+    """
+    parts, columns = _week_parts(metrics)
+    if not parts:
+        return {}
+    exprs = [e for name, (x, y) in parts.items() for e in moment_exprs(x, y, f"{name}|")]
+    weekly = _unit_weeks(units, rows, columns, window)
     found = weekly.group_by("variant", "week").agg(exprs).collect(engine="streaming")
-    result: dict[str, dict[str, dict[int, Moments]]] = {name: {} for name in usable}
+    result: dict[str, dict[str, dict[int, Moments]]] = {name: {} for name in parts}
     for row in found.iter_rows(named=True):
-        for name in usable:
+        for name in parts:
             by_week = result[name].setdefault(row["variant"], {})
             by_week[int(row["week"])] = moments_from_row(row, f"{name}|")
     return result
+
+
+def decay_moments(
+    units: pl.LazyFrame,
+    rows: pl.LazyFrame,
+    metrics: Sequence[Metric],
+    window: Window,
+) -> dict[str, dict[str, JointMoments]]:
+    """``{metric: {variant: JointMoments}}`` of each unit's decay sums over its fully
+    observed weeks (:data:`analysis.stats.decay.DECAY_SUMS`: x, w x, y, w y, w² y)."""
+    parts, columns = _week_parts(metrics)
+    if not parts:
+        return {}
+    week = pl.col("week").cast(pl.Float64)
+    sums = []
+    for name, (x, y) in parts.items():
+        y_or_one = pl.lit(1.0) if y is None else y.cast(pl.Float64)
+        for i, value in enumerate(
+            (x.cast(pl.Float64), week * x, y_or_one, week * y_or_one, week * week * y_or_one)
+        ):
+            sums.append(value.sum().alias(f"{name}|{i}"))
+    per_unit = _unit_weeks(units, rows, columns, window).group_by("unit_id", "variant").agg(sums)
+    names = {name: [f"{name}|{i}" for i in range(len(DECAY_SUMS))] for name in parts}
+    exprs = [e for name, cols in names.items() for e in joint_moment_exprs(cols, f"{name}#")]
+    found = per_unit.group_by("variant").agg(exprs).collect(engine="streaming")
+    return {
+        name: {
+            row["variant"]: joint_moments_from_row(row, cols, f"{name}#")
+            for row in found.iter_rows(named=True)
+        }
+        for name, cols in names.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)

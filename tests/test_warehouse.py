@@ -108,7 +108,8 @@ EXTRA = [
 def _experiments() -> list[tuple[Experiment, list[Metric]]]:
     windowed = CONFIG.experiment("auto-triage")  # window_days 28, pre 14, quantile, segments
     assert windowed.window_days is not None
-    open_ended = CONFIG.experiment("smart-compose")  # no window, proportion metric
+    # no window, a proportion metric; read as a holdout, so that the decay sums are compared
+    open_ended = CONFIG.experiment("smart-compose").model_copy(update={"kind": "holdout"})
     return [
         (windowed, [*CONFIG.metrics_of(windowed), *EXTRA]),
         (open_ended, CONFIG.metrics_of(open_ended)),
@@ -502,9 +503,11 @@ def test_every_section_equals_the_polars_engine(
         cleaning=got.cleaning, data=got.data, segments=got.segments, daily=got.daily,
         weekly=got.weekly, funnel=got.funnel, time_on_task=got.time_on_task, trust=got.trust,
         computed_in=ComputedIn(got.dialect, got.rows, tuple(NOT_AVAILABLE)),
-        failures=got.failures,
+        failures=got.failures, decay=got.decay,
     )  # fmt: skip
-    assert_measured_like(measured, _polars_engine(data, experiment, metrics))
+    want = _polars_engine(data, experiment, metrics)
+    assert bool(want.decay) == (experiment.kind == "holdout")
+    assert_measured_like(measured, want)
     days = (AS_OF - experiment.start).days + 1
     assert got.rows["daily"] <= 2 * len(experiment.variants) * days
     assert got.rows["weekly"] <= 2 * len(experiment.variants) * (days // 7 + 1)

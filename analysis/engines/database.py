@@ -151,4 +151,5 @@ class DatabaseEngine:
             unit_validation=unit_validation,
             computed_in=where,
             failures=found.failures,
+            decay=found.decay,
         )

@@ -88,11 +88,12 @@ def measure(
     by_name = {m.name: m for m in metrics}
     primary = by_name[experiment.metrics.primary]
     daily = timeline.daily_moments(units, rows, primary, as_of, experiment.start)
-    weekly = timeline.weekly_moments(
-        units,
-        rows,
-        [m for m in metrics if m is primary or m.category == "trust"],
-        window,
+    trending = timeline.trending_metrics(experiment, metrics)
+    weekly = timeline.weekly_moments(units, rows, trending, window)
+    decay = (
+        timeline.decay_moments(units, rows, trending, window)
+        if experiment.kind == "holdout"
+        else {}
     )
     variants = list(experiment.variants)
     return Measurement(
@@ -106,6 +107,7 @@ def measure(
         trust=descriptives.trust_histogram(in_window, variants),
         unit_validation=unit_validation,
         failures=failure_data(units, events, window),
+        decay=decay,
     )
 
 

@@ -36,6 +36,7 @@ from analysis.aggregates import Moments
 from analysis.config.experiments import Experiment, Metric
 from analysis.config.sources import DatabaseSource, DuckDBSource
 from analysis.failures import FailureData
+from analysis.joint import JointMoments
 from analysis.measurement import ArmData, Cleaning, Histogram
 from analysis.partials import metric_parts
 from analysis.sources.errors import SourceError
@@ -59,15 +60,22 @@ from analysis.sql.aggregate_read import (
     read_assigned_units,
     read_cleaning,
     read_daily,
+    read_decay,
     read_descriptives,
     read_moments,
     read_weekly,
 )
-from analysis.sql.aggregate_timeline import TimelineMetric, daily_increments, weekly_sums
+from analysis.sql.aggregate_timeline import (
+    TimelineMetric,
+    daily_increments,
+    decay_sums,
+    weekly_sums,
+)
 from analysis.sql.aggregate_units import MISSING, MomentsLayout, arm_moments, unit_rows
 from analysis.sql.expressions import ref, table, with_ctes
 from analysis.sql.failures import failure_data
 from analysis.sql.quantile_summaries import first_query, quantile_summaries
+from analysis.timeline import trending_metrics
 
 __all__ = [
     "DIALECTS",
@@ -124,6 +132,7 @@ class WarehouseMeasurement:
     unit_metrics_sql: str = ""
     analysed_units: int = 0
     failures: FailureData | None = None
+    decay: Mapping[str, Mapping[str, JointMoments]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,7 @@ class _Plan:
     moments: MomentsLayout
     daily_ratio: bool
     weekly: list[TimelineMetric]
+    decay: list[TimelineMetric]
 
 
 def _plan(s: Scope, metrics: Sequence[Metric], count_events: bool = True) -> _Plan:
@@ -144,13 +154,18 @@ def _plan(s: Scope, metrics: Sequence[Metric], count_events: bool = True) -> _Pl
     daily = daily_increments(s, primary) if primary is not None else None
     if daily is not None:
         queries["daily"] = daily
-    trending = [m for m in metrics if m is primary or m.category == "trust"]
+    trending = trending_metrics(experiment, metrics)
     weekly, weekly_layout = weekly_sums(s, trending)
     if weekly is not None:
         queries["weekly"] = weekly
+    decay_layout: list[TimelineMetric] = []
+    if experiment.kind == "holdout":
+        decay, decay_layout = decay_sums(s, trending)
+        if decay is not None:
+            queries["decay"] = decay
     queries["descriptives"] = descriptives(s, experiment.ai_variants())
     ratio = primary is not None and primary.kind == "ratio"
-    return _Plan(queries, layout, ratio, weekly_layout)
+    return _Plan(queries, layout, ratio, weekly_layout, decay_layout)
 
 
 def compile_queries(
@@ -335,6 +350,7 @@ def _measure(
     if "daily" in frames:
         daily = read_daily(frames["daily"], plan.daily_ratio, as_of, experiment.start)
     weekly = read_weekly(frames["weekly"], plan.weekly) if "weekly" in frames else {}
+    decay = read_decay(frames["decay"], plan.decay) if "decay" in frames else {}
     funnel, time_on_task, trust = read_descriptives(
         frames["descriptives"], list(experiment.variants), experiment.ai_variants()
     )
@@ -353,4 +369,5 @@ def _measure(
         unit_metrics_sql=unit_metrics_sql,
         analysed_units=read_assigned_units(frames["cleaning"]),
         failures=failures,
+        decay=decay,
     )

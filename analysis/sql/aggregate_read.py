@@ -20,6 +20,7 @@ from analysis.joint import JointMoments
 from analysis.measurement import Cleaning, Histogram
 from analysis.sql.aggregate_timeline import TimelineMetric
 from analysis.sql.aggregate_units import MomentsLayout
+from analysis.stats.decay import DECAY_SUMS
 from analysis.timeline import cumulative_moments
 
 SegmentMoments = dict[str, dict[str, dict[str, dict[str, Moments]]]]
@@ -81,22 +82,9 @@ def read_moments(
                     variant
                 ] = m
         for metric, names_k in layout.joint:
-            k = len(names_k)
-            n = int(row[pos] or 0)
-            means = tuple(_f(v) for v in row[pos + 1 : pos + 1 + k])
-            pos += 1 + k
-            upper: dict[tuple[int, int], float] = {}
-            for a in range(k):
-                for b in range(a, k):
-                    upper[a, b] = _f(row[pos])
-                    pos += 1
+            found, pos = _joint_at(row, pos, len(names_k))
             if g == 0:
-                matrix = tuple(
-                    tuple(upper[min(a, b), max(a, b)] for b in range(k)) for a in range(k)
-                )
-                joint[metric.name][variant] = (
-                    JointMoments.empty(k) if n == 0 else JointMoments(n, means, matrix)
-                )
+                joint[metric.name][variant] = found
     sorted_segments = {
         d: {name: dict(sorted(by_value.items())) for name, by_value in by_metric.items()}
         for d, by_metric in segments.items()
@@ -123,6 +111,34 @@ def read_daily(
         variant: cumulative_moments(by_day, changes.get(variant, {}), as_of, ratio=ratio)
         for variant, by_day in arrivals.items()
     }
+
+
+def read_decay(
+    frame: pl.DataFrame, layout: Sequence[TimelineMetric]
+) -> dict[str, dict[str, JointMoments]]:
+    """``{metric: {variant: JointMoments}}`` from :func:`.aggregate_timeline.decay_sums`."""
+    k = len(DECAY_SUMS)
+    found: dict[str, dict[str, JointMoments]] = {m.name: {} for m in layout}
+    for row in frame.rows():
+        pos = 1
+        for m in layout:
+            found[m.name][str(row[0])], pos = _joint_at(row, pos, k)
+    return found
+
+
+def _joint_at(row: Sequence[Any], pos: int, k: int) -> tuple[JointMoments, int]:
+    """The joint moments of k variables at ``pos`` (``n``, the means, the upper
+    triangle of co-moments), and the position after them."""
+    n = int(row[pos] or 0)
+    means = tuple(_f(v) for v in row[pos + 1 : pos + 1 + k])
+    pos += 1 + k
+    upper: dict[tuple[int, int], float] = {}
+    for a in range(k):
+        for b in range(a, k):
+            upper[a, b] = _f(row[pos])
+            pos += 1
+    matrix = tuple(tuple(upper[min(a, b), max(a, b)] for b in range(k)) for a in range(k))
+    return (JointMoments.empty(k) if n == 0 else JointMoments(n, means, matrix)), pos
 
 
 def read_weekly(

@@ -354,7 +354,6 @@ def assert_measured_like(got: Any, want: Any) -> None:
     engine fills is filled (none is empty here), the database engine leaves no
     section out, and where ``want`` ran the per-unit checks, ``got``'s found the same.
     """
-    import numpy as np
 
     from analysis.engines.database import NOT_AVAILABLE
 

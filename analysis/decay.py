@@ -39,7 +39,11 @@ DecayMoments = Mapping[str, Mapping[str, JointMoments]]
 
 @dataclass(frozen=True, slots=True)
 class DecayTest:
-    """The trend of one effect (or, with ``control`` None, of one arm's own metric)."""
+    """The trend of one effect (or, with ``control`` None, of one arm's own metric).
+
+    ``baseline``: the control's (or the arm's) fitted level at week 0, the scale of
+    the slope in relative terms.
+    """
 
     metric: Metric
     control: str | None
@@ -50,6 +54,7 @@ class DecayTest:
     p_value: float | None
     decaying: bool
     note: str | None = None
+    baseline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,7 @@ def _read(
         p_value,
         _worse(metric, always),
         note,
+        (base or arm).level,
     )
 
 

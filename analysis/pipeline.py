@@ -17,6 +17,7 @@ from analysis.aggregates import Moments
 from analysis.balance_check import balance_check
 from analysis.comparisons import Comparison, Description, compare_all
 from analysis.config.experiments import POOLED, Experiment, Metric, Variant
+from analysis.decay import effect_decay
 from analysis.decision import decide
 from analysis.failure_patterns import failure_patterns
 from analysis.joint import JointMoments
@@ -80,6 +81,7 @@ def summarise(
         descriptives=measurement,
         computed_in=measurement.computed_in,
         failure_patterns=failure_patterns(experiment, measurement.failures),
+        decay=effect_decay(experiment, metrics, measurement.decay),
     )
 
 

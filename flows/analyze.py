@@ -56,6 +56,7 @@ from analysis.engines import Checked, Engine, Measurement, RunOptions, engine_fo
 from analysis.pipeline import summarise
 from analysis.progress import CHECKING, MEASURING, PUBLISHING, show_progress, step
 from analysis.report.links import REPORTS_URL_ENV, check_base_url, report_link
+from analysis.report.runs import list_runs
 from analysis.report.site import publish_results
 from analysis.report.summary import (
     ATTENTION,
@@ -282,12 +283,16 @@ def record_artifacts(results: Results, report_url: str) -> None:
 
 @task(cache_policy=NO_CACHE, task_run_name="announce {results.experiment_id}")
 def announce(results: Results, report_url: str) -> None:
-    """Emit ``proof.decision.made`` (automations notify on it).
+    """Emit ``proof.decision.made``, and ``proof.effect.decaying`` when a holdout's effect
+    fades (automations notify on them).
 
-    The event's payload is drawn from the results as published (their JSON object).
+    The events' payloads are drawn from the results as published (their JSON object).
     """
     attention = results.decision.recommendation in ATTENTION
-    events.decision_made(json.loads(to_json(results)), report_url, attention)
+    published = json.loads(to_json(results))
+    events.decision_made(published, report_url, attention)
+    if results.decay is not None and results.decay.decaying:
+        events.effect_decaying(published, report_url)
 
 
 @flow(name=ANALYZE_EXPERIMENT, flow_run_name=_experiment_run_name, log_prints=True)
@@ -369,6 +374,13 @@ def analyze_one(
     )
 
 
+def _week_already_read(experiment: Experiment, as_of: dt.date, out_dir: str) -> bool:
+    if not experiment.weekly:
+        return False
+    through = experiment.data_through(as_of).isoformat()
+    return any(r.analysis_date == through for r in list_runs(Path(out_dir), experiment.id))
+
+
 def _outcome(experiment_id: str, future: PrefectFuture[dict[str, Any]]) -> dict[str, Any]:
     try:
         return future.result()
@@ -402,6 +414,11 @@ def nightly(
     config = load_config(config_dir)
     day = check_as_of(as_of or yesterday())
     running = [e.id for e in config.experiments.values() if e.status == "running"]
+    # A weekly experiment is read through its last Sunday: once, then not again that week.
+    read = [i for i in running if _week_already_read(config.experiment(i), day, out_dir)]
+    if read:
+        logger.info("Weekly, this week already published: %s", ", ".join(read))
+        running = [i for i in running if i not in read]
     # A runner of its own, so that the bound is a parameter (the UI form, schedule.yaml).
     with ThreadPoolTaskRunner(max_workers=max_parallel) as runner:
         futures = {

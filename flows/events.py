@@ -11,6 +11,9 @@
   triggers match labels, not payloads.
 - ``proof.validation.failed`` — a critical validation failed; nothing was
   published. Payload: ``run_id``, ``failed`` (the failed expectations).
+- ``proof.effect.decaying`` — a holdout's effect fades week after week
+  (``results.decay``, always-valid). Payload: ``run_id``, ``as_of``, ``report``,
+  ``trends`` (the fading ones: metric, arms, slope per week and its interval).
 
 Every event's resource is the experiment: ``proof.experiment.<experiment_id>``.
 Automations match on these names (see docs/operations.md).
@@ -26,6 +29,7 @@ from prefect.events import emit_event
 DATA_LANDED = "proof.data.landed"
 DECISION_MADE = "proof.decision.made"
 VALIDATION_FAILED = "proof.validation.failed"
+EFFECT_DECAYING = "proof.effect.decaying"
 
 RESOURCE_PREFIX = "proof.experiment."
 
@@ -72,5 +76,31 @@ def validation_failed(experiment_id: str, run_id: str, summary: dict[str, Any]) 
         payload={
             "run_id": run_id,
             "failed": [f for f in summary["failed_expectations"] if f["severity"] == "critical"],
+        },
+    )
+
+
+def effect_decaying(results: dict[str, Any], report_url: str) -> None:
+    """The fading trends of a holdout's published results."""
+    fading = [t for t in results["decay"]["trends"] if t["decaying"]]
+    emit_event(
+        EFFECT_DECAYING,
+        resource=experiment_resource(
+            results["experiment_id"], (results.get("experiment") or {}).get("name")
+        ),
+        payload={
+            "run_id": results["run_id"],
+            "as_of": results["analysis_date"],
+            "report": report_url,
+            "trends": [
+                {
+                    "metric": t["metric"],
+                    "control": t["control"],
+                    "treatment": t["treatment"],
+                    "slope_per_week": t["slope"],
+                    "interval": t["slope_sequential_ci"],
+                }
+                for t in fading
+            ],
         },
     )

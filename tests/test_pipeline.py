@@ -10,7 +10,14 @@ import pytest
 
 from analysis.comparisons import compare_all
 from analysis.config.load import ProofConfig, load_config
-from analysis.devtools.simulate import default_behaviours, simulate, true_lifts, write_duckdb
+from analysis.decay import effect_decay
+from analysis.devtools.simulate import (
+    default_behaviours,
+    simulate,
+    true_lifts,
+    true_weekly_change,
+    write_duckdb,
+)
 from analysis.engines.polars_measure import measure
 from analysis.measurement import Window
 from analysis.sources.read import read_experiment
@@ -99,3 +106,37 @@ def test_aa_data_has_no_significant_primary(tmp_path: Path) -> None:
 def test_window_end_is_exclusive_end_of_day() -> None:
     window = Window(dt.date(2026, 11, 20))
     assert window.end == dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
+
+
+def test_a_fading_holdout_recovers_its_true_weekly_changes(config: ProofConfig) -> None:
+    """The demo holdout's AI arm loses half a point of completion and a point of
+    acceptance per week of exposure (AI_FADING_BEHAVIOUR); edits, rejections and
+    votes per output do not move. Every trend's always-valid interval holds its
+    truth, and the rule calls the effect fading (acceptance, a point a week)."""
+    experiment = config.experiment("summaries-holdout")
+    metrics = config.metrics_of(experiment)
+    day = experiment.data_through(AS_OF)
+    assert day.isoweekday() == 7  # whole weeks: through the Sunday before
+    tables = read_experiment(experiment.source, config.sources[experiment.source], experiment.id)
+    measurement = measure(tables, experiment, metrics, day)
+    decay = effect_decay(experiment, metrics, measurement.decay)
+    assert decay is not None
+    behaviours = default_behaviours(experiment)
+    read = {(t.metric.name, t.control): t for t in decay.tests}
+    assert set(read) == {
+        ("task_completion_rate", "holdout"),
+        ("acceptance_rate", None),
+        ("edit_rate", None),
+        ("rejection_rate", None),
+        ("thumbs_down_rate", "holdout"),
+    }
+    assert decay.level == pytest.approx(0.05 / 5)
+    for (name, control), t in read.items():
+        truth = true_weekly_change(name, behaviours, control, t.treatment)
+        assert truth is not None
+        assert t.sequential_interval is not None, name
+        lo, hi = t.sequential_interval
+        assert lo <= truth <= hi, f"{name}: {truth} not in [{lo}, {hi}]"
+    assert decay.decaying
+    assert read["acceptance_rate", None].decaying
+    assert not read["edit_rate", None].decaying

@@ -30,7 +30,7 @@ NOW = dt.datetime.combine(AS_OF + dt.timedelta(days=1), dt.time(2), dt.UTC)
 
 #: Fields a complete run may leave out, by record: only those the writer leaves out.
 _OPTIONAL: dict[type[BaseModel], frozenset[str]] = {
-    Results: frozenset({"pushed_down"}),
+    Results: frozenset({"pushed_down", "decay"}),  # decay: a holdout only
     CupedRecord: frozenset(
         {"theta", "mean_control", "mean_treatment", "diff", "diff_ci", "lift", "lift_ci"}
         | {"p_value", "method"}

@@ -222,8 +222,8 @@ class Experiment(_Strict):
     )
     cadence: Literal["daily", "weekly"] | None = Field(
         default=None,
-        description="How often the nightly run analyses it: 'weekly' on the nights whose "
-        "analysis date is a Sunday; default daily, weekly for a holdout.",
+        description="How often it is read: 'weekly' analyses whole weeks, through the last "
+        "Sunday (the nightly run once per week); default daily, weekly for a holdout.",
     )
     start: dt.date
     end: dt.date | None = None
@@ -268,10 +268,10 @@ class Experiment(_Strict):
     def treatments(self) -> list[str]:
         return [v for v in self.variants if v != self.control]
 
-    def runs_on(self, as_of: dt.date) -> bool:
-        """Whether the nightly run analyses it as of this date (its cadence)."""
-        cadence = self.cadence or ("weekly" if self.kind == "holdout" else "daily")
-        return cadence == "daily" or as_of.isoweekday() == SUNDAY
+    @property
+    def weekly(self) -> bool:
+        """Whether it is read once a week (its cadence, by default its kind's)."""
+        return (self.cadence or ("weekly" if self.kind == "holdout" else "daily")) == "weekly"
 
     def ai_variants(self) -> list[str]:
         return [name for name, v in self.variants.items() if v.ai]
@@ -291,7 +291,11 @@ class Experiment(_Strict):
         reading does not change from night to night (reading it on growing data
         would be peeking again: 11 % A/A false positives with 7 nightly reads after
         a 14-day test, against 5.5 % for one).
+
+        A weekly experiment is read through the last Sunday on or before that day:
+        whole weeks, the same reading all week long.
         """
-        if self.end is not None and as_of > self.end:
-            return self.end
-        return as_of
+        day = self.end if self.end is not None and as_of > self.end else as_of
+        if self.weekly:  # never before the start: a first reading in the first week
+            day = max(day - dt.timedelta(days=day.isoweekday() % SUNDAY), self.start)
+        return day

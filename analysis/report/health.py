@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from analysis.report.checks import check_item, check_words, failure_item
 from analysis.report.formatting import as_results, primary_metric, underpowered
+from analysis.report.sections_decay import decay_banner
 from analysis.report.text import finite, fmt_count, fmt_days, fmt_p, fmt_p_eq, fmt_pct, fmt_share
 from analysis.results.model import Results
 from analysis.results.records import ComparisonRecord
@@ -118,6 +119,9 @@ def banners(results: Results, validation_href: str | None) -> list[dict[str, Any
                 "link": None,
             }
         )
+    fading = decay_banner(results)
+    if fading is not None:
+        found.append(fading)
     weak = [c for c in _primary(results) if underpowered(c)]
     if weak:
         found.append(
@@ -165,6 +169,7 @@ _SHORT_PROBLEMS: Final[Mapping[str, str]] = {
     "srm": "sample ratio mismatch",
     "pre-exposure": "arms differed before exposure",
     "power": "primary metric underpowered",
+    "decay": "the effect is fading",
 }
 
 

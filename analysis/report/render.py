@@ -36,6 +36,7 @@ from analysis.report.figures_time import exposure_trend_chart, over_time_chart
 from analysis.report.formatting import as_results, ordered_comparisons
 from analysis.report.palette import VERDICT_COLORS, VERDICT_MARKS
 from analysis.report.sections_comparisons import GOAL_TEXT, comparison_row, family_sizes
+from analysis.report.sections_decay import decay_context
 from analysis.report.sections_failures import failure_context
 from analysis.report.text import (
     fmt_chance,
@@ -264,6 +265,7 @@ def render_report(
         ),
         "exposure_rows": exposure,
         "exposure_caveat": exposure_caveat,
+        "decay": decay_context(r),
         "funnel_html": _figure_html(funnel_chart(r), "fig-ai-funnel", "AI funnel per AI arm"),
         "time_html": _figure_html(
             time_on_task_chart(r), "fig-time-on-task", "Time on task per arm"

@@ -16,11 +16,13 @@ from typing import Any, Protocol
 
 from analysis.comparisons import Comparison, Description
 from analysis.config.experiments import Experiment
+from analysis.decay import Decay
 from analysis.decision import Decision
 from analysis.descriptives import TRUST_VALUES
 from analysis.failure_patterns import FailurePatterns
 from analysis.measurement import Cleaning, ComputedIn, Histogram
 from analysis.results.comparison import comparison_record, num, pair
+from analysis.results.decay import decay_record
 from analysis.results.failures import failure_patterns_record
 from analysis.results.model import (
     SCHEMA_VERSION,
@@ -178,6 +180,7 @@ def _experiment_record(experiment: Experiment) -> ExperimentRecord:
         hypothesis=experiment.hypothesis,
         owner=experiment.owner,
         status=experiment.status,
+        kind=experiment.kind,
         start=experiment.start.isoformat(),
         end=experiment.end.isoformat() if experiment.end else None,
         control=experiment.control,
@@ -238,6 +241,7 @@ def build_results(
     descriptives: DescriptiveCounts | None = None,
     computed_in: ComputedIn | None = None,
     failure_patterns: FailurePatterns | None = None,
+    decay: Decay | None = None,
 ) -> Results:
     """The run's results; every field of results.json is given, ``pushdown`` only with
     ``computed_in``.
@@ -253,6 +257,8 @@ def build_results(
         optional["pushdown"] = _pushdown_record(computed_in)
     if failure_patterns is not None:  # written only where the events carry failure labels
         optional["failure_patterns"] = failure_patterns_record(failure_patterns)
+    if decay is not None:  # written for a holdout only
+        optional["decay"] = decay_record(decay)
     return Results(
         schema_version=SCHEMA_VERSION,
         experiment_id=experiment.id,

@@ -31,6 +31,7 @@ from pydantic import Field
 
 from analysis.results.records import (
     ComparisonRecord,
+    DecayRecord,
     DescriptiveRecord,
     Distributions,
     FailurePatternsRecord,
@@ -64,6 +65,7 @@ class ExperimentRecord(Record):
     hypothesis: str | None = None
     owner: str | None = None
     status: str | None = None
+    kind: str | None = None
     start: str | None = None
     end: str | None = None
     control: str | None = None
@@ -189,6 +191,7 @@ class Results(Record):
     funnel: tuple[FunnelRecord, ...] = ()
     distributions: Distributions = Field(default_factory=Distributions)
     failure_patterns: FailurePatternsRecord | None = None
+    decay: DecayRecord | None = None
     decision: DecisionRecord
     pushed_down: PushdownRecord | None = Field(default=None, alias="pushdown")
 

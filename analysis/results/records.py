@@ -295,3 +295,42 @@ class FailurePatternsRecord(Record):
     moves: tuple[LabelMoveRecord, ...] = ()
     labels_found: int = 0
     reason: str | None = None
+
+
+# --------------------------------------------------------------------------- still helping?
+
+
+class DecayTrendRecord(Record):
+    """One trend of a holdout: how the effect (``treatment`` - ``control``) moves per week
+    of exposure, or, with ``control`` None, how one arm's own metric moves (observational).
+
+    ``baseline``: the control's (or the arm's) fitted level at week 0; ``slope``: the
+    change per week, in the metric's units. ``slope_ci`` is the fixed-horizon
+    ``1 - alpha`` interval; ``slope_sequential_ci`` and
+    ``p_value`` are always-valid, at the decay record's ``level``; ``decaying``: that
+    interval lies wholly on the worse side of 0 for the metric's goal.
+    """
+
+    metric: str
+    label: str | None = None
+    goal: str | None = None
+    control: str | None = None
+    treatment: str
+    units: int = 0
+    baseline: float | None = None
+    slope: float | None = None
+    slope_ci: Pair | None = None
+    slope_sequential_ci: Pair | None = None
+    p_value: float | None = None
+    decaying: bool = False
+    note: str | None = None
+
+
+class DecayRecord(Record):
+    """``decay``: a holdout's trends by week since exposure, each judged at ``level``
+    (``alpha`` / the number of trends); ``decaying`` when any trend is."""
+
+    decaying: bool
+    alpha: float
+    level: float
+    trends: tuple[DecayTrendRecord, ...] = ()

@@ -49,6 +49,7 @@ from analysis.sql.aggregate_connect import (
     introspect_dims,
 )
 from analysis.sql.aggregate_connect import connection as connected
+from analysis.sql.aggregate_decay import decay_sums
 from analysis.sql.aggregate_descriptives import descriptives
 from analysis.sql.aggregate_plan import (
     Scope,
@@ -68,7 +69,6 @@ from analysis.sql.aggregate_read import (
 from analysis.sql.aggregate_timeline import (
     TimelineMetric,
     daily_increments,
-    decay_sums,
     weekly_sums,
 )
 from analysis.sql.aggregate_units import MISSING, MomentsLayout, arm_moments, unit_rows

@@ -87,7 +87,7 @@ def _sums(x: str, y: str) -> list[exp.Expr]:
     ]
 
 
-def _numbered(*expressions: exp.Expr) -> list[exp.Expr]:
+def numbered(*expressions: exp.Expr) -> list[exp.Expr]:
     """Each expression named ``c0``, ``c1``, ... (drivers refuse duplicate column names)."""
     return [named(e, f"c{i}") for i, e in enumerate(expressions)]
 
@@ -96,7 +96,7 @@ def _counts(key: str, source: str, width: int, where: exp.Expr) -> exp.Select:
     """``1, variant, key, COUNT(*)`` and NULLs up to ``width`` sums, per (variant, key)."""
     return (
         sqlglot.select(
-            *_numbered(
+            *numbered(
                 integer(1),
                 column("variant"),
                 column(key),
@@ -177,7 +177,7 @@ def daily_increments(s: Scope, metric: Metric) -> exp.Query | None:
     }
     changed = (
         sqlglot.select(
-            *_numbered(
+            *numbered(
                 integer(0),
                 column("variant"),
                 column("day"),
@@ -221,7 +221,7 @@ def _union(name: str, queries: Sequence[exp.Select]) -> exp.Subquery:
     return exp.Subquery(this=union_all(queries), alias=exp.TableAlias(this=quoted(name)))
 
 
-def _weekly_rows(s: Scope, metrics: Sequence[Metric]) -> tuple[list[Cte], list[TimelineMetric]]:
+def weekly_rows(s: Scope, metrics: Sequence[Metric]) -> tuple[list[Cte], list[TimelineMetric]]:
     """CTEs ending in ``weekly_rows`` — per unit and fully observed week with events:
     ``unit_id, variant, week`` and ``x<j>, y<j>`` per metric — beside ``weekly_units``
     (per kept unit its number of fully observed weeks). Empty without a timeline metric."""
@@ -300,12 +300,12 @@ def weekly_sums(
     part 1 per (arm, number of fully observed weeks > 0): the units, in the
     first sum. None (and no metrics) when no metric has a timeline.
     """
-    ctes, layout = _weekly_rows(s, metrics)
+    ctes, layout = weekly_rows(s, metrics)
     if not layout:
         return None, []
     summed = (
         sqlglot.select(
-            *_numbered(
+            *numbered(
                 integer(0),
                 column("variant"),
                 column("week"),
@@ -323,94 +323,3 @@ def weekly_sums(
     )
     query = with_ctes(sqlglot.select(exp.Star()).from_(_union("weekly", [summed, counted])), ctes)
     return query, layout
-
-
-def _times(*factors: exp.Expr) -> exp.Expr:
-    product = factors[0]
-    for f in factors[1:]:
-        product = exp.Mul(this=product, expression=f)
-    return product
-
-
-def _week_sums(k: exp.Expr, i: int) -> exp.Expr:
-    """Over weeks ``w = 0 .. k-1``: the sum of 1, of w and of w² (``i`` = 2, 3, 4)."""
-    less = exp.Paren(this=exp.Sub(this=k.copy(), expression=integer(1)))
-    if i == 2:
-        return k.copy()
-    if i == 3:
-        return exp.Div(this=_times(k.copy(), less), expression=integer(2))
-    twice = exp.Paren(this=exp.Sub(this=_times(integer(2), k.copy()), expression=integer(1)))
-    return exp.Div(this=_times(less, k.copy(), twice), expression=integer(6))
-
-
-def decay_sums(
-    s: Scope, metrics: Sequence[Metric]
-) -> tuple[exp.Query | None, list[TimelineMetric]]:
-    """Rows per arm: ``variant``, then per metric the units ``n``, the means of the five
-    decay sums (:data:`analysis.stats.decay.DECAY_SUMS`) and their co-moments' upper
-    triangle (as :func:`.aggregate_units.arm_moments`' joint moments).
-
-    A unit's sums run over its fully observed weeks; a mean or proportion metric's
-    ``y`` is 1 in each of them, so its three ``y`` sums follow from the weeks ``k``:
-    ``k``, ``k(k-1)/2`` and ``(k-1)k(2k-1)/6``.
-    """
-    ctes, layout = _weekly_rows(s, metrics)
-    if not layout:
-        return None, []
-    week = double(column("week"))
-    per_unit: list[exp.Expr] = [column("unit_id")]
-    for j, m in enumerate(layout):
-        x, y = column(f"x{j}"), column(f"y{j}")
-        parts = [x, _times(week, x)]
-        if m.ratio:
-            parts += [y, _times(week, y), _times(week, week.copy(), y)]
-        per_unit += [named(exp.Sum(this=p), f"d{j}_{i}") for i, p in enumerate(parts)]
-    cells = sqlglot.select(*per_unit).from_(ref("weekly_rows")).group_by(column("unit_id"))
-    k = double(column("weeks", "u"))
-    values: list[exp.Expr] = [column("variant", "u")]
-    for j, m in enumerate(layout):
-        for i in range(5):
-            if i < 2 or m.ratio:
-                summed: exp.Expr = exp.Coalesce(
-                    this=column(f"d{j}_{i}", "d"), expressions=[double(integer(0))]
-                )
-            else:
-                summed = _week_sums(k, i)
-            values.append(named(double(summed), f"v{j}_{i}"))
-    units = (
-        sqlglot.select(*values)
-        .from_(ref("weekly_units", "u"))
-        .join(
-            ref("decay_cells", "d"),
-            on=eq(column("unit_id", "u"), column("unit_id", "d")),
-            join_type="left",
-        )
-        .where(exp.GT(this=column("weeks", "u"), expression=integer(0)))
-    )
-    cols = [f"v{j}_{i}" for j in range(len(layout)) for i in range(5)]
-    centred = sqlglot.select(
-        exp.Star(),
-        *[named(window(exp.Avg(this=column(c)), [column("variant")]), f"m_{c}") for c in cols],
-    ).from_(ref("decay_units"))
-
-    def dev(c: str) -> exp.Expr:
-        return exp.Paren(this=exp.Sub(this=column(c), expression=column(f"m_{c}")))
-
-    out: list[exp.Expr] = [column("variant")]
-    for j in range(len(layout)):
-        vs = [f"v{j}_{i}" for i in range(5)]
-        out.append(exp.Count(this=column(vs[0])))
-        out += [exp.Avg(this=column(v)) for v in vs]
-        out += [
-            exp.Sum(this=exp.Mul(this=dev(vs[a]), expression=dev(vs[b])))
-            for a in range(5)
-            for b in range(a, 5)
-        ]
-    query = sqlglot.select(*_numbered(*out)).from_(ref("decay_centred")).group_by(column("variant"))
-    everything = [
-        *ctes,
-        (cte("decay_cells"), cells),
-        (cte("decay_units"), units),
-        (cte("decay_centred"), centred),
-    ]
-    return with_ctes(query, everything), layout

@@ -53,6 +53,7 @@ replaces the rows of its experiments and keeps the other experiments' rows).
 
 from analysis.devtools.simulate.behaviours import (
     AI_BEHAVIOUR,
+    AI_FADING_BEHAVIOUR,
     AI_V2_BEHAVIOUR,
     CONTROL_BEHAVIOUR,
     ERROR_TYPES,
@@ -85,7 +86,7 @@ from analysis.devtools.simulate.model import (
     US_PER_SECOND,
     SimulatedData,
 )
-from analysis.devtools.simulate.truth import true_lifts, true_metric_values
+from analysis.devtools.simulate.truth import true_lifts, true_metric_values, true_weekly_change
 from analysis.devtools.simulate.writers import WriteSummary, write_duckdb, write_parquet
 
 __all__ = [
@@ -94,6 +95,7 @@ __all__ = [
     "AI_BEHAVIOUR",
     "AI_COST_SHAPE",
     "AI_EVENTS",
+    "AI_FADING_BEHAVIOUR",
     "AI_LATENCY_SIGMA",
     "AI_REACTION",
     "AI_V2_BEHAVIOUR",
@@ -124,6 +126,7 @@ __all__ = [
     "simulate_experiment",
     "true_lifts",
     "true_metric_values",
+    "true_weekly_change",
     "write_duckdb",
     "write_parquet",
 ]

@@ -56,6 +56,11 @@ class ArmBehaviour:
             at the output's time, outside any task), from a stream of its own too.
         error_types: the ``label`` of an ``ai_error`` (:data:`ERROR_TYPES`), with
             its probability.
+        completion_change_per_week: added to ``completion_prob`` per whole week
+            since the unit's exposure (a task started in its week w: ``w`` times),
+            clipped to [0, 1]: an effect that fades (or grows) with exposure.
+        accept_change_per_week: the same for ``accept_prob`` (an output shown in
+            week w), clipped so that accept + edit + reject stays <= 1.
     """
 
     tasks_per_day: float
@@ -78,6 +83,8 @@ class ArmBehaviour:
     reject_reasons: tuple[float, ...] = (0.40, 0.30, 0.20, 0.10)
     error_prob: float = 0.0
     error_types: tuple[float, ...] = (0.5, 0.3, 0.2)
+    completion_change_per_week: float = 0.0
+    accept_change_per_week: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("tasks_per_day", "retries_per_task", "ai_shown_per_task", "tickets_per_day"):
@@ -123,6 +130,9 @@ class ArmBehaviour:
                 raise ValueError(
                     f"{name} must be {len(names)} probabilities adding up to 1 ({', '.join(names)})"
                 )
+        for name in ("completion_change_per_week", "accept_change_per_week"):
+            if not -1 < getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in (-1, 1), got {getattr(self, name)!r}")
         if not 0 <= self.error_prob <= 1:
             raise ValueError(f"error_prob must be in [0, 1], got {self.error_prob!r}")
 
@@ -216,12 +226,21 @@ AI_V2_BEHAVIOUR: Final = ArmBehaviour(
 )
 
 
+#: After launch (a holdout's AI arm): the first AI arm's behaviour, whose help fades with
+#: exposure: the completion lift (+5 points) loses half a point a week, and acceptance a
+#: point a week (novelty wearing off).
+AI_FADING_BEHAVIOUR: Final = replace(
+    AI_BEHAVIOUR, completion_change_per_week=-0.005, accept_change_per_week=-0.01
+)
+
+
 def default_behaviours(experiment: Experiment, aa: bool = False) -> dict[str, ArmBehaviour]:
     """Plausible parameters for every arm of ``experiment``.
 
     Non-AI arms get :data:`CONTROL_BEHAVIOUR`; the first AI arm (config order) gets
     :data:`AI_BEHAVIOUR`, and any other AI arm, or one whose name contains
-    ``v2``, gets :data:`AI_V2_BEHAVIOUR`.
+    ``v2``, gets :data:`AI_V2_BEHAVIOUR`. In a holdout (after launch) the AI arms get
+    :data:`AI_FADING_BEHAVIOUR`: an effect that fades week after week.
 
     With ``aa=True`` (an A/A test, where every true lift is 0) all arms get one
     identical behaviour: the control's, plus the first AI arm's AI parameters
@@ -236,6 +255,8 @@ def default_behaviours(experiment: Experiment, aa: bool = False) -> dict[str, Ar
     for name, variant in experiment.variants.items():
         if not variant.ai:
             behaviours[name] = CONTROL_BEHAVIOUR
+        elif experiment.kind == "holdout":
+            behaviours[name] = AI_FADING_BEHAVIOUR
         elif "v2" in name.lower() or name != ai_arms[0]:
             behaviours[name] = AI_V2_BEHAVIOUR
         else:

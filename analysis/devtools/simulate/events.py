@@ -25,6 +25,7 @@ from analysis.devtools.simulate.model import (
     OPEN_SPAN,
     TIME_ON_TASK_SIGMA,
     US_PER_SECOND,
+    US_PER_WEEK,
     BoolArray,
     FloatArray,
     IntArray,
@@ -118,6 +119,11 @@ def _seconds_us(seconds: FloatArray) -> IntArray:
     return np.rint(seconds * US_PER_SECOND).astype(np.int64)
 
 
+def _moved(prob: FloatArray, change: FloatArray, week: IntArray) -> FloatArray:
+    """``prob + change * week``, clipped to [0, 1] (``prob`` itself where nothing changes)."""
+    return np.clip(prob + change * week, 0.0, 1.0)
+
+
 def _simulate_tasks(
     rng: np.random.Generator,
     sink: _EventSink,
@@ -160,7 +166,11 @@ def _simulate_tasks(
     sink.add("task_started", unit, started, task=task)
 
     # Exclusive outcomes: completed, abandoned (more often for low-trust users), open.
-    completion = table["completion_prob"][arm]
+    # Whole weeks since exposure (0 in the pre-period): where an arm's effect fades.
+    week = np.where(in_exp, (started - assigned[unit]) // US_PER_WEEK, 0)
+    completion = _moved(
+        table["completion_prob"][arm], table["completion_change_per_week"][arm], week
+    )
     abandon = table["abandon_prob"][arm] * np.where(
         low_trust[unit], table["low_trust_abandon_multiplier"][arm], 1.0
     )
@@ -208,7 +218,14 @@ def _simulate_tasks(
         rng.gamma(AI_COST_SHAPE, table["ai_cost_usd"][shown_arm] / AI_COST_SHAPE),
         shown_of,
     )
-    accept = table["accept_prob"][shown_arm]
+    shown_week = week[shown_of]
+    room = 1.0 - table["edit_prob"][shown_arm] - table["reject_prob"][shown_arm]
+    accept = np.minimum(
+        _moved(
+            table["accept_prob"][shown_arm], table["accept_change_per_week"][shown_arm], shown_week
+        ),
+        room,
+    )
     edit = accept + table["edit_prob"][shown_arm]
     reject = edit + table["reject_prob"][shown_arm]
     draw = rng.random(n_shown)

@@ -24,6 +24,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 US_PER_SECOND: Final = 1_000_000
 US_PER_DAY: Final = 86_400 * US_PER_SECOND
+US_PER_WEEK: Final = 7 * US_PER_DAY
 
 #: The event vocabulary of the contract; an event's code is its index here.
 EVENT_NAMES: Final[tuple[str, ...]] = (

@@ -326,3 +326,28 @@ def true_lifts(
             ok = base is not None and value is not None and base != 0
             lifts[name, treatment] = value / base - 1 if ok else None  # type: ignore[operator]
     return lifts
+
+
+#: How each metric the decay rule reads moves per week of exposure, per arm: only
+#: completion and acceptance move; a shifted acceptance takes its share from the
+#: ignored outputs, so edits, rejections and votes per output stay where they were.
+_WEEKLY_CHANGE: Mapping[str, Callable[[ArmBehaviour], float]] = {
+    "task_completion_rate": lambda b: b.completion_change_per_week,
+    "acceptance_rate": lambda b: b.accept_change_per_week,
+    "edit_rate": lambda b: 0.0,
+    "rejection_rate": lambda b: 0.0,
+    "thumbs_down_rate": lambda b: 0.0,
+}
+
+
+def true_weekly_change(
+    metric: str, behaviours: Mapping[str, ArmBehaviour], control: str | None, treatment: str
+) -> float | None:
+    """The true change per week of exposure of a decay trend (:mod:`analysis.decay`): the
+    treatment's minus the control's, or with ``control`` None the arm's own; None for a
+    metric whose weekly change is not derived here. Exact while no probability is clipped."""
+    change = _WEEKLY_CHANGE.get(metric)
+    if change is None:
+        return None
+    own = change(behaviours[treatment])
+    return own if control is None else own - change(behaviours[control])

@@ -43,6 +43,7 @@ import polars as pl
 from analysis import nightly
 from analysis.config.load import load_config
 from analysis.engines.polars_measure import winsorize_table
+from analysis.holdout_reads import holdout_reads
 from analysis.joint import JointMoments
 from analysis.metrics import arm_moments
 from analysis.stats.cuped import CupedKind, cuped_estimates
@@ -399,6 +400,11 @@ def verdict_rules(args: argparse.Namespace) -> tuple[str, bool]:
     aa = nightly.aa_reads(nightly.fortnight(smart), count, runs, args.seed + 1, after_end=7)
     aa_any = sum(any(c.verdict != "inconclusive" for c in r) for r in aa)
     aa_in_time = sum(any(c.verdict != "inconclusive" for c in r[:14]) for r in aa)
+    # A/A holdouts read every week for 16 weeks through the decay rule (analysis.holdout_reads).
+    holdout = config.experiment("summaries-holdout")
+    completion = config.metrics[holdout.metrics.primary]
+    weekly = holdout_reads(holdout, completion, max(runs // 4, 100), args.seed + 2, range(2, 17))
+    fading = sum(any(t.decaying for t in r) for r in weekly)
     rows = [
         (
             "guardrail at its margin (+5 %), passes at any of 14 nightly reads "
@@ -409,6 +415,8 @@ def verdict_rules(args: argparse.Namespace) -> tuple[str, bool]:
         ("A/A, any false verdict over 14 nightly reads and 7 more after the end", aa_any / runs),
     ]
     ok = all(rate <= limit for _, rate in rows)
+    holdout_limit = args.alpha + 3 * math.sqrt(args.alpha * (1 - args.alpha) / len(weekly))
+    ok &= fading / len(weekly) <= holdout_limit
     lines = [
         "",
         "### Verdict rules over nightly reads",
@@ -420,6 +428,9 @@ def verdict_rules(args: argparse.Namespace) -> tuple[str, bool]:
         "| rule | rate | check |",
         "| --- | --- | --- |",
         *[f"| {name} | {fmt(rate)} | {verdict(rate <= limit)} |" for name, rate in rows],
+        f"| A/A holdout (300 units per arm arriving over 6 weeks), the effect called fading at "
+        f"any of 15 weekly reads ({len(weekly)} holdouts; limit {holdout_limit:.3f}) "
+        f"| {fmt(fading / len(weekly))} | {verdict(fading / len(weekly) <= holdout_limit)} |",
     ]
     return "\n".join(lines), ok
 

@@ -36,6 +36,7 @@ NEWER_FIELDS = (
     "heterogeneity",
     "pre_exposure",
     "failure_patterns",
+    "decay",
 )
 
 
@@ -47,7 +48,7 @@ def load(name: str) -> Results:
 
 def unhealthy(results: Results) -> Results:
     """The same run with every health problem: SRM, failed validation, pre-exposure
-    imbalance, an underpowered primary metric."""
+    imbalance, an underpowered primary metric, an effect that fades."""
     bad = copy.deepcopy(results)
     bad["srm"].update(flagged=True, p_value=2e-6)
     bad["validation"].update(
@@ -79,11 +80,54 @@ def unhealthy(results: Results) -> Results:
     for c in bad["comparisons"]:
         if c["role"] == "primary":
             c["power"].update(mde_relative=0.031, days_to_planned_mde=12.4, reason=None)
+    bad["decay"] = fading()
     bad["decision"] = {
         "recommendation": "investigate",
         "reasons": ["Sample ratio mismatch (p < 0.001): assignment may be broken."],
     }
     return bad
+
+
+def fading() -> Results:
+    """A holdout's ``decay`` record (as :mod:`analysis.results.decay` writes it): the
+    completion lift of ``ai`` fades, ``ai``'s own acceptance is steady so far."""
+    return {
+        "decaying": True,
+        "alpha": 0.05,
+        "level": 0.025,
+        "trends": [
+            {
+                "metric": "task_completion_rate",
+                "label": "Task completion rate",
+                "goal": "increase",
+                "control": "control",
+                "treatment": "ai",
+                "units": 61234,
+                "baseline": 0.7012,
+                "slope": -0.00512,
+                "slope_ci": [-0.00731, -0.00293],
+                "slope_sequential_ci": [-0.00905, -0.00119],
+                "p_value": 0.0031,
+                "decaying": True,
+                "note": None,
+            },
+            {
+                "metric": "acceptance_rate",
+                "label": "Acceptance rate",
+                "goal": "increase",
+                "control": None,
+                "treatment": "ai",
+                "units": 30112,
+                "baseline": 0.4488,
+                "slope": -0.00061,
+                "slope_ci": [-0.00212, 0.0009],
+                "slope_sequential_ci": [-0.00377, 0.00255],
+                "p_value": 1.0,
+                "decaying": False,
+                "note": "observational: one arm's own trend, not a randomised comparison",
+            },
+        ],
+    }
 
 
 def legacy(results: Results) -> Results:

@@ -56,7 +56,7 @@ from tests.report_fixtures import load
 
 SEED = 20261120
 KILLS = 20
-EXPERIMENTS = ("smart-compose", "auto-triage")
+EXPERIMENTS = ("smart-compose", "auto-triage", "summaries-holdout")
 FIXTURES = {"smart-compose": "smart_compose", "auto-triage": "auto_triage"}
 TABLES = ("assignments", "events")
 SERVER_MARK = "prefect.server.api.server:create_app"

@@ -17,6 +17,7 @@ import statsmodels.api as sm
 
 from analysis.config.experiments import Experiment, Metric
 from analysis.decay import DecayTest, effect_decay
+from analysis.holdout_reads import decay_moments, holdout_reads, panel, seen
 from analysis.joint import JointMoments, joint_moments_from_array
 from analysis.stats.decay import arm_slope, fixed_interval, slope_difference
 
@@ -24,72 +25,20 @@ Array = npt.NDArray[np.float64]
 
 
 def unit_weeks(
-    rng: np.random.Generator,
-    n: int,
-    read_week: int,
-    arrival_weeks: int,
-    base: float,
-    weekly_change: float,
-    ratio: bool,
+    rng: np.random.Generator, n: int, read_week: int, base: float, change: float, ratio: bool
 ) -> tuple[Array, Array, Array, Array]:
-    """Long rows (unit, week, x, y) of one arm read ``read_week`` weeks after launch.
-
-    Units arrive uniformly over ``arrival_weeks``; a unit's weeks are those it has
-    fully lived by the read. Each unit has its own level (persistent over weeks,
-    as real users are), and the arm's rate moves by ``weekly_change`` per week
-    of exposure. A ratio metric: y tasks a week, x of them succeed; a mean metric:
-    x a count, y = 1.
-    """
-    return read(panel(rng, n, read_week, arrival_weeks, base, weekly_change, ratio), read_week)
-
-
-def panel(
-    rng: np.random.Generator,
-    n: int,
-    last_week: int,
-    arrival_weeks: int,
-    base: float,
-    weekly_change: float,
-    ratio: bool,
-) -> tuple[Array, Array, Array, Array, Array]:
-    """Every unit-week up to ``last_week`` after launch: (unit, week, x, y, arrival)."""
-    arrival = rng.integers(0, arrival_weeks, n)
-    weeks = np.clip(last_week - arrival, 0, None)
-    unit = np.repeat(np.arange(n), weeks)
-    week = np.concatenate([np.arange(k) for k in weeks]).astype(np.float64)
-    level = rng.normal(0.0, 0.5, n)[unit]
-    if ratio:
-        y = rng.poisson(np.exp(1.0 + level)).astype(np.float64)
-        p = np.clip(base + weekly_change * week + 0.1 * np.tanh(level), 0.01, 0.99)
-        x = rng.binomial(y.astype(np.int64), p).astype(np.float64)
-    else:
-        y = np.ones_like(week)
-        x = rng.poisson(np.exp(base + level) * (1 + weekly_change * week)).astype(np.float64)
-    return unit.astype(np.float64), week, x, y, arrival[unit].astype(np.float64)
-
-
-def read(
-    rows: tuple[Array, Array, Array, Array, Array], read_week: int
-) -> tuple[Array, Array, Array, Array]:
-    """The unit-weeks a read ``read_week`` weeks after launch sees (wholly lived by then)."""
-    unit, week, x, y, arrival = rows
-    seen = arrival + week < read_week
-    return unit[seen], week[seen], x[seen], y[seen]
-
-
-def decay_moments(unit: Array, week: Array, x: Array, y: Array, n: int) -> JointMoments:
-    """The five per-unit sums of analysis.stats.decay, for the units with a week."""
-    sums = np.zeros((n, 5))
-    for j, values in enumerate((x, week * x, y, week * y, week * week * y)):
-        np.add.at(sums[:, j], unit.astype(np.int64), values)
-    seen = np.bincount(unit.astype(np.int64), minlength=n) > 0
-    return joint_moments_from_array(sums[seen])
+    """One arm read ``read_week`` weeks after launch (analysis.holdout_reads.panel); for a
+    mean metric, x a count and y = 1 per week."""
+    unit, week, x, y = seen(panel(rng, n, read_week, 6, base, change), read_week)
+    if not ratio:
+        x, y = y.copy(), np.ones_like(week)  # the tasks started: a count per week
+    return unit, week, x, y
 
 
 @pytest.mark.parametrize("ratio", [True, False])
 def test_slope_and_variance_equal_statsmodels_wls_with_unit_clusters(ratio: bool) -> None:
     rng = np.random.default_rng(7)
-    unit, week, x, y = unit_weeks(rng, 400, 9, 6, 0.4 if ratio else 1.0, -0.01, ratio)
+    unit, week, x, y = unit_weeks(rng, 400, 9, 0.4, -0.01, ratio)
     found = arm_slope(decay_moments(unit, week, x, y, 400))
     assert found is not None
     keep = y > 0
@@ -117,7 +66,7 @@ def test_fixed_interval_covers_the_difference_of_slopes_at_its_level() -> None:
     covered, reps = 0, 400
     for _ in range(reps):
         arms = [
-            decay_moments(*unit_weeks(rng, 300, 8, 5, 0.5, change, True), n=300)
+            decay_moments(*unit_weeks(rng, 300, 8, 0.5, change, True), 300)
             for change in (0.0, -0.01)
         ]
         control, treatment = (arm_slope(a) for a in arms)
@@ -157,32 +106,12 @@ COMPLETION = Metric(
 )
 
 
-def _weekly_reads(
-    rng: np.random.Generator, change: float, reads: range, n: int = 300
-) -> list[DecayTest]:
-    """The rule's reading at each weekly read of one holdout: the same units and
-    weeks, each read seeing more weeks of them."""
-    experiment = _holdout(COMPLETION)
-    arms = {
-        arm: panel(rng, n, reads[-1], 6, 0.5, c, True)
-        for arm, c in (("holdout", 0.0), ("ai", change))
-    }
-    called = []
-    for week in reads:
-        moments = {arm: decay_moments(*read(rows, week), n=n) for arm, rows in arms.items()}
-        decay = effect_decay(experiment, [COMPLETION], {COMPLETION.name: moments})
-        assert decay is not None
-        called.append(decay.tests[0])
-    return called
-
-
 def test_a_stable_effect_is_called_decaying_in_under_alpha_of_holdouts_read_weekly() -> None:
     """A/A holdouts read every other week from week 2 to 16: the rule fires in any read
     less often than alpha; the always-valid interval excludes 0 on either side in any read
     less often than alpha; the fixed-horizon interval, read as often, far more often."""
-    rng = np.random.default_rng(2026)
     reps = 300
-    histories = [_weekly_reads(rng, 0.0, range(2, 17, 2)) for _ in range(reps)]
+    histories = holdout_reads(_holdout(COMPLETION), COMPLETION, reps, 2026, range(2, 17, 2))
 
     def share(excluded: Callable[[DecayTest], bool]) -> float:
         return sum(any(excluded(t) for t in reads) for reads in histories) / reps
@@ -200,7 +129,7 @@ def test_a_planted_decay_is_called_and_recovered() -> None:
     rng = np.random.default_rng(5)
     experiment = _holdout(COMPLETION)
     moments = {
-        arm: decay_moments(*unit_weeks(rng, 3000, 12, 6, 0.5, change, True), n=3000)
+        arm: decay_moments(*unit_weeks(rng, 3000, 12, 0.5, change, True), 3000)
         for arm, change in (("holdout", 0.0), ("ai", -0.01))
     }
     decay = effect_decay(experiment, [COMPLETION], {COMPLETION.name: moments})
@@ -220,7 +149,7 @@ def test_growth_is_not_decay() -> None:
     rng = np.random.default_rng(6)
     experiment = _holdout(COMPLETION)
     moments = {
-        arm: decay_moments(*unit_weeks(rng, 3000, 12, 6, 0.5, change, True), n=3000)
+        arm: decay_moments(*unit_weeks(rng, 3000, 12, 0.5, change, True), 3000)
         for arm, change in (("holdout", 0.0), ("ai", 0.01))
     }
     decay = effect_decay(experiment, [COMPLETION], {COMPLETION.name: moments})

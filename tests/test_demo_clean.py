@@ -79,7 +79,7 @@ def test_the_demos_clean_experiment_gets_a_report_with_no_warning(
     """
     config_dir = make_config_dir(tmp_path)  # the `warehouse` DuckDB under tmp_path
     config = load_config(config_dir)
-    assert demo_clean(config.experiments) == ["smart-compose"]
+    assert demo_clean(config.experiments) == ["smart-compose", "summaries-holdout"]
     experiment = config.experiment("smart-compose")
     day = experiment.data_through(as_of or experiment.end or AS_OF)
     data = simulate([experiment], DEMO_UNITS, day, DEMO_SEED, clean={experiment.id})

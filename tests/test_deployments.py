@@ -346,7 +346,11 @@ def test_run_form_offers_the_experiments_and_keeps_the_dirs(served: Served) -> N
     assert deployment is not None
     schema = deployment["parameter_openapi_schema"]
     properties = schema["properties"]
-    assert properties["experiment_id"]["enum"] == ["auto-triage", "smart-compose"]
+    assert properties["experiment_id"]["enum"] == [
+        "auto-triage",
+        "smart-compose",
+        "summaries-holdout",
+    ]
     assert properties["as_of"]["type"] == "string"
     assert properties["as_of"]["format"] == "date"
     assert "anyOf" not in properties["as_of"]

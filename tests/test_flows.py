@@ -254,8 +254,12 @@ def test_help_explains_every_command() -> None:
 def test_bad_rows_are_quarantined_counted_and_reported(parquet_setup: Path, tmp_path: Path) -> None:
     """Out-of-range values, future timestamps and unassigned units, through the real flow."""
     events_dir = tmp_path / "data" / "files" / "events"
-    part = sorted(events_dir.glob("*.parquet"))[-1]
-    frame = pl.read_parquet(part)
+    # the last part with smart-compose's events (the parts are in time order)
+    part, frame = next(
+        (p, f)
+        for p in sorted(events_dir.glob("*.parquet"), reverse=True)
+        if (f := pl.read_parquet(p))["unit_id"].str.starts_with("smart-compose").any()
+    )
     template = frame.filter(pl.col("unit_id").str.starts_with("smart-compose")).head(1)
     future = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
     bad_values = template.with_columns(

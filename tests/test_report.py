@@ -842,14 +842,24 @@ def test_report_banners_for_every_health_problem() -> None:
     page = render_run_files(fixtures.unhealthy(fixtures.load("auto_triage")), REPORT_PLOTLY_SRC)[
         "report.html"
     ]
-    assert page.count('role="alert"') == 4
+    assert page.count('role="alert"') == 5
     for title in (
         "Sample ratio mismatch",
         "Data validation failed",
         "Arms differed before the experiment",
+        "The effect is fading",
         "Primary metric underpowered",
     ):
         assert title in page
+    assert (
+        "Task completion rate (ai vs control): \u22120.00512 per week (\u22120.7% of its level)"
+        in page
+    )
+    assert 'href="#decay"' in page
+    trends = page[page.index('id="decay-trends"') :]
+    assert ">fading<" in trends
+    assert ">steady so far<" in trends
+    assert "observational: one arm&#39;s own trend" in trends
     assert '<a href="validation.html">See the data quality page</a>' in page
     assert "detectable now \u00b13.1%, planned \u00b12.0%" in page
     assert page.index('id="verdict"') < page.index('role="alert"') < page.index('id="scorecard"')
@@ -1113,6 +1123,7 @@ def test_index_is_sortable_filterable_and_shows_health(tmp_path: Path) -> None:
         "sample ratio mismatch",
         "data validation failed",
         "arms differed before exposure",
+        "the effect is fading",
         "primary metric underpowered",
     ]
     assert smart["latest"]["problems"] == []
@@ -1131,7 +1142,7 @@ def test_index_is_sortable_filterable_and_shows_health(tmp_path: Path) -> None:
         'data-key="date"',
     ):
         assert control in page
-    assert 'data-problems="4"' in page
+    assert 'data-problems="5"' in page
     assert 'data-problems="0"' in page
     assert "History (2 runs)" in page
     assert "20261101T020000Z" in page  # the earlier run is kept and linked

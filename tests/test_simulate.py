@@ -258,7 +258,7 @@ def test_simulate_concatenates_with_derived_seeds(cfg: ProofConfig) -> None:
     assert one.equals(alone.assignments)  # adding an experiment changes nothing else
     assert both.events["event_id"].n_unique() < both.events.height  # duplicates exist
     before_start = simulate(experiments, 1_000, dt.date(2026, 10, 2), seed=3)
-    assert set(before_start.assignments["experiment_id"]) == {"smart-compose"}
+    assert set(before_start.assignments["experiment_id"]) == {"smart-compose", "summaries-holdout"}
 
 
 def test_rejects_analysis_before_start(cfg: ProofConfig) -> None:

@@ -82,7 +82,7 @@ def test_rewriting_one_experiment_keeps_the_others(
     cfg: ProofConfig, tmp_path: Path, fmt: str
 ) -> None:
     target = _target(fmt, tmp_path)
-    both = simulate(list(cfg.experiments.values()), UNITS, AS_OF, seed=1)
+    both = simulate([cfg.experiment(REDONE), cfg.experiment(OTHER)], UNITS, AS_OF, seed=1)
     _write(fmt, target, both)
     before = _read(fmt, target)
     assert set(before.assignments["experiment_id"]) == {REDONE, OTHER}
@@ -124,7 +124,8 @@ def test_named_experiments_without_rows_are_cleared(
 ) -> None:
     """``experiments=`` replaces the rows of experiments that have none in the data."""
     target = _target(fmt, tmp_path)
-    _write(fmt, target, simulate(list(cfg.experiments.values()), UNITS, AS_OF, seed=1))
+    pair = [cfg.experiment(REDONE), cfg.experiment(OTHER)]
+    _write(fmt, target, simulate(pair, UNITS, AS_OF, seed=1))
     only = simulate([cfg.experiment(OTHER)], UNITS, AS_OF, seed=3)
     summary = _write(fmt, target, only, experiments=[OTHER, REDONE])
     after = _read(fmt, target)
@@ -140,7 +141,7 @@ def test_a_unit_shared_with_a_kept_experiment_is_refused(
     cfg: ProofConfig, tmp_path: Path, fmt: str
 ) -> None:
     target = _target(fmt, tmp_path)
-    both = simulate(list(cfg.experiments.values()), UNITS, AS_OF, seed=1)
+    both = simulate([cfg.experiment(REDONE), cfg.experiment(OTHER)], UNITS, AS_OF, seed=1)
     _write(fmt, target, both)
     before = _files(target)
     shared = _of(both, OTHER).assignments["unit_id"][0]
@@ -161,7 +162,7 @@ def test_a_unit_shared_with_a_kept_experiment_is_refused(
 
 def test_parquet_refuses_foreign_event_files(cfg: ProofConfig, tmp_path: Path) -> None:
     target = tmp_path / "files"
-    both = simulate(list(cfg.experiments.values()), UNITS, AS_OF, seed=1)
+    both = simulate([cfg.experiment(REDONE), cfg.experiment(OTHER)], UNITS, AS_OF, seed=1)
     write_parquet(target, both)
     both.events.head(3).write_parquet(target / "events" / "extra.parquet")
     before = _files(target)
@@ -183,6 +184,6 @@ def test_cli_simulate_one_experiment_keeps_the_others(tmp_path: Path) -> None:
     result = runner.invoke(app, [*base, "-e", REDONE, "--seed", "8"])
     assert result.exit_code == 0, result.output
     after = _read("parquet", out)
-    assert set(after.assignments["experiment_id"]) == {REDONE, OTHER}
+    assert set(after.assignments["experiment_id"]) == set(load_config(CONFIGS).experiments)
     assert _of(after, OTHER).assignments.equals(_of(before, OTHER).assignments)
     assert _of(after, OTHER).events.equals(_of(before, OTHER).events)

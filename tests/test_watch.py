@@ -375,7 +375,11 @@ def test_watch_sources_flow_emits_once_per_landing(
     args = {"config_dir": str(config_dir), "out_dir": str(out)}
 
     assert watch_sources(**args) == []  # the first look is a baseline
-    assert set(load_state(out / STATE_FILE)) == {"smart-compose", "auto-triage"}
+    assert set(load_state(out / STATE_FILE)) == {
+        "smart-compose",
+        "auto-triage",
+        "summaries-holdout",
+    }
     assert watch_sources(**args) == []
 
     with duckdb.connect(str(warehouse)) as con:
@@ -390,8 +394,13 @@ def test_watch_sources_flow_emits_once_per_landing(
     assert sorted(landed, key=lambda x: x["experiment_id"]) == [
         {"experiment_id": "auto-triage", "as_of": day.isoformat()},
         {"experiment_id": "smart-compose", "as_of": day.isoformat()},
+        {"experiment_id": "summaries-holdout", "as_of": day.isoformat()},
     ]
-    assert sorted(emitted) == [("auto-triage", day), ("smart-compose", day)]
+    assert sorted(emitted) == [
+        ("auto-triage", day),
+        ("smart-compose", day),
+        ("summaries-holdout", day),
+    ]
     assert watch_sources(**args) == []  # reported once
 
     before = load_state(out / STATE_FILE)

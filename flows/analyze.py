@@ -330,10 +330,12 @@ def analyze_experiment(
     day = experiment.data_through(asked)
     rid = run_id or new_run_id(dt.datetime.now(dt.UTC))
     if day != asked:
-        logger.info(
-            "%s ended on %s: analysing its data through the planned end (asked for %s)",
-            experiment.id, day, asked,
-        )  # fmt: skip
+        why = (
+            "read weekly: analysing whole weeks, through Sunday"
+            if experiment.weekly and (experiment.end is None or asked <= experiment.end)
+            else "ended: analysing its data through the planned end"
+        )
+        logger.info("%s %s %s (asked for %s)", experiment.id, why, day, asked)
     for warning in config.warnings_of(experiment):
         logger.warning(warning)
     logger.info("analysing %s as of %s (run %s)", experiment.id, day, rid)

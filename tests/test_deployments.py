@@ -719,7 +719,7 @@ def test_documented_automations_are_valid_and_render() -> None:
     path = Path(__file__).resolve().parent.parent / "docs" / "automations" / "notify.yaml"
     text = path.read_text().replace("BLOCK_ID", str(uuid.uuid4()))
     automations = [AutomationCore.model_validate(a) for a in yaml.safe_load(text)["automations"]]
-    decision, validation = automations
+    decision, validation, fading = automations
     assert decision.trigger.model_dump()["expect"] == {"proof.decision.made"}
     assert decision.trigger.model_dump()["match"]["proof.attention"] == "true"
     assert validation.trigger.model_dump()["expect"] == {"proof.validation.failed"}
@@ -757,6 +757,31 @@ def test_documented_automations_are_valid_and_render() -> None:
     )  # fmt: skip
     body = render_user_template_sync(validation.actions[0].model_dump()["body"], {"event": failed})
     assert "table events, column ts: not_null (3 rows)" in body
+
+    assert fading.trigger.model_dump()["expect"] == {"proof.effect.decaying"}
+    decaying = Event(
+        event="proof.effect.decaying",
+        resource={
+            "prefect.resource.id": "proof.experiment.summaries-holdout",
+            "prefect.resource.name": "AI summaries after launch",
+        },
+        payload={
+            "run_id": "w3",
+            "as_of": "2026-11-15",
+            "report": "file:///srv/reports/summaries-holdout/w3/report.html",
+            "trends": [
+                {"metric": "acceptance_rate", "control": None, "treatment": "ai",
+                 "slope_per_week": -0.0114, "interval": [-0.0147, -0.0081]},
+            ],
+        },
+    )  # fmt: skip
+    action = fading.actions[0].model_dump()
+    subject = render_user_template_sync(action["subject"], {"event": decaying})
+    body = render_user_template_sync(action["body"], {"event": decaying})
+    assert subject == "Proof: the effect of AI summaries after launch is fading"
+    line = "- acceptance_rate (ai): -0.0114 per week, always-valid interval [-0.0147, -0.0081]"
+    assert line in body
+    assert "Report: file:///srv/reports/summaries-holdout/w3/report.html" in body
 
 
 # --------------------------------------------------------------------------- artifact text

@@ -15,16 +15,19 @@ because the others fell: read the movers together.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-
-from scipy import stats
 
 from analysis.aggregates import Moments
 from analysis.comparisons import arm_pairs
 from analysis.config.experiments import Experiment
 from analysis.failures import FailureData, FailureLabel, labels_of
-from analysis.stats.inference import ArmEstimate, TwoArmResult, delta_ratio_test, ratio_estimate
+from analysis.stats.inference import (
+    ArmEstimate,
+    TwoArmResult,
+    delta_ratio_test,
+    normal_interval,
+    ratio_estimate,
+)
 from analysis.stats.multiplicity import benjamini_hochberg
 
 
@@ -58,13 +61,6 @@ class FailurePatterns:
     distinct: int
 
 
-def _interval(estimate: ArmEstimate, alpha: float) -> tuple[float, float] | None:
-    if not (math.isfinite(estimate.value) and math.isfinite(estimate.variance)):
-        return None
-    half = float(stats.norm.ppf(1 - alpha / 2)) * math.sqrt(estimate.variance)
-    return estimate.value - half, estimate.value + half
-
-
 def failure_patterns(experiment: Experiment, data: FailureData | None) -> FailurePatterns | None:
     """The section, or None when the failure events carry no label at all (with labels
     but none broken down, too many to be categories, the section says so)."""
@@ -77,7 +73,7 @@ def failure_patterns(experiment: Experiment, data: FailureData | None) -> Failur
         by_arm = data.moments.get(failure.metric.name, {})
         for arm in experiment.ai_variants():
             estimate = ratio_estimate(by_arm.get(arm, Moments.empty()))
-            shares.append(LabelShare(failure, arm, estimate, _interval(estimate, alpha)))
+            shares.append(LabelShare(failure, arm, estimate, normal_interval(estimate, alpha)))
     drafts = []
     for failure in labels:
         by_arm = data.moments.get(failure.metric.name, {})

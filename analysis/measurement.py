@@ -100,6 +100,18 @@ class FailureData:
 
 
 @dataclass(frozen=True)
+class FlowData:
+    """What an engine measured of the tasks' flow (:mod:`analysis.task_flow`).
+
+    ``moments``: ``{step: {variant: Moments}}``, per unit ``x`` the tasks started
+    in its window that reached the step, ``y`` the tasks it started; every kept
+    unit enters (0 and 0 without tasks).
+    """
+
+    moments: Mapping[str, Mapping[str, Moments]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Measurement:
     """What the statistics need from one experiment's data."""
 
@@ -114,6 +126,7 @@ class Measurement:
     unit_validation: ValidationReport | None = None
     computed_in: ComputedIn | None = None
     failures: FailureData | None = None
+    flow: FlowData | None = None
     #: ``{metric: {variant: JointMoments}}`` of each unit's decay sums
     #: (:mod:`analysis.stats.decay`), for the trending metrics of a holdout; empty otherwise.
     decay: Mapping[str, Mapping[str, JointMoments]] = field(default_factory=dict)

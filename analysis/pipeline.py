@@ -26,6 +26,7 @@ from analysis.results import Results, build_results
 from analysis.segments import segment_comparisons
 from analysis.stats.quantile import QuantileSummary
 from analysis.stats.srm import srm_test
+from analysis.task_flow import task_flow
 
 
 def summarise(
@@ -82,6 +83,7 @@ def summarise(
         computed_in=measurement.computed_in,
         failure_patterns=failure_patterns(experiment, measurement.failures),
         decay=effect_decay(experiment, metrics, measurement.decay),
+        task_flow=task_flow(experiment, measurement.flow),
     )
 
 

@@ -196,8 +196,9 @@ def assert_sufficient_statistics(
     from analysis.failures import MAX_DISTINCT
     from analysis.sql.quantile_summaries import QUANTILE_QUERIES
 
-    plan = {"cleaning", "moments", "daily", "weekly", "descriptives"}
+    plan = {"cleaning", "moments", "daily", "weekly", "descriptives", "task_flow"}
     assert set(rows) == plan | set(QUANTILE_QUERIES) | {"failure_labels", "failures"}
+    assert 0 < rows["task_flow"] <= len(experiment.variants)
     assert all(0 < rows[name] <= 2 * (len(experiment.variants) + 1) for name in QUANTILE_QUERIES)
     assert 0 < rows["failure_labels"] <= MAX_DISTINCT + 1
     assert 0 < rows["failures"] <= len(experiment.variants)
@@ -381,6 +382,10 @@ def assert_measured_like(got: Any, want: Any) -> None:
     assert got.failures.labels == want.failures.labels
     assert got.failures.distinct == want.failures.distinct
     _assert_nested_moments(got.failures.moments, want.failures.moments, "failures")
+    assert want.flow is not None
+    assert got.flow is not None
+    assert any(m.n for by_arm in want.flow.moments.values() for m in by_arm.values())
+    _assert_nested_moments(got.flow.moments, want.flow.moments, "flow")
     assert want.daily
     _assert_nested_moments(got.daily, want.daily, "daily")
     assert want.weekly

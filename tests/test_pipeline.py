@@ -15,12 +15,14 @@ from analysis.devtools.simulate import (
     default_behaviours,
     simulate,
     true_lifts,
+    true_task_flow,
     true_weekly_change,
     write_duckdb,
 )
 from analysis.engines.polars_measure import measure
 from analysis.measurement import Window
 from analysis.sources.read import read_experiment
+from analysis.task_flow import task_flow
 from tests.conftest import AS_OF, make_config_dir
 
 UNITS = 40_000
@@ -140,3 +142,33 @@ def test_a_fading_holdout_recovers_its_true_weekly_changes(config: ProofConfig) 
     assert decay.decaying
     assert read["acceptance_rate", None].decaying
     assert not read["edit_rate", None].decaying
+
+
+@pytest.mark.parametrize("experiment_id", ["smart-compose", "auto-triage"])
+def test_the_task_flow_recovers_its_true_shares(config: ProofConfig, experiment_id: str) -> None:
+    """Every step's share of each arm's started tasks holds its truth (true_task_flow)
+    within 99.9 % intervals, and the planted completion gap is where the arms diverge."""
+    experiment = config.experiment(experiment_id)
+    metrics = config.metrics_of(experiment)
+    tables = read_experiment(experiment.source, config.sources[experiment.source], experiment.id)
+    measurement = measure(tables, experiment, metrics, AS_OF)
+    flow = task_flow(experiment.model_copy(update={"alpha": 0.001}), measurement.flow)
+    assert flow is not None
+    behaviours = default_behaviours(experiment)
+    steps = {(s.step, s.arm) for s in flow.shares}
+    assert ("ai_shown", experiment.control) not in steps  # a non-AI arm has no AI steps
+    for share in flow.shares:
+        truth = true_task_flow(behaviours[share.arm])[share.step]
+        assert share.ci is not None, share
+        assert share.ci[0] <= truth <= share.ci[1], (share.step, share.arm, truth, share.ci)
+    for c in flow.comparisons:
+        truth = (
+            true_task_flow(behaviours[c.treatment])[c.step]
+            - true_task_flow(behaviours[c.control])[c.step]
+        )
+        assert c.result.diff_ci is not None
+        assert c.result.diff_ci[0] <= truth <= c.result.diff_ci[1], (c.step, c.treatment)
+    assert {c.step for c in flow.comparisons} == {"completed", "abandoned"}
+    for (_, treatment), at in flow.diverges.items():
+        assert at is not None, treatment
+        assert at.step == "completed"  # +5 and +7 points, against -2 and -3 abandoned

@@ -503,7 +503,7 @@ def test_every_section_equals_the_polars_engine(
         cleaning=got.cleaning, data=got.data, segments=got.segments, daily=got.daily,
         weekly=got.weekly, funnel=got.funnel, time_on_task=got.time_on_task, trust=got.trust,
         computed_in=ComputedIn(got.dialect, got.rows, tuple(NOT_AVAILABLE)),
-        failures=got.failures, decay=got.decay,
+        failures=got.failures, decay=got.decay, flow=got.flow,
     )  # fmt: skip
     want = _polars_engine(data, experiment, metrics)
     assert bool(want.decay) == (experiment.kind == "holdout")
@@ -606,7 +606,7 @@ def test_dialects_quote_every_identifier_and_round_trip(dialect: str) -> None:
         has_label=True,
     )
     assert set(queries) == {
-        "cleaning", "moments", "quantile_order", "daily", "weekly", "descriptives"
+        "cleaning", "moments", "quantile_order", "daily", "weekly", "descriptives", "task_flow"
     }  # fmt: skip
     event_names = {p.event for m in metrics for p in (m.value, m.numerator, m.denominator) if p}
     event_names |= set(EVENTS)  # the funnel's and the histograms'

@@ -152,4 +152,5 @@ class DatabaseEngine:
             computed_in=where,
             failures=found.failures,
             decay=found.decay,
+            flow=found.flow,
         )

@@ -16,6 +16,7 @@ from analysis import descriptives, timeline
 from analysis import metrics as metrics_mod
 from analysis.config.experiments import Experiment, Metric
 from analysis.engines.polars_failures import failure_data
+from analysis.engines.polars_flow import flow_data
 from analysis.engines.polars_quantiles import quantile_events, quantile_summaries
 from analysis.measurement import ArmData, Measurement, Window
 from analysis.partials import PartialSpec, partials, unit_table_from_partials
@@ -108,6 +109,7 @@ def measure(
         unit_validation=unit_validation,
         failures=failure_data(units, events, window),
         decay=decay,
+        flow=flow_data(units, events, window),
     )
 
 

@@ -10,12 +10,13 @@ from typing import Any
 from analysis.report.text import fmt_count, fmt_p, fmt_pct, is_pair
 from analysis.results.model import Results
 
-__all__ = ["failure_context"]
+__all__ = ["failure_context", "share_text", "shift_text"]
 
 _DASH = "\u2013"
 
 
-def _share(share: float | None, ci: Any) -> str:
+def share_text(share: float | None, ci: Any) -> str:
+    """A share with its interval, as percentages."""
     if share is None:
         return _DASH
     text = fmt_pct(share)
@@ -26,7 +27,8 @@ def _points(value: float) -> str:
     return f"{value * 100:+.1f}".replace("-", "\u2212")
 
 
-def _diff(diff: float | None, ci: Any) -> str:
+def shift_text(diff: float | None, ci: Any) -> str:
+    """A difference of shares with its interval, in percentage points."""
     if diff is None:
         return _DASH
     text = f"{_points(diff)} pts"
@@ -44,7 +46,7 @@ def failure_context(results: Results) -> dict[str, Any] | None:
     by_label: dict[tuple[str, str], dict[str, str]] = {}
     units: dict[str, int] = {}
     for s in found.shares:
-        by_label.setdefault((s.event, s.label), {})[s.arm] = _share(s.share, s.ci)
+        by_label.setdefault((s.event, s.label), {})[s.arm] = share_text(s.share, s.ci)
         units[s.arm] = max(units.get(s.arm, 0), s.units)
     rows = [
         {"event": event, "label": label, "shares": [cells.get(a, _DASH) for a in arms]}
@@ -55,7 +57,7 @@ def failure_context(results: Results) -> dict[str, Any] | None:
             "event": m.event,
             "label": m.label,
             "arms": f"{m.treatment} vs {m.control}",
-            "diff": _diff(m.diff, m.diff_ci),
+            "diff": shift_text(m.diff, m.diff_ci),
             "p": fmt_p(m.p_value_adjusted),
             "moved": m.p_value_adjusted is not None and m.p_value_adjusted < alpha,
             "fewer": m.diff is not None and m.diff < 0,

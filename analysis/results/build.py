@@ -52,9 +52,11 @@ from analysis.results.records import (
     TrendRecord,
     TrustHistogram,
 )
+from analysis.results.task_flow import task_flow_record
 from analysis.segments import Heterogeneity, SegmentSlice
 from analysis.stats.balance import BalanceResult
 from analysis.stats.srm import SrmResult
+from analysis.task_flow import TaskFlow
 from analysis.timeline import DayPoint, ExposureTrend
 
 #: How to read the trend of the weekly lifts (``exposure_trend[].reason`` when the test gave none).
@@ -242,6 +244,7 @@ def build_results(
     computed_in: ComputedIn | None = None,
     failure_patterns: FailurePatterns | None = None,
     decay: Decay | None = None,
+    task_flow: TaskFlow | None = None,
 ) -> Results:
     """The run's results; every field of results.json is given, ``pushdown`` only with
     ``computed_in``.
@@ -259,6 +262,8 @@ def build_results(
         optional["failure_patterns"] = failure_patterns_record(failure_patterns)
     if decay is not None:  # written for a holdout only
         optional["decay"] = decay_record(decay)
+    if task_flow is not None:  # written where tasks were started
+        optional["task_flow"] = task_flow_record(task_flow)
     return Results(
         schema_version=SCHEMA_VERSION,
         experiment_id=experiment.id,

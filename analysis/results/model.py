@@ -41,6 +41,7 @@ from analysis.results.records import (
     PreExposureRecord,
     Record,
     SegmentRecord,
+    TaskFlowRecord,
     TrendRecord,
 )
 
@@ -192,6 +193,7 @@ class Results(Record):
     distributions: Distributions = Field(default_factory=Distributions)
     failure_patterns: FailurePatternsRecord | None = None
     decay: DecayRecord | None = None
+    task_flow: TaskFlowRecord | None = None
     decision: DecisionRecord
     pushed_down: PushdownRecord | None = Field(default=None, alias="pushdown")
 

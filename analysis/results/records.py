@@ -334,3 +334,53 @@ class DecayRecord(Record):
     alpha: float
     level: float
     trends: tuple[DecayTrendRecord, ...] = ()
+
+
+# --------------------------------------------------------------------------- drop-off points
+
+
+class FlowShareRecord(Record):
+    """One step's share of one arm's started tasks, with its interval."""
+
+    step: str
+    label: str
+    arm: str
+    units: int = 0
+    share: float | None = None
+    ci: Pair | None = None
+
+
+class FlowComparisonRecord(Record):
+    """One step's share in ``treatment`` against the control (BH across all steps and arms)."""
+
+    step: str
+    label: str
+    control: str
+    treatment: str
+    control_share: float | None = None
+    treatment_share: float | None = None
+    diff: float | None = None
+    diff_ci: Pair | None = None
+    p_value: float | None = None
+    p_value_adjusted: float | None = None
+    note: str | None = None
+
+
+class FlowDivergenceRecord(Record):
+    """Where ``treatment`` and the control diverge most: the step with the largest
+    difference among those below alpha after adjustment; ``step`` None: none is."""
+
+    control: str
+    treatment: str
+    step: str | None = None
+    label: str | None = None
+    diff: float | None = None
+    diff_ci: Pair | None = None
+
+
+class TaskFlowRecord(Record):
+    """``task_flow``: the shares by step and arm, the comparisons, the divergences."""
+
+    shares: tuple[FlowShareRecord, ...] = ()
+    comparisons: tuple[FlowComparisonRecord, ...] = ()
+    diverges: tuple[FlowDivergenceRecord, ...] = ()

@@ -37,7 +37,7 @@ from analysis.config.experiments import Experiment, Metric
 from analysis.config.sources import DatabaseSource, DuckDBSource
 from analysis.failures import FailureData
 from analysis.joint import JointMoments
-from analysis.measurement import ArmData, Cleaning, Histogram
+from analysis.measurement import ArmData, Cleaning, FlowData, Histogram
 from analysis.partials import metric_parts
 from analysis.sources.errors import SourceError
 from analysis.sql.aggregate_checks import unit_metrics_query
@@ -75,6 +75,7 @@ from analysis.sql.aggregate_units import MISSING, MomentsLayout, arm_moments, un
 from analysis.sql.expressions import ref, table, with_ctes
 from analysis.sql.failures import failure_data
 from analysis.sql.quantile_summaries import first_query, quantile_summaries
+from analysis.sql.task_flow import flow_query, read_flow
 from analysis.timeline import trending_metrics
 
 __all__ = [
@@ -133,6 +134,7 @@ class WarehouseMeasurement:
     analysed_units: int = 0
     failures: FailureData | None = None
     decay: Mapping[str, Mapping[str, JointMoments]] = field(default_factory=dict)
+    flow: FlowData | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,8 @@ def _plan(s: Scope, metrics: Sequence[Metric], count_events: bool = True) -> _Pl
         if decay is not None:
             queries["decay"] = decay
     queries["descriptives"] = descriptives(s, experiment.ai_variants())
+    if s.has_task_id:
+        queries["task_flow"] = flow_query(s)
     ratio = primary is not None and primary.kind == "ratio"
     return _Plan(queries, layout, ratio, weekly_layout, decay_layout)
 
@@ -180,6 +184,7 @@ def compile_queries(
     bases: Mapping[str, exp.Query] | None = None,
     unique_events: bool = False,
     has_label: bool = False,
+    has_task_id: bool = True,
 ) -> dict[str, str]:
     """The SQL text of each query for a sqlglot dialect (``postgres``, ``trino``, ...).
 
@@ -192,6 +197,7 @@ def compile_queries(
         has_value: whether the events table has a ``value`` column (else null).
         has_label: whether it has a ``label`` column (else null); a metric that
             filters by label needs it.
+        has_task_id: whether it has a ``task_id`` column (else null: no task flow).
         bases: ``{"assignments": query, "events": query}``: relations to
             aggregate over instead of ``tables`` (see :func:`measure_in_database`).
         unique_events: the events hold one row per event id and none without
@@ -216,6 +222,7 @@ def compile_queries(
         bases,
         unique_events,
         has_label,
+        has_task_id,
     )
     queries = _plan(scope, metrics).queries
     first = first_query(scope, experiment, metrics)
@@ -291,7 +298,7 @@ def _measure(
     lasting: bool = True,
 ) -> WarehouseMeasurement:
     dialect = con.dialect
-    dims, has_value, has_label = introspect_dims(
+    dims, has_value, has_label, has_task_id = introspect_dims(
         source_name, source, experiment, con.execute, dialect, con.redact
     )
     tables = dict(source.relations())
@@ -299,7 +306,7 @@ def _measure(
     def scope_over(relations: Mapping[str, exp.Query] | None) -> Scope:
         return make_scope(
             experiment, as_of, dialect, tables, source.columns, dims, has_value, relations,
-            unique_events, has_label,
+            unique_events, has_label, has_task_id,
         )  # fmt: skip
 
     scope = plain = scope_over(bases)
@@ -351,6 +358,7 @@ def _measure(
         daily = read_daily(frames["daily"], plan.daily_ratio, as_of, experiment.start)
     weekly = read_weekly(frames["weekly"], plan.weekly) if "weekly" in frames else {}
     decay = read_decay(frames["decay"], plan.decay) if "decay" in frames else {}
+    flow = read_flow(frames["task_flow"]) if "task_flow" in frames else None
     funnel, time_on_task, trust = read_descriptives(
         frames["descriptives"], list(experiment.variants), experiment.ai_variants()
     )
@@ -370,4 +378,5 @@ def _measure(
         analysed_units=read_assigned_units(frames["cleaning"]),
         failures=failures,
         decay=decay,
+        flow=flow,
     )

@@ -78,9 +78,9 @@ def introspect_dims(
     execute: Execute,
     dialect: str,
     redact: Callable[[str], str],
-) -> tuple[list[str], bool, bool]:
+) -> tuple[list[str], bool, bool, bool]:
     """The segment dimensions the assignments hold, and whether the events have a
-    ``value`` and a ``label`` column (each may be absent: read as null)."""
+    ``value``, a ``label`` and a ``task_id`` column (each may be absent: read as null)."""
     found: dict[str, pl.DataFrame] = {}
     for role in ("assignments", "events"):
         name = source.relations()[role]
@@ -102,8 +102,8 @@ def introspect_dims(
         d for d in experiment.segments if d in names["assignments"] and d not in schema.ASSIGNMENTS
     ]
     columns = found["events"].columns
-    has = [source.columns.get(c, c) in columns for c in ("value", "label")]
-    return dims, has[0], has[1]
+    has = [source.columns.get(c, c) in columns for c in ("value", "label", "task_id")]
+    return dims, has[0], has[1], has[2]
 
 
 @dataclass(frozen=True)

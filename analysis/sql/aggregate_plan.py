@@ -87,6 +87,7 @@ class Scope:
     units: exp.Table | None = None
     in_window: exp.Table | None = None
     has_label: bool = True
+    has_task_id: bool = True
 
     def source(self, contract_name: str) -> exp.Column:
         """The source's column of a contract column."""
@@ -124,6 +125,7 @@ def make_scope(
     bases: Mapping[str, exp.Query] | None,
     unique_events: bool,
     has_label: bool = True,
+    has_task_id: bool = True,
 ) -> Scope:
     """The scope of a run's queries; over ``bases`` every contract column is there."""
     window = Window(as_of, experiment.window_days, experiment.pre_window_days)
@@ -131,7 +133,7 @@ def make_scope(
         return Scope(
             experiment, window, dialect, columns, table(tables["assignments"]),
             table(tables["events"]), (), tuple(dimensions), has_value, unique_events,
-            has_label=has_label,
+            has_label=has_label, has_task_id=has_task_id,
         )  # fmt: skip
     return Scope(
         experiment, window, dialect, dimension_columns(columns), ref("base_assignments"),
@@ -298,6 +300,7 @@ def deduplicated_events(s: Scope, names: Sequence[str] | None) -> list[Cte]:
     src = s.source
     value = double(src("value")) if s.has_value else double(exp.Null())
     label = src("label") if s.has_label else cast(exp.Null(), "TEXT")
+    task = src("task_id") if s.has_task_id else cast(exp.Null(), "TEXT")
     relevant = (
         sqlglot.select(
             named(src("event_id"), "event_id"),
@@ -306,6 +309,7 @@ def deduplicated_events(s: Scope, names: Sequence[str] | None) -> list[Cte]:
             named(src("event"), "event"),
             named(value, "value"),
             named(label, "label"),
+            named(task, "task_id"),
         )
         .from_(s.events)
         .where(
@@ -325,7 +329,7 @@ def deduplicated_events(s: Scope, names: Sequence[str] | None) -> list[Cte]:
 def in_window_events(s: Scope) -> Cte:
     """CTE ``in_window``: deduplicated events of kept units inside their window.
 
-    Columns ``unit_id, variant, assigned_at, ts, event, value, label, pre``; ``pre``
+    Columns ``unit_id, variant, assigned_at, ts, event, value, label, task_id, pre``; ``pre``
     is 1 for the pre-period ``[assigned_at - pre_days, assigned_at)``, as
     :func:`analysis.metrics.in_window_events`.
     """
@@ -349,6 +353,7 @@ def in_window_events(s: Scope) -> Cte:
             named(column("event", "e"), "event"),
             named(column("value", "e"), "value"),
             named(column("label", "e"), "label"),
+            named(column("task_id", "e"), "task_id"),
             named(flag(lt(ts, at)), "pre"),
         )
         .from_(ref("numbered", "e"))

@@ -88,6 +88,15 @@ def ratio_estimate(m: Moments) -> ArmEstimate:
     return ArmEstimate(m.n, r, max(var, 0.0))
 
 
+def normal_interval(estimate: ArmEstimate, alpha: float) -> tuple[float, float] | None:
+    """One arm's ``1 - alpha`` normal interval (a share described, not compared); None
+    without a finite estimate and variance."""
+    if not (math.isfinite(estimate.value) and math.isfinite(estimate.variance)):
+        return None
+    half = float(stats.norm.ppf(1 - alpha / 2)) * math.sqrt(estimate.variance)
+    return estimate.value - half, estimate.value + half
+
+
 def lift_variance(control: ArmEstimate, treatment: ArmEstimate) -> float:
     """Delta-method variance of ``L = T / C - 1`` for independent arms.
 

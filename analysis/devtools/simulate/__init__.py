@@ -86,7 +86,12 @@ from analysis.devtools.simulate.model import (
     US_PER_SECOND,
     SimulatedData,
 )
-from analysis.devtools.simulate.truth import true_lifts, true_metric_values, true_weekly_change
+from analysis.devtools.simulate.truth import (
+    true_lifts,
+    true_metric_values,
+    true_task_flow,
+    true_weekly_change,
+)
 from analysis.devtools.simulate.writers import WriteSummary, write_duckdb, write_parquet
 
 __all__ = [
@@ -126,6 +131,7 @@ __all__ = [
     "simulate_experiment",
     "true_lifts",
     "true_metric_values",
+    "true_task_flow",
     "true_weekly_change",
     "write_duckdb",
     "write_parquet",

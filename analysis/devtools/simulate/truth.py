@@ -351,3 +351,24 @@ def true_weekly_change(
         return None
     own = change(behaviours[treatment])
     return own if control is None else own - change(behaviours[control])
+
+
+def true_task_flow(b: ArmBehaviour) -> dict[str, float]:
+    """The true share of an arm's started tasks at each step of :mod:`analysis.task_flow`.
+
+    A task's AI outputs are Poisson(``ai_shown_per_task``), each accepted, edited or
+    rejected independently, so the outputs of each kind are Poisson too (thinning):
+    ``P(at least one) = 1 - exp(-mean)``. Outcomes are exclusive and independent of
+    the outputs; abandonment is higher for low-trust users (share ``LOW_TRUST_SHARE``).
+    Exact while no probability changes with exposure (not a holdout's fading arm).
+    """
+    shown = b.ai_shown_per_task
+    s = LOW_TRUST_SHARE
+    return {
+        "ai_shown": -math.expm1(-shown),
+        "ai_accepted": -math.expm1(-shown * b.accept_prob),
+        "ai_edited": -math.expm1(-shown * b.edit_prob),
+        "ai_rejected": -math.expm1(-shown * b.reject_prob),
+        "completed": b.completion_prob,
+        "abandoned": b.abandon_prob * (1 - s + s * b.low_trust_abandon_multiplier),
+    }

@@ -2,8 +2,8 @@
 
 ``tests/fixtures/results_*.json`` are results that the engine produced (schema
 version 1, with ``over_time``, ``funnel``, ``distributions``,
-``exposure_trend`` and ``failure_patterns``, the last added later from the same
-data and engine) on the demo data: ``proof simulate`` with seed 7 and
+``exposure_trend``, ``failure_patterns`` and ``task_flow``, the last two added later
+from the same data and engine) on the demo data: ``proof simulate`` with seed 7 and
 100,000 units, analysed as of 2026-11-25, with floats rounded to 6
 significant digits.  ``smart_compose`` has two arms, ``auto_triage`` three
 (pooled AI comparisons, non-inferiority guardrails).  The report reads
@@ -37,6 +37,7 @@ NEWER_FIELDS = (
     "pre_exposure",
     "failure_patterns",
     "decay",
+    "task_flow",
 )
 
 

@@ -20,7 +20,10 @@ def flow_context(results: Results) -> dict[str, Any] | None:
     if flow is None:
         return None
     alpha = results.experiment.alpha if results.experiment.alpha is not None else 0.05
-    arms = list(dict.fromkeys(s.arm for s in flow.shares))
+    found = {s.arm for s in flow.shares}
+    # the experiment's order (the control first), then any arm it does not list
+    arms = [a for a in results.experiment.variants if a in found]
+    arms += sorted(found - set(arms))
     cells: dict[tuple[str, str], dict[str, str]] = {}
     units: dict[str, int] = {}
     for s in flow.shares:

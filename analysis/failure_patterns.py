@@ -28,7 +28,7 @@ from analysis.stats.inference import (
     normal_interval,
     ratio_estimate,
 )
-from analysis.stats.multiplicity import benjamini_hochberg
+from analysis.stats.multiplicity import benjamini_hochberg_where_tested
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +82,7 @@ def failure_patterns(experiment: Experiment, data: FailureData | None) -> Failur
                 by_arm.get(control, Moments.empty()), by_arm.get(treatment, Moments.empty()), alpha
             )
             drafts.append((failure, control, treatment, result))
-    tested = [i for i, d in enumerate(drafts) if d[3].p_value is not None]
-    adjusted = benjamini_hochberg([drafts[i][3].p_value or 0.0 for i in tested])
-    by_index = dict(zip(tested, adjusted, strict=True))
-    moves = [LabelMove(f, c, t, r, by_index.get(i)) for i, (f, c, t, r) in enumerate(drafts)]
+    adjusted = benjamini_hochberg_where_tested([d[3].p_value for d in drafts])
+    moves = [LabelMove(*d, p) for d, p in zip(drafts, adjusted, strict=True)]
     moves.sort(key=lambda m: (m.result.diff is None, -abs(m.result.diff or 0.0)))
     return FailurePatterns(tuple(shares), tuple(moves), data.distinct)

@@ -30,7 +30,7 @@ from analysis.stats.inference import (
     normal_interval,
     ratio_estimate,
 )
-from analysis.stats.multiplicity import benjamini_hochberg
+from analysis.stats.multiplicity import benjamini_hochberg_where_tested
 
 #: ``(step, the event that marks it, words)``, in the order of the flow.
 FLOW_STEPS: tuple[tuple[str, str, str], ...] = (
@@ -105,10 +105,8 @@ def task_flow(experiment: Experiment, data: FlowData | None) -> TaskFlow | None:
             c = by_arm.get(experiment.control, Moments.empty())
             t = by_arm.get(treatment, Moments.empty())
             drafts.append((step, experiment.control, treatment, delta_ratio_test(c, t, alpha)))
-    tested = [i for i, d in enumerate(drafts) if d[3].p_value is not None]
-    adjusted = benjamini_hochberg([drafts[i][3].p_value or 0.0 for i in tested])
-    by_index = dict(zip(tested, adjusted, strict=True))
-    compared = tuple(StepComparison(*d, by_index.get(i)) for i, d in enumerate(drafts))
+    adjusted = benjamini_hochberg_where_tested([d[3].p_value for d in drafts])
+    compared = tuple(StepComparison(*d, p) for d, p in zip(drafts, adjusted, strict=True))
     diverges: dict[tuple[str, str], StepComparison | None] = {}
     for treatment in experiment.treatments():
         mine = [

@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests
 
-from analysis.stats.multiplicity import benjamini_hochberg, holm
+from analysis.stats.multiplicity import benjamini_hochberg, benjamini_hochberg_where_tested, holm
 
 P_LISTS = st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=40)
 # Ties are common in practice (p-values of 1, identical slices): draw from a small set too.
@@ -154,3 +154,15 @@ def test_holm_matches_statsmodels_property(p: list[float]) -> None:
 @given(TIED_P_LISTS)
 def test_holm_matches_statsmodels_with_ties(p: list[float]) -> None:
     assert holm(p) == pytest.approx(statsmodels_holm(p), rel=1e-12, abs=1e-300)
+
+
+def test_bh_where_tested_adjusts_the_tests_and_keeps_the_untested_none() -> None:
+    """None (a comparison without a test) stays None and does not count in m."""
+    given_p = [0.01, None, 0.04, 0.03, None]
+    found = benjamini_hochberg_where_tested(given_p)
+    expected = multipletests([0.01, 0.04, 0.03], method="fdr_bh")[1]
+    assert found[1] is None
+    assert found[4] is None
+    assert [found[0], found[2], found[3]] == pytest.approx(list(expected), abs=1e-12)
+    assert benjamini_hochberg_where_tested([]) == []
+    assert benjamini_hochberg_where_tested([None]) == [None]

@@ -29,6 +29,16 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
+def benjamini_hochberg_where_tested(p_values: Sequence[float | None]) -> list[float | None]:
+    """:func:`benjamini_hochberg` across the p-values given; None stays None (no test)."""
+    tested = [i for i, p in enumerate(p_values) if p is not None]
+    adjusted = benjamini_hochberg([p for p in p_values if p is not None])
+    found: list[float | None] = [None] * len(p_values)
+    for i, p in zip(tested, adjusted, strict=True):
+        found[i] = p
+    return found
+
+
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     """Benjamini-Hochberg-adjusted p-values, in the order given.
 

@@ -401,10 +401,17 @@ def verdict_rules(args: argparse.Namespace) -> tuple[str, bool]:
     aa_any = sum(any(c.verdict != "inconclusive" for c in r) for r in aa)
     aa_in_time = sum(any(c.verdict != "inconclusive" for c in r[:14]) for r in aa)
     # A/A holdouts read every week for 16 weeks through the decay rule (analysis.holdout_reads).
-    holdout = config.experiment("summaries-holdout")
+    # N* tuned to the simulated size (600 units), as a holdout's config should be
+    demo = config.experiment("summaries-holdout")
+    tuned = demo.statistics.model_copy(update={"sequential_n_star": 600})
+    holdout = demo.model_copy(update={"statistics": tuned})
     completion = config.metrics[holdout.metrics.primary]
     weekly = holdout_reads(holdout, completion, max(runs // 4, 100), args.seed + 2, range(2, 17))
     fading = sum(any(t.decaying for t in r) for r in weekly)
+    either_side = sum(any(_excludes_zero(t.sequential_interval) for t in r) for r in weekly)
+    weeks, holdouts = range(2, 17), len(weekly)
+    fading_arm = holdout_reads(holdout, completion, holdouts, args.seed + 3, weeks, -0.005)
+    found = sum(any(t.decaying for t in r) for r in fading_arm)
     rows = [
         (
             "guardrail at its margin (+5 %), passes at any of 14 nightly reads "
@@ -417,6 +424,7 @@ def verdict_rules(args: argparse.Namespace) -> tuple[str, bool]:
     ok = all(rate <= limit for _, rate in rows)
     holdout_limit = args.alpha + 3 * math.sqrt(args.alpha * (1 - args.alpha) / len(weekly))
     ok &= fading / len(weekly) <= holdout_limit
+    ok &= either_side / len(weekly) <= holdout_limit
     lines = [
         "",
         "### Verdict rules over nightly reads",
@@ -428,11 +436,19 @@ def verdict_rules(args: argparse.Namespace) -> tuple[str, bool]:
         "| rule | rate | check |",
         "| --- | --- | --- |",
         *[f"| {name} | {fmt(rate)} | {verdict(rate <= limit)} |" for name, rate in rows],
-        f"| A/A holdout (300 units per arm arriving over 6 weeks), the effect called fading at "
-        f"any of 15 weekly reads ({len(weekly)} holdouts; limit {holdout_limit:.3f}) "
+        f"| A/A holdout (300 units per arm arriving over 6 weeks, N* 600), the effect called "
+        f"fading at any of 15 weekly reads ({len(weekly)} holdouts; limit {holdout_limit:.3f}) "
         f"| {fmt(fading / len(weekly))} | {verdict(fading / len(weekly) <= holdout_limit)} |",
+        f"| the same, its always-valid interval excluding 0 on either side at any read "
+        f"| {fmt(either_side / holdouts)} | {verdict(either_side / holdouts <= holdout_limit)} |",
+        f"| power: completion fading 0.5 points a week in the AI arm, called fading by week 16 "
+        f"| {fmt(found / len(fading_arm))} | (power, no limit) |",
     ]
     return "\n".join(lines), ok
+
+
+def _excludes_zero(interval: tuple[float, float] | None) -> bool:
+    return interval is not None and (interval[0] > 0 or interval[1] < 0)
 
 
 def winsorised_ratio(args: argparse.Namespace) -> tuple[str, bool]:

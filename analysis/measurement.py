@@ -112,6 +112,21 @@ class FlowData:
 
 
 @dataclass(frozen=True)
+class UnsureData:
+    """What an engine measured of single-output tasks by bucket (:mod:`analysis.unsure`).
+
+    ``moments``: ``{dimension: {variant: {bucket: {what: Moments}}}}``; ``what`` is an
+    outcome (``x`` its tasks), ``confidence`` (``x`` the sum of confidences) or ``gap``
+    (``x`` accepted tasks minus that sum); ``y`` the unit's tasks in the bucket, over
+    the units with one there.
+    """
+
+    moments: Mapping[str, Mapping[str, Mapping[int, Mapping[str, Moments]]]] = field(
+        default_factory=dict
+    )
+
+
+@dataclass(frozen=True)
 class Measurement:
     """What the statistics need from one experiment's data."""
 
@@ -127,6 +142,7 @@ class Measurement:
     computed_in: ComputedIn | None = None
     failures: FailureData | None = None
     flow: FlowData | None = None
+    unsure: UnsureData | None = None
     #: ``{metric: {variant: JointMoments}}`` of each unit's decay sums
     #: (:mod:`analysis.stats.decay`), for the trending metrics of a holdout; empty otherwise.
     decay: Mapping[str, Mapping[str, JointMoments]] = field(default_factory=dict)

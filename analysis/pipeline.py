@@ -27,6 +27,7 @@ from analysis.segments import segment_comparisons
 from analysis.stats.quantile import QuantileSummary
 from analysis.stats.srm import srm_test
 from analysis.task_flow import task_flow
+from analysis.unsure import unsure
 
 
 def summarise(
@@ -84,6 +85,7 @@ def summarise(
         failure_patterns=failure_patterns(experiment, measurement.failures),
         decay=effect_decay(experiment, metrics, measurement.decay),
         task_flow=task_flow(experiment, measurement.flow),
+        unsure=unsure(experiment, measurement.unsure),
     )
 
 

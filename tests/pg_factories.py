@@ -195,10 +195,13 @@ def assert_sufficient_statistics(
     nor per event (a quantile's queries: two rows per arm at most)."""
     from analysis.failures import MAX_DISTINCT
     from analysis.sql.quantile_summaries import QUANTILE_QUERIES
+    from analysis.unsure import DIMENSIONS
 
-    plan = {"cleaning", "moments", "daily", "weekly", "descriptives", "task_flow"}
+    plan = {"cleaning", "moments", "daily", "weekly", "descriptives", "task_flow", "unsure"}
     assert set(rows) == plan | set(QUANTILE_QUERIES) | {"failure_labels", "failures"}
     assert 0 < rows["task_flow"] <= len(experiment.variants)
+    buckets = sum(len(edges) - 1 for _, _, edges in DIMENSIONS)
+    assert 0 < rows["unsure"] <= len(experiment.variants) * buckets
     assert all(0 < rows[name] <= 2 * (len(experiment.variants) + 1) for name in QUANTILE_QUERIES)
     assert 0 < rows["failure_labels"] <= MAX_DISTINCT + 1
     assert 0 < rows["failures"] <= len(experiment.variants)
@@ -386,6 +389,10 @@ def assert_measured_like(got: Any, want: Any) -> None:
     assert got.flow is not None
     assert any(m.n for by_arm in want.flow.moments.values() for m in by_arm.values())
     _assert_nested_moments(got.flow.moments, want.flow.moments, "flow")
+    assert want.unsure is not None
+    assert got.unsure is not None
+    assert want.unsure.moments.get("latency"), "no single-output task to compare"
+    _assert_nested_moments(got.unsure.moments, want.unsure.moments, "unsure")
     assert want.daily
     _assert_nested_moments(got.daily, want.daily, "daily")
     assert want.weekly

@@ -2,9 +2,9 @@
 
 ``tests/fixtures/results_*.json`` are results that the engine produced (schema
 version 1, with ``over_time``, ``funnel``, ``distributions``,
-``exposure_trend``, ``failure_patterns`` and ``task_flow``, the last two added later
-from the same data and engine) on the demo data: ``proof simulate`` with seed 7 and
-100,000 units, analysed as of 2026-11-25, with floats rounded to 6
+``exposure_trend``, ``failure_patterns``, ``task_flow`` and ``unsure``, the last
+three added later from the same data and engine) on the demo data: ``proof
+simulate`` with seed 7 and 100,000 units, analysed as of 2026-11-25, with floats rounded to 6
 significant digits.  ``smart_compose`` has two arms, ``auto_triage`` three
 (pooled AI comparisons, non-inferiority guardrails).  The report reads
 results only, so these files are all its tests need.
@@ -38,6 +38,7 @@ NEWER_FIELDS = (
     "failure_patterns",
     "decay",
     "task_flow",
+    "unsure",
 )
 
 
@@ -82,6 +83,18 @@ def unhealthy(results: Results) -> Results:
         if c["role"] == "primary":
             c["power"].update(mde_relative=0.031, days_to_planned_mde=12.4, reason=None)
     bad["decay"] = fading()
+    # the first AI arm logs its confidence, overconfidently (as the demo holdout's does)
+    sure = bad["unsure"]["arms"][0]
+    sure["calibration_error"] = 0.403
+    sure["buckets"] = [
+        {
+            "dimension": "confidence", "bucket": 4, "label": "0.8\u20131", "tasks": 20529,
+            "accepted": 0.4774, "accepted_ci": [0.4688, 0.486], "edited": 0.2484,
+            "edited_ci": [0.2411, 0.2557], "rejected": 0.2008, "rejected_ci": [0.1941, 0.2075],
+            "confidence": 0.9044, "gap": -0.427, "gap_ci": [-0.4356, -0.4184],
+        },
+        *sure["buckets"],
+    ]  # fmt: skip
     bad["decision"] = {
         "recommendation": "investigate",
         "reasons": ["Sample ratio mismatch (p < 0.001): assignment may be broken."],

@@ -45,6 +45,7 @@ from analysis.sql.database import database
 from analysis.sql.expressions import column, eq, integer, named, ref, table, with_ctes
 from analysis.sql.gx_context import gx_session
 from analysis.stats.quantile import QuantileSample, QuantileSummary, summarize
+from analysis.unsure import DIMENSIONS, UNSURE_EVENTS
 from tests.pg_factories import (
     PG_URI,
     _assert_nested_moments,
@@ -503,10 +504,13 @@ def test_every_section_equals_the_polars_engine(
         cleaning=got.cleaning, data=got.data, segments=got.segments, daily=got.daily,
         weekly=got.weekly, funnel=got.funnel, time_on_task=got.time_on_task, trust=got.trust,
         computed_in=ComputedIn(got.dialect, got.rows, tuple(NOT_AVAILABLE)),
-        failures=got.failures, decay=got.decay, flow=got.flow,
+        failures=got.failures, decay=got.decay, flow=got.flow, unsure=got.unsure,
     )  # fmt: skip
     want = _polars_engine(data, experiment, metrics)
     assert bool(want.decay) == (experiment.kind == "holdout")
+    # the holdout's AI arm logs its confidence (AI_FADING_BEHAVIOUR): both dimensions compared
+    assert want.unsure is not None
+    assert bool(want.unsure.moments["confidence"]) == (experiment.kind == "holdout")
     assert_measured_like(measured, want)
     days = (AS_OF - experiment.start).days + 1
     assert got.rows["daily"] <= 2 * len(experiment.variants) * days
@@ -606,7 +610,8 @@ def test_dialects_quote_every_identifier_and_round_trip(dialect: str) -> None:
         has_label=True,
     )
     assert set(queries) == {
-        "cleaning", "moments", "quantile_order", "daily", "weekly", "descriptives", "task_flow"
+        "cleaning", "moments", "quantile_order", "daily", "weekly", "descriptives", "task_flow",
+        "unsure",
     }  # fmt: skip
     event_names = {p.event for m in metrics for p in (m.value, m.numerator, m.denominator) if p}
     event_names |= set(EVENTS)  # the funnel's and the histograms'
@@ -622,6 +627,7 @@ def test_dialects_quote_every_identifier_and_round_trip(dialect: str) -> None:
     allowed_literals |= {"-Infinity", "Infinity"}  # finite values only enter the caps
     allowed_literals |= {repr(m.quantile) for m in metrics if m.quantile}  # the quantiles' levels
     allowed_literals |= {"wrong_answer"}  # a numerator's label filter
+    allowed_literals |= set(UNSURE_EVENTS) | {d for d, _, _ in DIMENSIONS}  # when it is unsure
     allowed_literals |= set(odd.variants)  # the funnel's AI arms, the quantiles' arms
     for name, sql in queries.items():
         tree = sqlglot.parse_one(sql, read=dialect)

@@ -153,4 +153,5 @@ class DatabaseEngine:
             failures=found.failures,
             decay=found.decay,
             flow=found.flow,
+            unsure=found.unsure,
         )

@@ -18,6 +18,7 @@ from analysis.config.experiments import Experiment, Metric
 from analysis.engines.polars_failures import failure_data
 from analysis.engines.polars_flow import flow_data
 from analysis.engines.polars_quantiles import quantile_events, quantile_summaries
+from analysis.engines.polars_unsure import unsure_data
 from analysis.measurement import ArmData, Measurement, Window
 from analysis.partials import PartialSpec, partials, unit_table_from_partials
 from analysis.polars_exprs import winsorize_caps_exprs, winsorize_expr
@@ -110,6 +111,7 @@ def measure(
         failures=failure_data(units, events, window),
         decay=decay,
         flow=flow_data(units, events, window),
+        unsure=unsure_data(units, events, window),
     )
 
 

@@ -39,6 +39,7 @@ from analysis.report.sections_comparisons import GOAL_TEXT, comparison_row, fami
 from analysis.report.sections_decay import decay_context
 from analysis.report.sections_failures import failure_context
 from analysis.report.sections_flow import flow_context
+from analysis.report.sections_unsure import unsure_context
 from analysis.report.text import (
     fmt_chance,
     fmt_ci,
@@ -268,6 +269,7 @@ def render_report(
         "exposure_caveat": exposure_caveat,
         "decay": decay_context(r),
         "flow": flow_context(r),
+        "unsure": unsure_context(r),
         "funnel_html": _figure_html(funnel_chart(r), "fig-ai-funnel", "AI funnel per AI arm"),
         "time_html": _figure_html(
             time_on_task_chart(r), "fig-time-on-task", "Time on task per arm"

@@ -53,11 +53,13 @@ from analysis.results.records import (
     TrustHistogram,
 )
 from analysis.results.task_flow import task_flow_record
+from analysis.results.unsure import unsure_record
 from analysis.segments import Heterogeneity, SegmentSlice
 from analysis.stats.balance import BalanceResult
 from analysis.stats.srm import SrmResult
 from analysis.task_flow import TaskFlow
 from analysis.timeline import DayPoint, ExposureTrend
+from analysis.unsure import ArmCalibration
 
 #: How to read the trend of the weekly lifts (``exposure_trend[].reason`` when the test gave none).
 TREND_CAVEAT = (
@@ -245,6 +247,7 @@ def build_results(
     failure_patterns: FailurePatterns | None = None,
     decay: Decay | None = None,
     task_flow: TaskFlow | None = None,
+    unsure: Sequence[ArmCalibration] = (),
 ) -> Results:
     """The run's results; every field of results.json is given, ``pushdown`` only with
     ``computed_in``.
@@ -264,6 +267,8 @@ def build_results(
         optional["decay"] = decay_record(decay)
     if task_flow is not None:  # written where tasks were started
         optional["task_flow"] = task_flow_record(task_flow)
+    if unsure:  # written where AI arms have single-output tasks with a confidence or latency
+        optional["unsure"] = unsure_record(unsure)
     return Results(
         schema_version=SCHEMA_VERSION,
         experiment_id=experiment.id,

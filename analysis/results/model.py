@@ -44,6 +44,7 @@ from analysis.results.records import (
     TaskFlowRecord,
     TrendRecord,
 )
+from analysis.results.records_unsure import UnsureRecord
 
 SCHEMA_VERSION = 1
 
@@ -194,6 +195,7 @@ class Results(Record):
     failure_patterns: FailurePatternsRecord | None = None
     decay: DecayRecord | None = None
     task_flow: TaskFlowRecord | None = None
+    unsure: UnsureRecord | None = None
     decision: DecisionRecord
     pushed_down: PushdownRecord | None = Field(default=None, alias="pushdown")
 

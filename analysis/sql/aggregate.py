@@ -37,7 +37,7 @@ from analysis.config.experiments import Experiment, Metric
 from analysis.config.sources import DatabaseSource, DuckDBSource
 from analysis.failures import FailureData
 from analysis.joint import JointMoments
-from analysis.measurement import ArmData, Cleaning, FlowData, Histogram
+from analysis.measurement import ArmData, Cleaning, FlowData, Histogram, UnsureData
 from analysis.partials import metric_parts
 from analysis.sources.errors import SourceError
 from analysis.sql.aggregate_checks import unit_metrics_query
@@ -76,6 +76,7 @@ from analysis.sql.expressions import ref, table, with_ctes
 from analysis.sql.failures import failure_data
 from analysis.sql.quantile_summaries import first_query, quantile_summaries
 from analysis.sql.task_flow import flow_query, read_flow
+from analysis.sql.unsure import read_unsure, unsure_query
 from analysis.timeline import trending_metrics
 
 __all__ = [
@@ -135,6 +136,7 @@ class WarehouseMeasurement:
     failures: FailureData | None = None
     decay: Mapping[str, Mapping[str, JointMoments]] = field(default_factory=dict)
     flow: FlowData | None = None
+    unsure: UnsureData | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,7 @@ def _plan(s: Scope, metrics: Sequence[Metric], count_events: bool = True) -> _Pl
     queries["descriptives"] = descriptives(s, experiment.ai_variants())
     if s.has_task_id:
         queries["task_flow"] = flow_query(s)
+        queries["unsure"] = unsure_query(s)
     ratio = primary is not None and primary.kind == "ratio"
     return _Plan(queries, layout, ratio, weekly_layout, decay_layout)
 
@@ -359,6 +362,7 @@ def _measure(
     weekly = read_weekly(frames["weekly"], plan.weekly) if "weekly" in frames else {}
     decay = read_decay(frames["decay"], plan.decay) if "decay" in frames else {}
     flow = read_flow(frames["task_flow"]) if "task_flow" in frames else None
+    sure = read_unsure(frames["unsure"]) if "unsure" in frames else None
     funnel, time_on_task, trust = read_descriptives(
         frames["descriptives"], list(experiment.variants), experiment.ai_variants()
     )
@@ -379,4 +383,5 @@ def _measure(
         failures=failures,
         decay=decay,
         flow=flow,
+        unsure=sure,
     )

@@ -90,6 +90,7 @@ from analysis.devtools.simulate.truth import (
     true_lifts,
     true_metric_values,
     true_task_flow,
+    true_unsure,
     true_weekly_change,
 )
 from analysis.devtools.simulate.writers import WriteSummary, write_duckdb, write_parquet
@@ -132,6 +133,7 @@ __all__ = [
     "true_lifts",
     "true_metric_values",
     "true_task_flow",
+    "true_unsure",
     "true_weekly_change",
     "write_duckdb",
     "write_parquet",

@@ -61,6 +61,12 @@ class ArmBehaviour:
             clipped to [0, 1]: an effect that fades (or grows) with exposure.
         accept_change_per_week: the same for ``accept_prob`` (an output shown in
             week w), clipped so that accept + edit + reject stays <= 1.
+        confidence_a, confidence_b: with ``confidence_a > 0``, each AI output's
+            model confidence c ~ Beta(a, b) is logged as an ``ai_confidence`` event
+            (value c, the output's task and time), and the output is accepted with
+            probability ``accept_prob * c / E[c]`` (edits and rejections unchanged):
+            the same acceptance on average, more where the model is surer. Drawn
+            from a stream of their own; 0 (the default): no confidence at all.
     """
 
     tasks_per_day: float
@@ -85,6 +91,8 @@ class ArmBehaviour:
     error_types: tuple[float, ...] = (0.5, 0.3, 0.2)
     completion_change_per_week: float = 0.0
     accept_change_per_week: float = 0.0
+    confidence_a: float = 0.0
+    confidence_b: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("tasks_per_day", "retries_per_task", "ai_shown_per_task", "tickets_per_day"):
@@ -133,6 +141,15 @@ class ArmBehaviour:
         for name in ("completion_change_per_week", "accept_change_per_week"):
             if not -1 < getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in (-1, 1), got {getattr(self, name)!r}")
+        if self.confidence_a > 0:
+            mean = self.confidence_a / (self.confidence_a + self.confidence_b)
+            if not self.confidence_b > 0:
+                raise ValueError("confidence_b must be > 0 with confidence_a")
+            if self.accept_prob / mean > 1 - self.edit_prob - self.reject_prob + 1e-12:
+                raise ValueError(
+                    "accept_prob / E[confidence] must stay <= 1 - edit_prob - reject_prob "
+                    "(a sure output's accept probability)"
+                )
         if not 0 <= self.error_prob <= 1:
             raise ValueError(f"error_prob must be in [0, 1], got {self.error_prob!r}")
 
@@ -228,9 +245,15 @@ AI_V2_BEHAVIOUR: Final = ArmBehaviour(
 
 #: After launch (a holdout's AI arm): the first AI arm's behaviour, whose help fades with
 #: exposure: the completion lift (+5 points) loses half a point a week, and acceptance a
-#: point a week (novelty wearing off).
+#: point a week (novelty wearing off). It logs its confidence (``ai_confidence``).
 AI_FADING_BEHAVIOUR: Final = replace(
-    AI_BEHAVIOUR, completion_change_per_week=-0.005, accept_change_per_week=-0.01
+    AI_BEHAVIOUR,
+    completion_change_per_week=-0.005,
+    accept_change_per_week=-0.01,
+    # and it logs its confidence, overconfidently: Beta(8.5, 1.5) has mean 0.85, while
+    # its outputs are accepted 45 % of the time (a "90 % sure" output: 48 %)
+    confidence_a=8.5,
+    confidence_b=1.5,
 )
 
 

@@ -119,6 +119,21 @@ def _seconds_us(seconds: FloatArray) -> IntArray:
     return np.rint(seconds * US_PER_SECOND).astype(np.int64)
 
 
+def _confidences(
+    rng: np.random.Generator, table: _ArmTable, arm: IntArray
+) -> tuple[FloatArray, FloatArray]:
+    """Each AI output's confidence (NaN in an arm without one) and the factor on its
+    accept probability, ``c / mean``: the more confident, the more often accepted
+    (1 where there is no confidence). Drawn from ``rng``, a stream of their own."""
+    a, b = table["confidence_a"][arm], table["confidence_b"][arm]
+    has = a > 0
+    confidence = np.full(len(arm), np.nan)
+    if has.any():
+        confidence[has] = rng.beta(a[has], b[has])
+    mean = np.where(has, a / np.where(has, a + b, 1.0), 1.0)
+    return confidence, np.where(has, confidence / mean, 1.0)
+
+
 def _moved(prob: FloatArray, change: FloatArray, week: IntArray) -> FloatArray:
     """``prob + change * week``, clipped to [0, 1] (``prob`` itself where nothing changes)."""
     return np.clip(prob + change * week, 0.0, 1.0)
@@ -137,6 +152,7 @@ def _simulate_tasks(
     low_trust: BoolArray,
     in_mass: FloatArray,
     pre_mass: FloatArray,
+    confident: np.random.Generator,
 ) -> int:
     """All task events: in the experiment (arm behaviour) and in the pre-period.
 
@@ -204,6 +220,12 @@ def _simulate_tasks(
     shown_of, shown_ts = during(rng.poisson(table["ai_shown_per_task"][arm]))
     shown_unit, shown_arm, n_shown = unit[shown_of], arm[shown_of], len(shown_of)
     sink.add("ai_shown", shown_unit, shown_ts, task=shown_of)
+    confidence, scale = _confidences(confident, table, shown_arm)
+    sure = ~np.isnan(confidence)
+    if sure.any():  # only arms with a confidence: the others' rows do not move
+        sink.add(
+            "ai_confidence", shown_unit[sure], shown_ts[sure], confidence[sure], shown_of[sure]
+        )
     sink.add(
         "ai_latency",
         shown_unit,
@@ -221,7 +243,8 @@ def _simulate_tasks(
     shown_week = week[shown_of]
     room = 1.0 - table["edit_prob"][shown_arm] - table["reject_prob"][shown_arm]
     accept = np.minimum(
-        _moved(
+        scale
+        * _moved(
             table["accept_prob"][shown_arm], table["accept_change_per_week"][shown_arm], shown_week
         ),
         room,

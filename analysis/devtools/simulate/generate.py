@@ -105,7 +105,7 @@ def simulate_experiment(
 
     tasks = _simulate_tasks(
         rng, sink, table, variant, pre_set, assigned, window_end, end, timeline.pre_us,
-        low_trust, activity * exposed_days, activity * pre_days,
+        low_trust, activity * exposed_days, activity * pre_days, np.random.default_rng([seed, 21]),
     )  # fmt: skip
 
     # Trust survey: at most once per unit, inside its analysis window.

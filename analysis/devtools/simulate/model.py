@@ -41,12 +41,21 @@ EVENT_NAMES: Final[tuple[str, ...]] = (
     "support_ticket",
     "ai_latency",
     "ai_cost",
-    "ai_error",  # last: the codes of the others do not move
+    "ai_error",
+    "ai_confidence",  # last: the codes of the others do not move
 )
 _CODE: Final[dict[str, int]] = {name: code for code, name in enumerate(EVENT_NAMES)}
 #: Events that only an arm with AI outputs produces.
 AI_EVENTS: Final[frozenset[str]] = frozenset(
-    {"ai_shown", "ai_accepted", "ai_edited", "ai_rejected", "ai_latency", "ai_cost"}
+    {
+        "ai_shown",
+        "ai_accepted",
+        "ai_edited",
+        "ai_rejected",
+        "ai_latency",
+        "ai_cost",
+        "ai_confidence",
+    }
 )
 
 PLATFORMS: Final[tuple[str, ...]] = ("web", "ios", "android")

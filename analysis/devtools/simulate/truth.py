@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
+from scipy import stats
 
 from analysis.config.experiments import EventAggregate, Experiment, Metric
 from analysis.devtools.simulate.behaviours import ERROR_TYPES, REJECT_REASONS, ArmBehaviour
@@ -372,3 +374,32 @@ def true_task_flow(b: ArmBehaviour) -> dict[str, float]:
         "completed": b.completion_prob,
         "abandoned": b.abandon_prob * (1 - s + s * b.low_trust_abandon_multiplier),
     }
+
+
+def true_unsure(b: ArmBehaviour, edges: tuple[float, ...]) -> list[dict[str, float]]:
+    """The true rates of each confidence bucket of an arm with a confidence (``confidence_a``
+    > 0): c ~ Beta(a, b) with mean m, an output accepted with probability ``accept_prob c / m``,
+    so in a bucket B ``accepted = accept_prob E[c | B] / m``, ``confidence = E[c | B]``,
+    ``gap`` their difference, edits and rejections unchanged; ``share`` is P(c in B).
+    ``E[c | B] = m (I_hi(a+1, b) - I_lo(a+1, b)) / (I_hi(a, b) - I_lo(a, b))`` (I the
+    regularised incomplete beta). Exact while acceptance does not change with exposure."""
+
+    a, beta_b = b.confidence_a, b.confidence_b
+    mean = a / (a + beta_b)
+    rows = []
+    for lo, hi in itertools.pairwise(edges):
+        share = float(stats.beta.cdf(hi, a, beta_b) - stats.beta.cdf(lo, a, beta_b))
+        partial = float(stats.beta.cdf(hi, a + 1, beta_b) - stats.beta.cdf(lo, a + 1, beta_b))
+        conditional = mean * partial / share if share > 0 else math.nan
+        accepted = b.accept_prob * conditional / mean
+        rows.append(
+            {
+                "share": share,
+                "confidence": conditional,
+                "accepted": accepted,
+                "edited": b.edit_prob,
+                "rejected": b.reject_prob,
+                "gap": accepted - conditional,
+            }
+        )
+    return rows

@@ -1,0 +1,79 @@
+"""The polars engine's calibration by bucket (:mod:`analysis.unsure`)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from analysis import metrics as metrics_mod
+from analysis.aggregates import Moments, moments_from_row
+from analysis.measurement import UnsureData, Window
+from analysis.polars_exprs import moment_exprs
+from analysis.unsure import CONFIDENCE, DIMENSIONS, GAP, OUTCOMES, UNSURE_EVENTS
+
+
+def _bucket(value: pl.Expr, edges: tuple[float, ...]) -> pl.Expr:
+    """The index of the bucket ``[edges[i], edges[i+1])`` (the last one closed); null outside."""
+    inner = pl.sum_horizontal([(value >= e).cast(pl.Int64) for e in edges[1:-1]])
+    inside = (value >= edges[0]) & (value <= edges[-1])
+    return pl.when(inside).then(inner)
+
+
+def unsure_data(units: pl.LazyFrame, events: pl.LazyFrame, window: Window) -> UnsureData:
+    """Per dimension, arm and bucket the moments of each rate over single-output tasks.
+
+    ``events``: without duplicate event ids.
+    """
+    tasks = (
+        metrics_mod.in_window_events(units, events, window, UNSURE_EVENTS, deduplicate=False)
+        .filter(~pl.col("pre") & pl.col("task_id").is_not_null())
+        .group_by("unit_id", "variant", "task_id")
+        .agg(
+            (pl.col("event") == "ai_shown").sum().alias("shown"),
+            *[
+                pl.col("value").filter(pl.col("event") == event).mean().alias(name)
+                for name, event, _ in DIMENSIONS
+            ],
+            *[
+                (pl.col("event") == event).any().cast(pl.Float64).alias(name)
+                for name, event in OUTCOMES
+            ],
+        )
+        .filter(pl.col("shown") == 1)
+        .collect(engine="streaming")
+        .lazy()
+    )
+    whats = [name for name, _ in OUTCOMES]
+    found: dict[str, dict[str, dict[int, dict[str, Moments]]]] = {}
+    for dimension, _, edges in DIMENSIONS:
+        per_unit = (
+            tasks.with_columns(_bucket(pl.col(dimension), edges).alias("bucket"))
+            .filter(pl.col("bucket").is_not_null())
+            .group_by("unit_id", "variant", "bucket")
+            .agg(
+                pl.len().cast(pl.Float64).alias("tasks"),
+                *[pl.col(w).sum() for w in whats],
+                pl.col("confidence").sum().alias(CONFIDENCE),
+                pl.col("confidence").is_null().any().alias("unknown"),
+            )
+            .with_columns(
+                # confidence and gap only where every task of the unit there has one
+                pl.when(~pl.col("unknown")).then(pl.col(CONFIDENCE)).alias(CONFIDENCE),
+                pl.when(~pl.col("unknown"))
+                .then(pl.col("accepted") - pl.col(CONFIDENCE))
+                .alias(GAP),
+            )
+        )
+        exprs = [
+            e
+            for what in (*whats, CONFIDENCE, GAP)
+            for e in moment_exprs(pl.col(what), pl.col("tasks"), f"{what}|")
+        ]
+        rows = per_unit.group_by("variant", "bucket").agg(exprs).collect(engine="streaming")
+        by_arm: dict[str, dict[int, dict[str, Moments]]] = {}
+        for row in rows.iter_rows(named=True):
+            cells = {what: moments_from_row(row, f"{what}|") for what in (*whats, CONFIDENCE, GAP)}
+            by_arm.setdefault(row["variant"], {})[int(row["bucket"])] = {
+                w: m for w, m in cells.items() if m.n
+            }
+        found[dimension] = by_arm
+    return UnsureData(found)

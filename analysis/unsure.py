@@ -53,6 +53,9 @@ UNSURE_EVENTS: tuple[str, ...] = (
 )
 #: Per bucket, besides the outcomes: the mean confidence and acceptance - confidence.
 CONFIDENCE, GAP = "confidence", "gap"
+#: Buckets with fewer units are left out (their delta-method intervals would mislead);
+#: the calibration error weighs the buckets kept.
+MIN_BUCKET_UNITS = 30
 
 
 def bucket_label(edges: tuple[float, ...], i: int, unit: str = "") -> str:
@@ -93,6 +96,8 @@ def _buckets(
 ) -> tuple[Bucket, ...]:
     found = []
     for i in sorted(by_bucket):
+        if max((m.n for m in by_bucket[i].values()), default=0) < MIN_BUCKET_UNITS:
+            continue
         rates = {}
         for what, m in by_bucket[i].items():
             estimate = ratio_estimate(m)
@@ -124,8 +129,9 @@ def unsure(experiment: Experiment, data: UnsureData | None) -> tuple[ArmCalibrat
         for dimension, _, edges in DIMENSIONS:
             by_bucket = data.moments.get(dimension, {}).get(arm, {})
             unit = " ms" if dimension == "latency" else ""
-            if by_bucket:
-                buckets[dimension] = _buckets(by_bucket, edges, unit, experiment.alpha)
+            kept = _buckets(by_bucket, edges, unit, experiment.alpha)
+            if kept:
+                buckets[dimension] = kept
         if buckets:
             error = _ece(buckets["confidence"]) if "confidence" in buckets else None
             found.append(ArmCalibration(arm, buckets, error))

@@ -182,7 +182,12 @@ def test_values_are_in_range(data: SimulatedData) -> None:
     for name in ("ai_latency", "ai_cost", "task_completed"):
         assert values(name).null_count() == 0
         assert values(name).min() > 0, name  # type: ignore[operator]
+    sure = values("ai_confidence")  # the holdout's AI arm logs it
+    assert sure.len() > 0
+    assert sure.null_count() == 0
+    assert 0 < sure.min() <= sure.max() < 1  # type: ignore[operator]
     valued = {"trust_survey", "feedback", "ai_edited", "ai_latency", "ai_cost", "task_completed"}
+    valued.add("ai_confidence")
     assert events.filter(~pl.col("event").is_in(valued))["value"].null_count() == len(
         events.filter(~pl.col("event").is_in(valued))
     )

@@ -24,7 +24,6 @@ from analysis.suites.conditions import condition_text
 #: ``task_completed``'s maximum comes from ``validation.task_completed_max_seconds``.
 BASE_VALUE_RULES: Mapping[str, ValueRule] = {
     "ai_edited": ValueRule(min=0, max=1),
-    "ai_confidence": ValueRule(min=0, max=1),
     "trust_survey": ValueRule(values=[1, 2, 3, 4, 5, 6, 7]),
     "feedback": ValueRule(values=[-1, 1]),
     "ai_latency": ValueRule(min=0),

@@ -86,9 +86,8 @@ from analysis.devtools.simulate.model import (
     US_PER_SECOND,
     SimulatedData,
 )
-from analysis.devtools.simulate.truth import (
-    true_lifts,
-    true_metric_values,
+from analysis.devtools.simulate.truth import true_lifts, true_metric_values
+from analysis.devtools.simulate.truth_after_launch import (
     true_task_flow,
     true_unsure,
     true_weekly_change,

@@ -102,7 +102,9 @@ def _buckets(
         for what, m in by_bucket[i].items():
             estimate = ratio_estimate(m)
             rates[what] = Rate(estimate, normal_interval(estimate, alpha))
-        tasks = next(iter(by_bucket[i].values())).mean_y * next(iter(by_bucket[i].values())).n
+        # every unit with a task in the bucket has its acceptance pair: Σ tasks = n mean_y
+        accepted = by_bucket[i]["accepted"]
+        tasks = accepted.n * accepted.mean_y
         found.append(Bucket(i, bucket_label(edges, i, unit), tasks, rates))
     return tuple(found)
 

@@ -26,7 +26,8 @@ from analysis.timeline import cumulative_moments
 SegmentMoments = dict[str, dict[str, dict[str, dict[str, Moments]]]]
 
 
-def _f(value: Any) -> float:
+def as_float(value: Any) -> float:
+    """A driver's number as a float; 0.0 for NULL (an empty sum)."""
     return float(value) if value is not None else 0.0
 
 
@@ -72,9 +73,17 @@ def read_moments(
             pos += 3
             mean_y, m2_y, c_xy = 1.0, 0.0, 0.0
             if cols.y is not None:
-                mean_y, m2_y, c_xy = _f(row[pos]), _f(row[pos + 1]), _f(row[pos + 2])
+                mean_y, m2_y, c_xy = (
+                    as_float(row[pos]),
+                    as_float(row[pos + 1]),
+                    as_float(row[pos + 2]),
+                )
                 pos += 3
-            m = Moments.empty() if n == 0 else Moments(n, _f(mean_x), mean_y, _f(m2_x), m2_y, c_xy)
+            m = (
+                Moments.empty()
+                if n == 0
+                else Moments(n, as_float(mean_x), mean_y, as_float(m2_x), m2_y, c_xy)
+            )
             if g == 0:
                 moments[cols.metric.name][variant] = m
             else:
@@ -106,7 +115,7 @@ def read_daily(
         if int(part) == 1:
             arrivals.setdefault(str(variant), {})[date] = int(sums[0])
         else:
-            changes.setdefault(str(variant), {})[date] = [_f(v) for v in sums]
+            changes.setdefault(str(variant), {})[date] = [as_float(v) for v in sums]
     return {
         variant: cumulative_moments(by_day, changes.get(variant, {}), as_of, ratio=ratio)
         for variant, by_day in arrivals.items()
@@ -130,12 +139,12 @@ def _joint_at(row: Sequence[Any], pos: int, k: int) -> tuple[JointMoments, int]:
     """The joint moments of k variables at ``pos`` (``n``, the means, the upper
     triangle of co-moments), and the position after them."""
     n = int(row[pos] or 0)
-    means = tuple(_f(v) for v in row[pos + 1 : pos + 1 + k])
+    means = tuple(as_float(v) for v in row[pos + 1 : pos + 1 + k])
     pos += 1 + k
     upper: dict[tuple[int, int], float] = {}
     for a in range(k):
         for b in range(a, k):
-            upper[a, b] = _f(row[pos])
+            upper[a, b] = as_float(row[pos])
             pos += 1
     matrix = tuple(tuple(upper[min(a, b), max(a, b)] for b in range(k)) for a in range(k))
     return (JointMoments.empty(k) if n == 0 else JointMoments(n, means, matrix)), pos
@@ -155,7 +164,7 @@ def read_weekly(
         if int(part) == 1:
             observed.setdefault(str(variant), {})[int(key)] = int(values[0])
         else:
-            sums[str(variant), int(key)] = [_f(v) for v in values]
+            sums[str(variant), int(key)] = [as_float(v) for v in values]
     result: dict[str, dict[str, dict[int, Moments]]] = {m.name: {} for m in layout}
     zeros = [0.0] * (5 * len(layout))
     for variant, by_weeks in observed.items():

@@ -16,6 +16,7 @@ from sqlglot import exp
 from analysis.aggregates import Moments, moments_from_sums
 from analysis.measurement import FlowData
 from analysis.sql.aggregate_plan import Scope, kept, windowed_events
+from analysis.sql.aggregate_read import as_float
 from analysis.sql.expressions import (
     all_of,
     column,
@@ -112,8 +113,8 @@ def read_flow(frame: pl.DataFrame) -> FlowData:
     """:class:`~analysis.measurement.FlowData` from :func:`flow_query`'s rows."""
     found: dict[str, dict[str, Moments]] = {step: {} for step, _, _ in FLOW_STEPS}
     for row in frame.rows():
-        variant, n, sy, syy = str(row[0]), int(row[1] or 0), float(row[2] or 0), float(row[3] or 0)
+        variant, n, sy, syy = str(row[0]), int(row[1] or 0), as_float(row[2]), as_float(row[3])
         for k, (step, _, _) in enumerate(FLOW_STEPS):
-            sx, sxx, sxy = (float(v or 0) for v in row[4 + 3 * k : 7 + 3 * k])
+            sx, sxx, sxy = (as_float(v) for v in row[4 + 3 * k : 7 + 3 * k])
             found[step][variant] = moments_from_sums(n, sx, sy, sxx, syy, sxy, ratio=True)
     return FlowData(found)

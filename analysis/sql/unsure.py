@@ -18,6 +18,7 @@ from sqlglot import exp
 from analysis.aggregates import Moments
 from analysis.measurement import UnsureData
 from analysis.sql.aggregate_plan import Scope, windowed_events
+from analysis.sql.aggregate_read import as_float
 from analysis.sql.expressions import (
     all_of,
     case,
@@ -163,10 +164,6 @@ def unsure_query(s: Scope) -> exp.Query:
     return with_ctes(query, ctes)
 
 
-def _f(value: object) -> float:
-    return 0.0 if value is None else float(value)  # type: ignore[arg-type]
-
-
 def read_unsure(frame: pl.DataFrame) -> UnsureData:
     """:class:`~analysis.measurement.UnsureData` from :func:`unsure_query`'s rows."""
     found: dict[str, dict[str, dict[int, dict[str, Moments]]]] = {d: {} for d, _, _ in DIMENSIONS}
@@ -174,8 +171,8 @@ def read_unsure(frame: pl.DataFrame) -> UnsureData:
         dim, variant, bucket = str(row[0]), str(row[1]), int(row[2])
         cells: dict[str, Moments] = {}
         for k, what in enumerate(WHATS):
-            n, mean_x, mean_y, m2_x, m2_y, c_xy = row[3 + 6 * k : 9 + 6 * k]
+            n, *sums = row[3 + 6 * k : 9 + 6 * k]
             if n:
-                cells[what] = Moments(int(n), _f(mean_x), _f(mean_y), _f(m2_x), _f(m2_y), _f(c_xy))
+                cells[what] = Moments(int(n), *(as_float(v) for v in sums))
         found[dim].setdefault(variant, {})[bucket] = cells
     return UnsureData(found)

@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 
 from analysis.config.load import load_config
 from analysis.devtools.simulate import simulate, write_parquet
+from analysis.devtools.simulate.landing import write_landing_files
+from analysis.validation.experiment import partition_window
 from flows.cli import app
 from tests.conftest import AS_OF, make_config_dir
 
@@ -371,3 +373,64 @@ def test_an_unreachable_database_fails_after_retries_without_credentials(
     assert "s3cret-pass" not in ran.output
     assert "Traceback" not in ran.output
     assert not (out / "smart-compose").exists()
+
+
+def test_files_by_ingestion_day_with_late_and_future_events_give_the_no_cache_results(
+    tmp_path: Path,
+) -> None:
+    """One file lands a night, with late and future-dated events, a copy of an event
+    that landed days before and a unit that crosses over: the cached night publishes
+    what a `--no-cache` run does, and validates a bounded number of partitions."""
+    config_dir = make_config_dir(tmp_path, kind="parquet")
+    lake = tmp_path / "data" / "lake"
+    (config_dir / "sources.yaml").write_text(
+        "sources:\n  warehouse:\n    kind: parquet\n"
+        "    assignments: ../data/lake/assignments.parquet\n"
+        "    events: ../data/lake/events-*.parquet\n"
+    )
+    experiment = load_config(config_dir).experiment("smart-compose")
+    data = simulate([experiment], 1_500, AS_OF, seed=9)
+    yesterday = AS_OF - dt.timedelta(days=1)
+    write_landing_files(lake, data, yesterday, seed=9)
+    out = tmp_path / "out"
+    common = ("--config-dir", str(config_dir), "--out", str(out), "--experiment", "smart-compose")
+    night = _run(*common, "--as-of", yesterday.isoformat(), "--run-id", "n1")
+    assert night.exit_code == 0, night.output
+
+    write_landing_files(lake, data, AS_OF, seed=9)
+    tonight = lake / f"events-{AS_OF.isoformat()}.parquet"
+    landed_before = pl.read_parquet(
+        lake / f"events-{(AS_OF - dt.timedelta(days=5)).isoformat()}.parquet"
+    )
+    pl.concat([pl.read_parquet(tonight), landed_before.head(3)]).write_parquet(tonight)
+    assignments = pl.read_parquet(lake / "assignments.parquet")
+    first = assignments.row(0, named=True)
+    other = next(v for v in experiment.variants if v != first["variant"])
+    crossed = assignments.head(1).with_columns(
+        pl.lit(other).alias("variant"),
+        pl.lit(dt.datetime.combine(AS_OF, dt.time(9), dt.UTC)).alias("assigned_at"),
+    )
+    pl.concat([assignments, crossed]).write_parquet(lake / "assignments.parquet")
+
+    runs = {rid: _run(*common, "--as-of", AS_OF.isoformat(), "--run-id", rid, *extra)
+            for rid, extra in (("n2", ()), ("n3", ("--no-cache",)))}  # fmt: skip
+    for rid, ran in runs.items():
+        assert ran.exit_code == 0, (rid, ran.output)
+    published = {
+        rid: json.loads((out / "smart-compose" / rid / "results.json").read_text()) for rid in runs
+    }
+    _assert_close(_without_run_stamps(published["n2"]), _without_run_stamps(published["n3"]))
+    quarantined = published["n2"]["validation"]["quarantine"]
+    assert quarantined["events"]["ts_in_future"] > 0
+    assert quarantined["events"]["duplicate_event_id"] >= 3
+    assert quarantined["assignments"]["crossover"] >= 2
+    # bounded: the window's days and the rows before and after it, not one per day of ts
+    window = partition_window(experiment, AS_OF, dt.datetime.now(dt.UTC))
+    days = pl.scan_parquet(lake / "events-*.parquet").select(pl.col("ts").dt.date().n_unique())
+    assert (
+        published["n3"]["validation"]["partitions"]["validated"]
+        <= ((window[1] - window[0]).days + 1 + 3)
+        < days.collect().item()
+    )
+    nightly = published["n2"]["validation"]["partitions"]
+    assert nightly["reused"] > nightly["validated"] > 0

@@ -208,3 +208,75 @@ def test_outcomes_merge_counts_and_keep_the_first_examples() -> None:
     assert BatchOutcome.from_json(merged.to_json()) == merged
     with pytest.raises(KeyError):
         merge_outcomes([[a]], ["other"])["other"]
+
+
+def _landed_late_and_wrong() -> pl.DataFrame:
+    """The messy events, and copies of a few rows years ahead and weeks before the window."""
+    events = _messy()
+    wrong = events.head(6).with_columns(
+        pl.col("ts").dt.offset_by(pl.Series([f"{400 * (i + 1)}d" for i in range(6)])),
+        pl.format("future{}", pl.int_range(pl.len())).alias("event_id"),
+    )
+    early = events.slice(30, 3).with_columns(
+        pl.col("ts").dt.offset_by(pl.Series(["-30d", "-60d", "-90d"])),
+        pl.format("early{}", pl.int_range(pl.len())).alias("event_id"),
+    )
+    repeated = wrong.head(1).with_columns(pl.col("ts").dt.offset_by("-1000d"))  # id of the future
+    return pl.concat([events, wrong, early, repeated])
+
+
+def _window() -> tuple[dt.date, dt.date]:
+    from analysis.validation.experiment import partition_window
+
+    return partition_window(f.experiment(), f.AS_OF, f.NOW)
+
+
+def test_a_window_bounds_the_partitions_by_the_days_of_the_experiment() -> None:
+    events = _landed_late_and_wrong()
+    unbounded = partition_fingerprints(events)
+    bounded = partition_fingerprints(events, window=_window())
+    assert len(unbounded) == 3 + 1 + 6 + 4  # every wrong day is a partition of its own
+    assert [p.label for p in bounded] == [
+        "no-ts", "before", "2026-10-01", "2026-10-02", "2026-10-03", "after"
+    ]  # fmt: skip
+    assert sum(p.rows for p in bounded) == events.height
+    after = bounded[-1]
+    assert after.rows == 6
+    assert after.span is not None
+    assert after.span[0] == dt.datetime(2026, 10, 5, tzinfo=dt.UTC)  # the day after now's
+
+
+def test_windowed_partitions_equal_one_gx_run_over_the_whole_table(tmp_path: Path) -> None:
+    """Rows years ahead, weeks before, and an id repeated across the bounds: as GX on all rows."""
+    events = _landed_late_and_wrong()
+    full = _suite()
+    suite = Suite(full.table, full.row_level(), full.index_columns, full.digest)
+    parted = validate_partitions(
+        events, suite, GxBatchValidator("events", ["event_id"]), cache_dir=tmp_path,
+        window=_window(),
+    )  # fmt: skip
+    whole = validate_frame(suite, events)
+    assert parted.validated == 6
+    assert {k: (o.success, o.unexpected_count) for k, o in parted.outcomes.items()} == {
+        k: (o.success, o.unexpected_count) for k, o in whole.items()
+    }
+    by_reason = {e.reason: parted.outcomes[e.key] for e in suite.expectations if e.reason}
+    assert by_reason["ts_in_future"].unexpected_count == 6
+    assert by_reason["ts_before_window"].unexpected_count == 3 + 1
+
+
+def test_a_windowed_night_revalidates_the_days_that_changed_and_the_rows_after(
+    tmp_path: Path,
+) -> None:
+    """Tomorrow's now moves the window; the past days' results stay, as does 'before'."""
+    events = _landed_late_and_wrong()
+    window = _window()
+    validate_partitions(events, _suite(), ReferenceValidator(), cache_dir=tmp_path, window=window)
+    v = ReferenceValidator()
+    tomorrow = f.NOW + dt.timedelta(days=1)
+    later = validate_partitions(
+        events, _suite(tomorrow), v, cache_dir=tmp_path,
+        window=(window[0], tomorrow.date()),
+    )  # fmt: skip
+    assert (later.validated, later.reused) == (1, 5)  # only 'after': its span moved
+    assert v.rows == 6

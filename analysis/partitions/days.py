@@ -4,6 +4,14 @@ A partition is the rows of one UTC day of ``ts`` (or the rows without ``ts``);
 its fingerprint changes with any added, removed or edited row. A datetime
 bound on ``ts`` that no row of the day can reach is dropped from the day's
 expectations (:func:`clamp`), so that yesterday's results stay valid tomorrow.
+
+With a ``window`` of days (the experiment's period up to the day of the run),
+only days inside it are partitions of their own: the rows before it form one
+``before`` partition and the rows after it one ``after`` partition. Events land
+late and some carry wrong timestamps years ahead; a day partition for each of
+those days would make thousands of tiny partitions, each paying GX's cost per
+batch, and a nightly run would validate every one a new file touches. The
+number of partitions is bounded by the window's days, plus three.
 """
 
 from __future__ import annotations
@@ -18,16 +26,32 @@ from analysis.suites.load import Expectation
 from analysis.suites.params import day_start
 
 NO_TS = "no-ts"
+BEFORE = "before"
+AFTER = "after"
+#: The partition column, and its values for the rows outside the window.
+PART = "__day"
+_BEFORE_DAY = dt.date.min
+_AFTER_DAY = dt.date.max
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+_TICK = dt.timedelta(microseconds=1)
+
+Window = tuple[dt.date, dt.date]
 
 
 @dataclass(frozen=True, slots=True)
 class Partition:
-    """One day of events (``day`` None: the rows without ``ts``), or a ``name``d table."""
+    """One day of events (``day`` None: the rows without ``ts``), or a ``name``d table.
+
+    ``day`` is ``date.min`` for the rows before the window and ``date.max``
+    for those after it; ``span`` is then the instants those rows can have.
+    """
 
     day: dt.date | None
     rows: int
     fingerprint: str
     name: str | None = None
+    span: tuple[dt.datetime, dt.datetime] | None = None
 
     @property
     def label(self) -> str:
@@ -36,12 +60,32 @@ class Partition:
         return NO_TS if self.day is None else self.day.isoformat()
 
 
-def _day(column: str) -> pl.Expr:
-    return pl.col(column).dt.date().alias("__day")
+def part_of(column: str, window: Window | None = None) -> pl.Expr:
+    """Each row's partition: the UTC day of ``column``, or a bound of the window outside it."""
+    day = pl.col(column).dt.date()
+    if window is not None:
+        first, last = window
+        day = (
+            pl.when(day < first)
+            .then(pl.lit(_BEFORE_DAY))
+            .when(day > last)
+            .then(pl.lit(_AFTER_DAY))
+            .otherwise(day)
+        )
+    return day.alias(PART)
+
+
+def _partition(day: dt.date | None, n: int, fingerprint: str, window: Window | None) -> Partition:
+    if window is None or day is None or window[0] <= day <= window[1]:
+        return Partition(day, n, fingerprint)
+    first, last = window
+    if day == _BEFORE_DAY:
+        return Partition(day, n, fingerprint, BEFORE, (_EARLIEST, day_start(first) - _TICK))
+    return Partition(day, n, fingerprint, AFTER, (day_start(last + dt.timedelta(days=1)), _LATEST))
 
 
 def _row_hashes() -> list[pl.Expr]:
-    rows = pl.struct(pl.all().exclude("__day"))
+    rows = pl.struct(pl.all().exclude(PART))
     return [
         pl.len().alias("rows"),
         rows.hash(seed=0).sum().alias("h0"),
@@ -55,8 +99,10 @@ def table_fingerprint(frame: pl.DataFrame, name: str) -> Partition:
     return Partition(None, int(n), f"{n}-{int(h0 or 0):016x}{int(h1 or 0):016x}", name)
 
 
-def partition_fingerprints(events: pl.DataFrame | pl.LazyFrame, ts: str = "ts") -> list[Partition]:
-    """The day partitions of ``events`` and a fingerprint of each.
+def partition_fingerprints(
+    events: pl.DataFrame | pl.LazyFrame, ts: str = "ts", window: Window | None = None
+) -> list[Partition]:
+    """The day partitions of ``events`` (bounded by ``window``) and a fingerprint of each.
 
     The fingerprint is the row count and two wrapping sums of per-row hashes
     (polars, seeds 0 and 1) over every column: independent of row order,
@@ -65,14 +111,14 @@ def partition_fingerprints(events: pl.DataFrame | pl.LazyFrame, ts: str = "ts") 
     """
     frame = (
         events.lazy()
-        .with_columns(_day(ts))
-        .group_by("__day")
+        .with_columns(part_of(ts, window))
+        .group_by(PART)
         .agg(_row_hashes())
-        .sort("__day", nulls_last=False)
+        .sort(PART, nulls_last=False)
         .collect()
     )
     return [
-        Partition(day, int(n), f"{n}-{int(h0):016x}{int(h1):016x}")
+        _partition(day, int(n), f"{n}-{int(h0):016x}{int(h1):016x}", window)
         for day, n, h0, h1 in frame.iter_rows()
     ]
 
@@ -87,6 +133,13 @@ def _as_datetime(value: Any) -> dt.datetime | None:
             return None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
     return None
+
+
+def clamp_to(expectation: Expectation, partition: Partition, ts: str = "ts") -> Expectation | None:
+    """The expectation as the rows of ``partition`` see it; None when it cannot fail there."""
+    if partition.span is not None:
+        return clamp_to_range(expectation, *partition.span, ts)
+    return clamp(expectation, partition.day, ts)
 
 
 def clamp(expectation: Expectation, day: dt.date | None, ts: str = "ts") -> Expectation | None:
@@ -122,11 +175,10 @@ def clamp_to_range(
         kwargs.pop("max_value", None)
         kwargs.pop("strict_max", None)
     # A bound every row breaks gives the same result wherever it lies: one value for the key.
-    tick = dt.timedelta(microseconds=1)
     if lo is not None and lo > last and "min_value" in kwargs:
-        kwargs["min_value"], kwargs["strict_min"] = last + tick, False
+        kwargs["min_value"], kwargs["strict_min"] = last + _TICK, False
     if hi is not None and hi < first and "max_value" in kwargs:
-        kwargs["max_value"], kwargs["strict_max"] = first - tick, False
+        kwargs["max_value"], kwargs["strict_max"] = first - _TICK, False
     if kwargs.get("min_value") is None and kwargs.get("max_value") is None:
         return None
     return expectation.with_kwargs(kwargs)

@@ -27,7 +27,14 @@ from analysis.partitions.batches import (
     merge_outcomes,
 )
 from analysis.partitions.cache import cache_key, cache_path, read_cache, write_cache
-from analysis.partitions.days import Partition, _day, clamp, partition_fingerprints
+from analysis.partitions.days import (
+    PART,
+    Partition,
+    Window,
+    clamp_to,
+    part_of,
+    partition_fingerprints,
+)
 from analysis.suites.conditions import parse_condition
 from analysis.suites.load import Expectation, Suite
 
@@ -148,18 +155,18 @@ def _validate_group(
 
 
 def _rows_by_day(
-    events: pl.DataFrame, days: Sequence[dt.date | None], ts: str
+    events: pl.DataFrame, days: Sequence[dt.date | None], ts: str, window: Window | None
 ) -> dict[dt.date | None, pl.DataFrame]:
     """The rows of each of ``days`` (None: rows without ``ts``), in one pass over ``events``."""
     if not days:
         return {}
-    day = pl.col(ts).dt.date()
+    day = part_of(ts, window)
     dated = [d for d in days if d is not None]
     wanted = day.is_in(dated) | (day.is_null() if None in days else pl.lit(False))
     parts = (
         events.filter(wanted)
-        .with_columns(_day(ts))
-        .partition_by("__day", as_dict=True, include_key=False, maintain_order=True)
+        .with_columns(day)
+        .partition_by(PART, as_dict=True, include_key=False, maintain_order=True)
     )
     return {d: parts.get((d,), events.clear()) for d in days}
 
@@ -173,8 +180,12 @@ def validate_partitions(
     revalidate: bool = False,
     max_batch_rows: int = MAX_BATCH_ROWS,
     ts: str = "ts",
+    window: Window | None = None,
 ) -> PartitionedValidation:
     """Run ``suite``'s GX expectations over each day partition of ``events``.
+
+    ``window`` (first and last day) bounds the day partitions: rows before it
+    and after it form one partition each (:func:`~analysis.partitions.days.part_of`).
 
     With ``cache_dir``, a partition whose key is cached is not validated again
     (``revalidate=True`` validates every partition and refreshes the cache).
@@ -184,14 +195,14 @@ def validate_partitions(
     expectations = suite.gx()
     order = [e.key for e in expectations]
     chunk_column = suite.index_columns[0] if suite.index_columns else ts
-    partitions = partition_fingerprints(events, ts)
+    partitions = partition_fingerprints(events, ts, window)
     if not partitions:  # no rows: the table-level expectations still speak
         empty = validate_batch(events, expectations)
         return PartitionedValidation(merge_outcomes([empty], order), 0, 0, (), 1)
     results: list[Sequence[BatchOutcome]] = []
     todo: list[tuple[Partition, dict[str, Expectation], Path | None]] = []
     for partition in partitions:
-        clamped = {e.key: e for e in (clamp(x, partition.day, ts) for x in expectations) if e}
+        clamped = {e.key: e for e in (clamp_to(x, partition, ts) for x in expectations) if e}
         path = None
         if cache_dir is not None:
             key = cache_key(suite, partition, list(clamped.values()))
@@ -201,7 +212,7 @@ def validate_partitions(
                 results.append(cached)
                 continue
         todo.append((partition, clamped, path))
-    rows = _rows_by_day(events, [p.day for p, _, _ in todo], ts)
+    rows = _rows_by_day(events, [p.day for p, _, _ in todo], ts, window)
     pending = [_Pending(p, rows[p.day], clamped, path) for p, clamped, path in todo]
     runs = 0
 
@@ -219,12 +230,14 @@ def validate_partitions(
     merged = merge_outcomes(results, order)
     for e in expectations:
         if e.type == _UNIQUE and e.key in merged:
-            merged[e.key] = _add_cross_partition_duplicates(merged[e.key], events, e, ts)
+            merged[e.key] = _add_cross_partition_duplicates(merged[e.key], events, e, ts, window)
     reused = len(partitions) - len(pending)
     return PartitionedValidation(merged, len(pending), reused, tuple(partitions), runs)
 
 
-def cross_partition_duplicates(events: pl.DataFrame, column: str, ts: str = "ts") -> pl.DataFrame:
+def cross_partition_duplicates(
+    events: pl.DataFrame, column: str, ts: str = "ts", window: Window | None = None
+) -> pl.DataFrame:
     """Rows whose ``column`` value repeats only in other day partitions.
 
     GX counts, in each partition, the rows whose value repeats *there*; these
@@ -234,14 +247,18 @@ def cross_partition_duplicates(events: pl.DataFrame, column: str, ts: str = "ts"
     # Repeated hashes first (a sort of integers: fast), then the exact check on those few rows.
     maybe = events.filter(key.is_not_null() & maybe_repeated(events.get_column(column)))
     repeated = maybe.filter(key.is_duplicated())
-    return repeated.filter(pl.len().over(column, _day(ts)) == 1)
+    return repeated.filter(pl.len().over(column, part_of(ts, window)) == 1)
 
 
 def _add_cross_partition_duplicates(
-    outcome: BatchOutcome, events: pl.DataFrame, expectation: Expectation, ts: str
+    outcome: BatchOutcome,
+    events: pl.DataFrame,
+    expectation: Expectation,
+    ts: str,
+    window: Window | None,
 ) -> BatchOutcome:
     column = str(expectation.kwargs["column"])
-    extra = cross_partition_duplicates(events, column, ts)
+    extra = cross_partition_duplicates(events, column, ts, window)
     if extra.is_empty():
         return outcome
     examples = tuple(f"{column}={v}" for v in extra.get_column(column).head(MAX_EXAMPLES))

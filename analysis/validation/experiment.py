@@ -19,11 +19,12 @@ import polars as pl
 from analysis import quarantine
 from analysis.config.experiments import Experiment
 from analysis.partitions.batches import MAX_BATCH_ROWS
+from analysis.partitions.days import Window
 from analysis.partitions.validate import validate_partitions
 from analysis.sources.coverage import EventCoverage
 from analysis.sources.read import Tables
 from analysis.suites.load import DEFAULT_SUITE_DIR, load_suite
-from analysis.suites.params import run_params
+from analysis.suites.params import experiment_period, run_params
 from analysis.validation.gx import GxBatchValidator
 from analysis.validation.tables import (
     _UNASSIGNED_SHARE,
@@ -40,6 +41,16 @@ __all__ = ["CheckedData", "check_experiment", "validate_experiment", "validation
 def validation_cache_dir(out_dir: Path | str, experiment_id: str) -> Path:
     """Where an experiment's per-partition results are cached: ``<out>/.cache/validation/<id>``."""
     return Path(out_dir) / ".cache" / "validation" / experiment_id
+
+
+def partition_window(experiment: Experiment, as_of: dt.date, now: dt.datetime) -> Window:
+    """The days that are event partitions of their own: the experiment's period up to ``now``.
+
+    From the first day of the pre-period to the later of ``as_of`` and the
+    day of ``now`` (events of the morning of a run are in the source too).
+    """
+    since, _ = experiment_period(experiment, as_of)
+    return since.date(), max(as_of, now.astimezone(dt.UTC).date())
 
 
 def validate_experiment(
@@ -85,6 +96,7 @@ def validate_experiment(
         cache_dir=cache_dir,
         revalidate=revalidate,
         max_batch_rows=max_batch_rows,
+        window=partition_window(experiment, as_of, now),
     )
     found |= parted.outcomes
     for e in events.proof():

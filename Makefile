@@ -26,7 +26,7 @@ $(STAMP): requirements/dev.txt requirements/uv.txt pyproject.toml
 # archive (no wheel): built with the setuptools dev.txt installed, not in isolation.
 SPARK_STAMP := $(VENV)/.spark
 $(SPARK_STAMP): $(STAMP) requirements/spark.txt
-	$(UV) install --quiet --no-deps --require-hashes --no-build-isolation -r requirements/spark.txt
+	$(UV) install --quiet --no-deps --require-hashes --no-build-isolation --compile-bytecode -r requirements/spark.txt
 	@command -v java >/dev/null || $(MAKE) --no-print-directory java
 	touch $(SPARK_STAMP)
 

@@ -66,7 +66,7 @@ from analysis.report.summary import (
     nightly_markdown,
 )
 from analysis.results import Results, to_json
-from analysis.settings import env
+from analysis.settings import env, validation_workers
 from analysis.sources.errors import SourceError, retryable
 from analysis.validation_report import CriticalValidationError
 from flows import events
@@ -340,7 +340,10 @@ def analyze_experiment(
         logger.warning(warning)
     logger.info("analysing %s as of %s (run %s)", experiment.id, day, rid)
 
-    options = RunOptions(Path(out_dir), revalidate, no_cache, log=logger.info)
+    options = RunOptions(
+        Path(out_dir), revalidate, no_cache, log=logger.info,
+        validation_workers=validation_workers(),
+    )  # fmt: skip
     engine = engine_for(experiment.source, config.sources[experiment.source], options)
     logger.info("%s: computed by the %s engine", experiment.id, engine.name)
     checked = check(engine, experiment, day, rid)

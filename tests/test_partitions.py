@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -280,3 +281,44 @@ def test_a_windowed_night_revalidates_the_days_that_changed_and_the_rows_after(
     )  # fmt: skip
     assert (later.validated, later.reused) == (1, 5)  # only 'after': its span moved
     assert v.rows == 6
+
+
+def test_batches_validated_in_worker_processes_give_the_serial_results(tmp_path: Path) -> None:
+    """GX in two spawned workers, one small batch each: the same outcomes and cache files."""
+    events = _landed_late_and_wrong()
+    full = _suite()
+    suite = Suite(full.table, full.row_level(), full.index_columns, full.digest)
+    kwargs: dict[str, Any] = {"window": _window(), "max_batch_rows": 60}
+    serial = validate_partitions(
+        events, suite, GxBatchValidator("events", ["event_id"]), cache_dir=tmp_path / "s",
+        **kwargs,
+    )  # fmt: skip
+    validator = GxBatchValidator("events", ["event_id"])
+    parallel = validate_partitions(
+        events, suite, validator, cache_dir=tmp_path / "p", workers=2, parallel_min_rows=0,
+        **kwargs,
+    )  # fmt: skip
+    assert parallel.outcomes == serial.outcomes
+    assert (parallel.validated, parallel.gx_batches) == (serial.validated, serial.gx_batches)
+    assert serial.validated == 6
+    for path in (tmp_path / "s").glob("*.json"):
+        assert (
+            json.loads(path.read_text())["outcomes"]
+            == json.loads((tmp_path / "p" / path.name).read_text())["outcomes"]
+        )
+
+
+def test_the_number_of_validation_workers_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from analysis.config.base import ConfigError
+    from analysis.settings import validation_workers
+
+    monkeypatch.delenv("PROOF_VALIDATION_WORKERS", raising=False)
+    assert validation_workers() == 1
+    monkeypatch.setenv("PROOF_VALIDATION_WORKERS", "3")
+    assert validation_workers() == 3
+    for wrong in ("0", "two", "-1"):
+        monkeypatch.setenv("PROOF_VALIDATION_WORKERS", wrong)
+        with pytest.raises(ConfigError, match="PROOF_VALIDATION_WORKERS"):
+            validation_workers()

@@ -46,6 +46,9 @@ class RunOptions:
         no_cache: ignore every stored result (partials and validation).
         log: where progress lines go (the flow passes Prefect's run logger).
         now: the clock of the checks (``ts_in_future``); None: the time of the check.
+        validation_workers: processes GX may validate event batches in at once
+            (``analysis.partitions.validate``); the flows take it from
+            ``PROOF_VALIDATION_WORKERS`` (default 1).
     """
 
     out_dir: Path | None = None
@@ -53,6 +56,7 @@ class RunOptions:
     no_cache: bool = False
     log: Log = field(default=_quiet, compare=False)
     now: dt.datetime | None = None
+    validation_workers: int = 1
 
     def clock(self) -> dt.datetime:
         return self.now or dt.datetime.now(dt.UTC)

@@ -81,6 +81,7 @@ class PolarsEngine:
                 raw, experiment, as_of, now=now, coverage=coverage,
                 cache_dir=validation_cache_dir(out, experiment.id) if out is not None else None,
                 revalidate=self.options.revalidate or self.options.no_cache,
+                workers=self.options.validation_workers,
             )  # fmt: skip
         _raise_if_failed(checked.report)
         split = checked.quarantine

@@ -2,7 +2,10 @@
 
 Uncached partitions are validated together, in batches of at most
 ``max_batch_rows`` rows, and a partition's result is still its own; cached
-partitions are reused (:mod:`analysis.partitions.cache`). Rows whose id
+partitions are reused (:mod:`analysis.partitions.cache`). GX over pandas runs
+on one core: with ``workers`` above 1 and enough rows to validate, the batches
+run in that many worker processes (:func:`_in_workers`), each holding one
+batch at a time, and their results are merged in the serial order. Rows whose id
 repeats only in other partitions are counted with polars
 (:func:`cross_partition_duplicates`), so the merged uniqueness count equals
 GX's count on the whole table.
@@ -11,7 +14,11 @@ GX's count on the whole table.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+import functools
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +117,54 @@ def _passed(e: Expectation, group_result: BatchOutcome, rows: int, n: int | None
     )
 
 
+#: Below this many rows to validate, worker processes cost more than they save: each
+#: starts a Python and imports GX (about 4 s here) before its first batch.
+PARALLEL_MIN_ROWS = 2 * MAX_BATCH_ROWS
+
+Validated = tuple[list[list[BatchOutcome]], int]  # each partition's outcomes, GX runs
+
+
+def _validate_counted(
+    group: Sequence[_Pending],
+    expectations: Sequence[Expectation],
+    validate_batch: BatchValidator,
+    chunk_column: str,
+    max_batch_rows: int,
+) -> Validated:
+    """:func:`_validate_group`, and how many GX runs it took (in a worker as in the caller)."""
+    runs = 0
+
+    def counted(frame: pl.DataFrame, run: Sequence[Expectation]) -> list[BatchOutcome]:
+        nonlocal runs
+        runs += 1
+        return validate_batch(frame, run)
+
+    found = _validate_group(group, expectations, counted, chunk_column, max_batch_rows)
+    return found, runs
+
+
+def _in_workers(
+    groups: Iterator[list[_Pending]], work: Callable[[list[_Pending]], Validated], workers: int
+) -> Iterator[tuple[list[_Pending], Validated]]:
+    """``work`` over ``groups`` in ``workers`` processes, results in the order of ``groups``.
+
+    At most ``workers + 1`` groups are in flight, so the rows sent to the
+    workers stay bounded. Processes are spawned, not forked: polars' threads
+    do not survive a fork.
+    """
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        flight: deque[tuple[list[_Pending], Future[Validated]]] = deque()
+        for group in groups:
+            flight.append((group, pool.submit(work, group)))
+            if len(flight) > workers:
+                done, future = flight.popleft()
+                yield done, future.result()
+        while flight:
+            done, future = flight.popleft()
+            yield done, future.result()
+
+
 def _validate_group(
     group: Sequence[_Pending],
     expectations: Sequence[Expectation],
@@ -181,11 +236,15 @@ def validate_partitions(
     max_batch_rows: int = MAX_BATCH_ROWS,
     ts: str = "ts",
     window: Window | None = None,
+    workers: int = 1,
+    parallel_min_rows: int = PARALLEL_MIN_ROWS,
 ) -> PartitionedValidation:
     """Run ``suite``'s GX expectations over each day partition of ``events``.
 
     ``window`` (first and last day) bounds the day partitions: rows before it
     and after it form one partition each (:func:`~analysis.partitions.days.part_of`).
+    ``workers``: processes that validate batches at once, when at least
+    ``parallel_min_rows`` rows are to be validated; the results are the same.
 
     With ``cache_dir``, a partition whose key is cached is not validated again
     (``revalidate=True`` validates every partition and refreshes the cache).
@@ -215,14 +274,18 @@ def validate_partitions(
     rows = _rows_by_day(events, [p.day for p, _, _ in todo], ts, window)
     pending = [_Pending(p, rows[p.day], clamped, path) for p, clamped, path in todo]
     runs = 0
-
-    def counted(frame: pl.DataFrame, run: Sequence[Expectation]) -> list[BatchOutcome]:
-        nonlocal runs
-        runs += 1
-        return validate_batch(frame, run)
-
-    for group in _groups(pending, max_batch_rows):
-        outcomes = _validate_group(group, expectations, counted, chunk_column, max_batch_rows)
+    work = functools.partial(
+        _validate_counted,
+        expectations=expectations,
+        validate_batch=validate_batch,
+        chunk_column=chunk_column,
+        max_batch_rows=max_batch_rows,
+    )
+    groups = _groups(pending, max_batch_rows)
+    parallel = workers > 1 and sum(p.partition.rows for p in pending) >= parallel_min_rows
+    done = _in_workers(groups, work, workers) if parallel else ((g, work(g)) for g in groups)
+    for group, (outcomes, group_runs) in done:
+        runs += group_runs
         for p, found in zip(group, outcomes, strict=True):
             if p.path is not None:
                 write_cache(p.path, p.partition, found)

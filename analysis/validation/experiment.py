@@ -65,6 +65,7 @@ def validate_experiment(
     revalidate: bool = False,
     suite_dir: Path = DEFAULT_SUITE_DIR,
     max_batch_rows: int = MAX_BATCH_ROWS,
+    workers: int = 1,
 ) -> ValidationReport:
     """Validate one experiment's raw ``assignments`` and ``events`` (before quarantine).
 
@@ -74,7 +75,8 @@ def validate_experiment(
     (``revalidate=True`` ignores the cache). ``coverage`` (from
     :func:`analysis.sources.coverage.event_coverage`) feeds the unassigned-event share;
     without it the share is computed from ``tables``. ``quarantine``
-    (``QuarantineResult.counts``) is carried into the summary.
+    (``QuarantineResult.counts``) is carried into the summary. ``workers``:
+    processes that validate event batches at once on large data.
     """
     now = now or dt.datetime.now(dt.UTC)
     frames = _frames(tables)
@@ -97,6 +99,7 @@ def validate_experiment(
         revalidate=revalidate,
         max_batch_rows=max_batch_rows,
         window=partition_window(experiment, as_of, now),
+        workers=workers,
     )
     found |= parted.outcomes
     for e in events.proof():
@@ -129,6 +132,7 @@ def check_experiment(
     cache_dir: Path | None = None,
     revalidate: bool = False,
     suite_dir: Path = DEFAULT_SUITE_DIR,
+    workers: int = 1,
 ) -> CheckedData:
     """Everything a run checks before statistics, reading the tables once.
 
@@ -151,5 +155,6 @@ def check_experiment(
         cache_dir=cache_dir,
         revalidate=revalidate,
         suite_dir=suite_dir,
+        workers=workers,
     )
     return CheckedData(split, report)

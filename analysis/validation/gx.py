@@ -71,6 +71,13 @@ class GxBatchValidator:
         self.batches = 0
         self._definition: Any = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """For a worker process (``partitions.validate``): it builds a GX context of its own."""
+        return {"table": self.table, "index_columns": self.index_columns, "batches": 0}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _definition=None)
+
     def _batch_definition(self) -> Any:
         if self._definition is None:
             import great_expectations as gx

@@ -117,9 +117,7 @@ def stage_pipeline(db: str) -> dict[str, Any]:
     raw = timed("load", load)
     out["events"] = raw["events"].height
     workers = validation_workers()
-    checked = timed(
-        "validate", lambda: check_experiment(raw, experiment, AS_OF, workers=workers)
-    )
+    checked = timed("validate", lambda: check_experiment(raw, experiment, AS_OF, workers=workers))
     measurement = timed(
         "metrics",
         lambda: measure(
@@ -476,7 +474,7 @@ def _config_dir(tmp: Path, name: str, source: str) -> Path:
     return config_dir
 
 
-def whole_runs(db: Path, tmp: Path, *, big: bool) -> dict[str, Any]:
+def whole_runs(db: Path, tmp: Path, *, big: bool, spark: bool = True) -> dict[str, Any]:
     """``cold run`` (``--no-cache``), ``nightly run`` (one new day) and ``push-down run``
     (``--no-cache``, the whole run inside DuckDB under a memory limit), as whole
     processes; ``big``: the push-down run only (the others need more memory)."""
@@ -500,7 +498,7 @@ def whole_runs(db: Path, tmp: Path, *, big: bool) -> dict[str, Any]:
             }
             if big:
                 return found
-            if _events_in(db) <= SPARK_MAX_EVENTS:
+            if spark and _events_in(db) <= SPARK_MAX_EVENTS:
                 print("  spark run…", flush=True)
                 found["spark run"] = spark_run(db, tmp)
             print("  cold run, nightly run…", flush=True)
@@ -748,6 +746,7 @@ def main() -> None:
     parser.add_argument(
         "--no-runs", action="store_true", help="skip the whole-process cold and nightly runs"
     )
+    parser.add_argument("--no-spark", action="store_true", help="skip the spark runs")
     parser.add_argument("--stage", choices=[*STAGES, *PREPARE], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -770,7 +769,7 @@ def main() -> None:
                 print(f"  {stage}…", flush=True)
                 stages.update(_run_stage(stage, str(db)))
             if not args.no_runs:
-                stages.update(whole_runs(db, Path(tmp), big=big))
+                stages.update(whole_runs(db, Path(tmp), big=big, spark=not args.no_spark))
             events = int(stages.pop("events", 0)) or _events_in(db)
             rows.append({"events": events, "stages": stages})
             db.unlink()

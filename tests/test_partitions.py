@@ -120,7 +120,9 @@ def test_unchanged_partitions_are_reused(tmp_path: Path) -> None:
     assert (fresh.validated, fresh.reused) == (3, 0)
 
 
-def test_a_later_now_revalidates_only_the_day_it_falls_in(tmp_path: Path) -> None:
+def test_a_later_now_revalidates_only_the_partition_whose_rows_it_falls_among(
+    tmp_path: Path,
+) -> None:
     today = (
         f.events()
         .head(4)
@@ -135,7 +137,13 @@ def test_a_later_now_revalidates_only_the_day_it_falls_in(tmp_path: Path) -> Non
     later = validate_partitions(
         events, _suite(f.NOW + dt.timedelta(hours=1)), v, cache_dir=tmp_path
     )
-    assert (later.validated, later.reused, v.rows) == (1, 3, 4)
+    assert (later.validated, later.reused) == (0, 4)  # all of that day's rows were still ahead
+    v = ReferenceValidator()
+    among = today.get_column("ts").sort()[1] + dt.timedelta(seconds=1)  # among its rows
+    again = validate_partitions(events, _suite(among), v, cache_dir=tmp_path)
+    assert (again.validated, again.reused, v.rows) == (1, 3, 4)
+    future = next(e for e in _suite(among).expectations if e.reason == "ts_in_future")
+    assert again.outcomes[future.key].unexpected_count == 2
 
 
 def test_an_unreadable_cache_file_is_validated_again(tmp_path: Path) -> None:
@@ -166,7 +174,9 @@ def test_a_partition_keeps_its_own_result_however_days_are_batched(tmp_path: Pat
         events, _suite(), ReferenceValidator(), cache_dir=tmp_path / "b", max_batch_rows=80
     )
     assert together.outcomes == alone.outcomes
-    assert one.runs == 1 + 4  # one batch, then the failed expectations per partition
+    # one batch, then the failed expectations on each partition with a row that breaks them:
+    # no-ts (a null ts) and 2026-10-01 (a repeated id, a negative value); not the other two
+    assert one.runs == 1 + 2
     for path in (tmp_path / "a").glob("*.json"):
         assert (
             json.loads(path.read_text())["outcomes"]
@@ -243,8 +253,8 @@ def test_a_window_bounds_the_partitions_by_the_days_of_the_experiment() -> None:
     assert sum(p.rows for p in bounded) == events.height
     after = bounded[-1]
     assert after.rows == 6
-    assert after.span is not None
-    assert after.span[0] == dt.datetime(2026, 10, 5, tzinfo=dt.UTC)  # the day after now's
+    ahead = events.filter(pl.col("ts").dt.date() > f.NOW.date()).get_column("ts")
+    assert after.span == (ahead.min(), ahead.max())
 
 
 def test_windowed_partitions_equal_one_gx_run_over_the_whole_table(tmp_path: Path) -> None:
@@ -266,10 +276,8 @@ def test_windowed_partitions_equal_one_gx_run_over_the_whole_table(tmp_path: Pat
     assert by_reason["ts_before_window"].unexpected_count == 3 + 1
 
 
-def test_a_windowed_night_revalidates_the_days_that_changed_and_the_rows_after(
-    tmp_path: Path,
-) -> None:
-    """Tomorrow's now moves the window; the past days' results stay, as does 'before'."""
+def test_a_windowed_night_over_the_same_rows_validates_nothing(tmp_path: Path) -> None:
+    """Tomorrow's now moves the window; every partition's rows, and so its result, stay."""
     events = _landed_late_and_wrong()
     window = _window()
     validate_partitions(events, _suite(), ReferenceValidator(), cache_dir=tmp_path, window=window)
@@ -279,8 +287,7 @@ def test_a_windowed_night_revalidates_the_days_that_changed_and_the_rows_after(
         events, _suite(tomorrow), v, cache_dir=tmp_path,
         window=(window[0], tomorrow.date()),
     )  # fmt: skip
-    assert (later.validated, later.reused) == (1, 5)  # only 'after': its span moved
-    assert v.rows == 6
+    assert (later.validated, later.reused, v.runs) == (0, 6, 0)
 
 
 def test_batches_validated_in_worker_processes_give_the_serial_results(tmp_path: Path) -> None:
@@ -322,3 +329,64 @@ def test_the_number_of_validation_workers_comes_from_the_environment(
         monkeypatch.setenv("PROOF_VALIDATION_WORKERS", wrong)
         with pytest.raises(ConfigError, match="PROOF_VALIDATION_WORKERS"):
             validation_workers()
+
+
+def _with_a_unit_exposed_on_the_last_day(
+    events: pl.DataFrame, assignments: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A new unit, assigned on 2026-10-03, whose events of the two days before join tonight."""
+    mine = events.filter(pl.col("unit_id") == "u00").with_columns(
+        pl.lit("new1").alias("unit_id"), ("n" + pl.col("event_id")).alias("event_id")
+    )
+    exposed = assignments.head(1).with_columns(
+        pl.lit("new1").alias("unit_id"),
+        pl.lit(dt.datetime(2026, 10, 3, 8, tzinfo=dt.UTC)).alias("assigned_at"),
+    )
+    return pl.concat([events, mine]), pl.concat([assignments, exposed])
+
+
+def test_a_new_cohorts_earlier_events_change_only_the_later_partitions(tmp_path: Path) -> None:
+    """Tonight's units bring their pre-period into past days: only `+later` is validated."""
+    from analysis.partitions.days import exposure_days
+
+    events, assignments = f.events(), f.assignments()
+    validate_partitions(
+        events, _suite(), ReferenceValidator(), cache_dir=tmp_path,
+        exposures=exposure_days(assignments),
+    )  # fmt: skip
+    tonight, assigned = _with_a_unit_exposed_on_the_last_day(events, assignments)
+    v = ReferenceValidator()
+    night = validate_partitions(
+        tonight, _suite(), v, cache_dir=tmp_path, exposures=exposure_days(assigned)
+    )
+    validated = {p.label for p in night.partitions} - {
+        p.label for p in validate_partitions(events, _suite(), ReferenceValidator(),
+                                             exposures=exposure_days(assignments)).partitions
+    }  # fmt: skip
+    assert validated == {"2026-10-01+later", "2026-10-02+later"}
+    # and 2026-10-03, the day of its exposure (tonight, in production: a new day anyway)
+    assert (night.validated, night.reused) == (3, 2)
+    assert v.rows == (1 + 1 + f.UNITS + 1) * len(f.EVENTS_OF_A_TASK)
+
+
+def test_partitions_cut_by_exposure_equal_one_gx_run_over_the_whole_table(
+    tmp_path: Path,
+) -> None:
+    from analysis.partitions.days import exposure_days
+
+    events, assigned = _with_a_unit_exposed_on_the_last_day(
+        _landed_late_and_wrong(), f.assignments()
+    )
+    repeated = events.filter(pl.col("unit_id") == "new1").head(1)  # its id again, on day 3
+    events = pl.concat([events, repeated.with_columns(pl.col("ts").dt.offset_by("2d"))])
+    full = _suite()
+    suite = Suite(full.table, full.row_level(), full.index_columns, full.digest)
+    parted = validate_partitions(
+        events, suite, GxBatchValidator("events", ["event_id"]), cache_dir=tmp_path,
+        window=_window(), exposures=exposure_days(assigned),
+    )  # fmt: skip
+    assert "2026-10-01+later" in {p.label for p in parted.partitions}
+    whole = validate_frame(suite, events)
+    assert {k: (o.success, o.unexpected_count) for k, o in parted.outcomes.items()} == {
+        k: (o.success, o.unexpected_count) for k, o in whole.items()
+    }

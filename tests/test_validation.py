@@ -116,7 +116,7 @@ def test_clean_tables_pass_every_expectation(tmp_path: Path) -> None:
     assert summary["failed_expectations"] == []
     assert summary["passed"] == summary["expectations_evaluated"] > 30
     assert summary["rows"] == {"assignments": f.UNITS, "events": f.events().height}
-    assert summary["partitions"] == {"validated": 3, "reused": 0}
+    assert summary["partitions"] == {"validated": 3 + 1, "reused": 0}  # events, assignments
     assert "validation passed" in format_summary(summary, "exp")
 
 
@@ -330,13 +330,13 @@ def test_a_rerun_over_unchanged_data_runs_no_gx(
     later = f.NOW + dt.timedelta(hours=1)  # tomorrow's run: the same data, a later now
     again = validate_experiment(data, f.experiment(), f.AS_OF, now=later, cache_dir=tmp_path)
     assert calls == []
-    assert again.summary()["partitions"] == {"validated": 0, "reused": 6}
+    assert again.summary()["partitions"] == {"validated": 0, "reused": 6 + 3}  # events, assignments
     assert again.outcomes == first.outcomes
     fresh = validate_experiment(
         data, f.experiment(), f.AS_OF, now=f.NOW, cache_dir=tmp_path, revalidate=True
     )
     assert calls
-    assert fresh.summary()["partitions"] == {"validated": 6, "reused": 0}
+    assert fresh.summary()["partitions"] == {"validated": 6 + 3, "reused": 0}
 
 
 def test_schema_checks_fail_on_a_missing_column_and_a_wrong_type() -> None:

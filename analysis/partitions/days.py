@@ -12,6 +12,13 @@ late and some carry wrong timestamps years ahead; a day partition for each of
 those days would make thousands of tiny partitions, each paying GX's cost per
 batch, and a nightly run would validate every one a new file touches. The
 number of partitions is bounded by the window's days, plus three.
+
+With the units' ``exposures`` (the day each unit was first assigned), each day
+is cut in two: the rows of units exposed by then, and the rows of units
+exposed later (``<day>+later``: their pre-period). Tonight's new units bring
+their pre-period events into the last two weeks' days; they change only those
+days' ``+later`` partitions, and the rows of the units exposed before stay
+validated.
 """
 
 from __future__ import annotations
@@ -28,12 +35,15 @@ from analysis.suites.params import day_start
 NO_TS = "no-ts"
 BEFORE = "before"
 AFTER = "after"
-#: The partition column, and its values for the rows outside the window.
+#: The partition columns: the day (or a bound of the window), and "before the unit's exposure".
 PART = "__day"
+LATER = "__later"
+KEYS = (PART, LATER)
+#: The day a unit was first assigned, in :func:`exposure_days`.
+EXPOSED = "__exposed"
+LATER_SUFFIX = "+later"
 _BEFORE_DAY = dt.date.min
 _AFTER_DAY = dt.date.max
-_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
-_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 _TICK = dt.timedelta(microseconds=1)
 
 Window = tuple[dt.date, dt.date]
@@ -44,7 +54,7 @@ class Partition:
     """One day of events (``day`` None: the rows without ``ts``), or a ``name``d table.
 
     ``day`` is ``date.min`` for the rows before the window and ``date.max``
-    for those after it; ``span`` is then the instants those rows can have.
+    for those after it; ``span`` is the first and last ``ts`` of the rows.
     """
 
     day: dt.date | None
@@ -52,12 +62,14 @@ class Partition:
     fingerprint: str
     name: str | None = None
     span: tuple[dt.datetime, dt.datetime] | None = None
+    later: bool = False
 
     @property
     def label(self) -> str:
         if self.name is not None:
             return self.name
-        return NO_TS if self.day is None else self.day.isoformat()
+        day = NO_TS if self.day is None else self.day.isoformat()
+        return day + LATER_SUFFIX if self.later else day
 
 
 def part_of(column: str, window: Window | None = None) -> pl.Expr:
@@ -75,17 +87,58 @@ def part_of(column: str, window: Window | None = None) -> pl.Expr:
     return day.alias(PART)
 
 
-def _partition(day: dt.date | None, n: int, fingerprint: str, window: Window | None) -> Partition:
+def exposure_days(assignments: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """``unit_id`` and the day each unit was first assigned (``EXPOSED``)."""
+    return (
+        assignments.lazy()
+        .filter(pl.col("unit_id").is_not_null())
+        .group_by("unit_id")
+        .agg(pl.col("assigned_at").min().dt.date().alias(EXPOSED))
+    )
+
+
+def keyed(
+    events: pl.DataFrame | pl.LazyFrame,
+    ts: str = "ts",
+    window: Window | None = None,
+    exposures: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """``events`` with their partition columns (``KEYS``), in their order.
+
+    The exposures are joined to ``unit_id`` and ``ts`` alone, and the two
+    columns added beside the events' own: the rows are not copied.
+    """
+    frame = events.lazy()
+    if exposures is None:
+        return frame.with_columns(part_of(ts, window), pl.lit(False).alias(LATER))
+    day = pl.col(ts).dt.date()
+    inside = pl.lit(True) if window is None else day.is_between(*window)
+    keys = (
+        frame.select("unit_id", ts)
+        .join(exposures, on="unit_id", how="left", validate="m:1", maintain_order="left")
+        .select(
+            part_of(ts, window),
+            (inside & (pl.col(EXPOSED) > day)).fill_null(False).alias(LATER),
+        )
+    )
+    return pl.concat([frame, keys], how="horizontal")
+
+
+def _partition(
+    day: dt.date | None,
+    later: bool,
+    n: int,
+    fingerprint: str,
+    span: tuple[dt.datetime, dt.datetime] | None,
+    window: Window | None,
+) -> Partition:
     if window is None or day is None or window[0] <= day <= window[1]:
-        return Partition(day, n, fingerprint)
-    first, last = window
-    if day == _BEFORE_DAY:
-        return Partition(day, n, fingerprint, BEFORE, (_EARLIEST, day_start(first) - _TICK))
-    return Partition(day, n, fingerprint, AFTER, (day_start(last + dt.timedelta(days=1)), _LATEST))
+        return Partition(day, n, fingerprint, span=span, later=later)
+    return Partition(day, n, fingerprint, BEFORE if day == _BEFORE_DAY else AFTER, span)
 
 
 def _row_hashes() -> list[pl.Expr]:
-    rows = pl.struct(pl.all().exclude(PART))
+    rows = pl.struct(pl.all().exclude(*KEYS))
     return [
         pl.len().alias("rows"),
         rows.hash(seed=0).sum().alias("h0"),
@@ -100,26 +153,47 @@ def table_fingerprint(frame: pl.DataFrame, name: str) -> Partition:
 
 
 def partition_fingerprints(
-    events: pl.DataFrame | pl.LazyFrame, ts: str = "ts", window: Window | None = None
+    events: pl.DataFrame | pl.LazyFrame,
+    ts: str = "ts",
+    window: Window | None = None,
+    exposures: pl.LazyFrame | None = None,
 ) -> list[Partition]:
-    """The day partitions of ``events`` (bounded by ``window``) and a fingerprint of each.
+    """The day partitions of ``events`` (bounded by ``window``, cut by ``exposures``)
+    and a fingerprint of each.
 
     The fingerprint is the row count and two wrapping sums of per-row hashes
     (polars, seeds 0 and 1) over every column: independent of row order,
     changed by any added, removed or edited row. Polars hashes are stable
     within a polars version, which is part of every cache key.
     """
-    frame = (
-        events.lazy()
-        .with_columns(part_of(ts, window))
-        .group_by(PART)
-        .agg(_row_hashes())
-        .sort(PART, nulls_last=False)
+    return fingerprints_of(keyed(events, ts, window, exposures), window, ts)
+
+
+def fingerprints_of(
+    frame: pl.DataFrame | pl.LazyFrame, window: Window | None, ts: str = "ts"
+) -> list[Partition]:
+    """:func:`partition_fingerprints` of rows that carry their partition columns (:func:`keyed`).
+
+    Each partition's ``span`` is its first and last ``ts``: the expectations
+    are clamped to the instants its rows have, which its fingerprint fixes.
+    """
+    found = (
+        frame.lazy()
+        .group_by(*KEYS)
+        .agg(*_row_hashes(), pl.col(ts).min().alias("lo"), pl.col(ts).max().alias("hi"))
+        .sort(*KEYS, nulls_last=False)
         .collect()
     )
     return [
-        _partition(day, int(n), f"{n}-{int(h0):016x}{int(h1):016x}", window)
-        for day, n, h0, h1 in frame.iter_rows()
+        _partition(
+            day,
+            later,
+            int(n),
+            f"{n}-{int(h0):016x}{int(h1):016x}",
+            None if lo is None else (lo, hi),
+            window,
+        )
+        for day, later, n, h0, h1, lo, hi in found.iter_rows()
     ]
 
 

@@ -35,17 +35,20 @@ from analysis.partitions.batches import (
 )
 from analysis.partitions.cache import cache_key, cache_path, read_cache, write_cache
 from analysis.partitions.days import (
+    KEYS,
+    LATER,
     PART,
     Partition,
     Window,
     clamp_to,
-    part_of,
-    partition_fingerprints,
+    fingerprints_of,
+    keyed,
 )
-from analysis.suites.conditions import parse_condition
+from analysis.suites.conditions import failing_rows, parse_condition
 from analysis.suites.load import Expectation, Suite
 
 _UNIQUE = "expect_column_values_to_be_unique"
+_COMPOUND_UNIQUE = "expect_compound_columns_to_be_unique"
 _SCHEMA_CHECKS = ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list")
 
 
@@ -165,6 +168,33 @@ def _in_workers(
             yield done, future.result()
 
 
+_ROW_RULES = (
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_be_between",
+)
+
+
+def _may_fail(e: Expectation, rows: pl.DataFrame) -> bool:
+    """Whether ``e`` can fail on ``rows``: False only when no row breaks it.
+
+    A GX run per partition costs about 0.1 s whatever its size, and a batch
+    holds up to a hundred partitions (days, and the rows of units exposed
+    later). The per-row rules are the quarantine's own translation
+    (:func:`~analysis.suites.conditions.failing_rows`), and uniqueness is a
+    repeated value; a partition where one of them finds a row is run through
+    GX, so every count is still GX's. Other expectations are always run.
+    """
+    column = e.kwargs.get("column")
+    if column is None or str(column) not in rows.columns:
+        return True
+    if e.type == _UNIQUE and e.condition is None:
+        return bool(rows.get_column(str(column)).drop_nulls().is_duplicated().any())
+    if e.type in _ROW_RULES:
+        return bool(rows.select(failing_rows(e).any()).item())
+    return True
+
+
 def _validate_group(
     group: Sequence[_Pending],
     expectations: Sequence[Expectation],
@@ -175,9 +205,10 @@ def _validate_group(
     """One GX run over a batch of partitions; failed expectations again per partition.
 
     An expectation that passes on the batch passes on each of its partitions.
-    One that fails is run again on each partition alone (only the failed ones,
-    so the repeat is cheap), which gives each partition its own count. An
-    expectation clamped away for a partition passes there on every row.
+    One that fails is run again on each partition alone where it may fail
+    (:func:`_may_fail`; only the failed ones, so the repeat is cheap), which
+    gives each partition GX's own count. An expectation clamped away for a
+    partition passes there on every row.
     """
     active = [e for e in expectations if any(e.key in p.clamped for p in group)]
     frame = pl.concat([p.rows for p in group]) if len(group) > 1 else group[0].rows
@@ -189,7 +220,7 @@ def _validate_group(
     counts = _element_counts(group, expectations)
     results: list[list[BatchOutcome]] = []
     for i, p in enumerate(group):
-        retry = [p.clamped[k] for k in failed if k in p.clamped]
+        retry = [p.clamped[k] for k in failed if k in p.clamped and _may_fail(p.clamped[k], p.rows)]
         if len(group) == 1:
             again = {k: batch[k] for k in failed}
         elif retry:
@@ -209,21 +240,20 @@ def _validate_group(
     return results
 
 
-def _rows_by_day(
-    events: pl.DataFrame, days: Sequence[dt.date | None], ts: str, window: Window | None
-) -> dict[dt.date | None, pl.DataFrame]:
-    """The rows of each of ``days`` (None: rows without ``ts``), in one pass over ``events``."""
-    if not days:
+def _rows_of(
+    frame: pl.DataFrame, partitions: Sequence[Partition]
+) -> dict[tuple[dt.date | None, bool], pl.DataFrame]:
+    """The rows of each of ``partitions`` (by their ``KEYS``), without those columns."""
+    if not partitions:
         return {}
-    day = part_of(ts, window)
-    dated = [d for d in days if d is not None]
-    wanted = day.is_in(dated) | (day.is_null() if None in days else pl.lit(False))
-    parts = (
-        events.filter(wanted)
-        .with_columns(day)
-        .partition_by(PART, as_dict=True, include_key=False, maintain_order=True)
+    wanted = pl.DataFrame(
+        {PART: [p.day for p in partitions], LATER: [p.later for p in partitions]},
+        schema={PART: pl.Date, LATER: pl.Boolean},
     )
-    return {d: parts.get((d,), events.clear()) for d in days}
+    parts = frame.join(wanted, on=list(KEYS), how="semi", nulls_equal=True, maintain_order="left")
+    by_key = parts.partition_by(list(KEYS), as_dict=True, include_key=False, maintain_order=True)
+    empty = frame.drop(*KEYS).clear()
+    return {(p.day, p.later): by_key.get((p.day, p.later), empty) for p in partitions}
 
 
 def validate_partitions(
@@ -236,6 +266,7 @@ def validate_partitions(
     max_batch_rows: int = MAX_BATCH_ROWS,
     ts: str = "ts",
     window: Window | None = None,
+    exposures: pl.LazyFrame | None = None,
     workers: int = 1,
     parallel_min_rows: int = PARALLEL_MIN_ROWS,
 ) -> PartitionedValidation:
@@ -243,6 +274,8 @@ def validate_partitions(
 
     ``window`` (first and last day) bounds the day partitions: rows before it
     and after it form one partition each (:func:`~analysis.partitions.days.part_of`).
+    ``exposures`` (:func:`~analysis.partitions.days.exposure_days`) cuts each
+    day's rows of units exposed later into a partition of their own.
     ``workers``: processes that validate batches at once, when at least
     ``parallel_min_rows`` rows are to be validated; the results are the same.
 
@@ -254,7 +287,8 @@ def validate_partitions(
     expectations = suite.gx()
     order = [e.key for e in expectations]
     chunk_column = suite.index_columns[0] if suite.index_columns else ts
-    partitions = partition_fingerprints(events, ts, window)
+    frame = keyed(events, ts, window, exposures).collect()
+    partitions = fingerprints_of(frame, window, ts)
     if not partitions:  # no rows: the table-level expectations still speak
         empty = validate_batch(events, expectations)
         return PartitionedValidation(merge_outcomes([empty], order), 0, 0, (), 1)
@@ -271,8 +305,8 @@ def validate_partitions(
                 results.append(cached)
                 continue
         todo.append((partition, clamped, path))
-    rows = _rows_by_day(events, [p.day for p, _, _ in todo], ts, window)
-    pending = [_Pending(p, rows[p.day], clamped, path) for p, clamped, path in todo]
+    rows = _rows_of(frame, [p for p, _, _ in todo])
+    pending = [_Pending(p, rows[p.day, p.later], clamped, path) for p, clamped, path in todo]
     runs = 0
     work = functools.partial(
         _validate_counted,
@@ -292,39 +326,41 @@ def validate_partitions(
             results.append(found)
     merged = merge_outcomes(results, order)
     for e in expectations:
-        if e.type == _UNIQUE and e.key in merged:
-            merged[e.key] = _add_cross_partition_duplicates(merged[e.key], events, e, ts, window)
+        if e.type in (_UNIQUE, _COMPOUND_UNIQUE) and e.key in merged and e.condition is None:
+            merged[e.key] = _add_cross_partition_duplicates(merged[e.key], frame, e)
     reused = len(partitions) - len(pending)
     return PartitionedValidation(merged, len(pending), reused, tuple(partitions), runs)
 
 
-def cross_partition_duplicates(
-    events: pl.DataFrame, column: str, ts: str = "ts", window: Window | None = None
-) -> pl.DataFrame:
-    """Rows whose ``column`` value repeats only in other day partitions.
+def cross_partition_duplicates(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """Rows whose value of ``columns`` repeats only in other partitions.
 
+    ``frame`` carries its partition columns (:func:`~analysis.partitions.days.keyed`).
     GX counts, in each partition, the rows whose value repeats *there*; these
-    rows complete the count to what GX would find on the whole table.
+    rows complete the count to what GX would find on the whole table. A row
+    with a null in ``columns`` is never a repeat (GX's semantics).
     """
-    key = pl.col(column)
+    present = pl.all_horizontal(pl.col(c).is_not_null() for c in columns)
+    key = pl.struct(*columns) if len(columns) > 1 else pl.col(columns[0])
+    values = frame.select(key.alias("__key")).to_series()
     # Repeated hashes first (a sort of integers: fast), then the exact check on those few rows.
-    maybe = events.filter(key.is_not_null() & maybe_repeated(events.get_column(column)))
+    maybe = frame.filter(present & maybe_repeated(values))
     repeated = maybe.filter(key.is_duplicated())
-    return repeated.filter(pl.len().over(column, part_of(ts, window)) == 1)
+    return repeated.filter(pl.len().over(*columns, *KEYS) == 1)
 
 
 def _add_cross_partition_duplicates(
-    outcome: BatchOutcome,
-    events: pl.DataFrame,
-    expectation: Expectation,
-    ts: str,
-    window: Window | None,
+    outcome: BatchOutcome, frame: pl.DataFrame, expectation: Expectation
 ) -> BatchOutcome:
-    column = str(expectation.kwargs["column"])
-    extra = cross_partition_duplicates(events, column, ts, window)
+    kwargs = expectation.kwargs
+    columns = [str(c) for c in kwargs.get("column_list") or [kwargs["column"]]]
+    extra = cross_partition_duplicates(frame, columns)
     if extra.is_empty():
         return outcome
-    examples = tuple(f"{column}={v}" for v in extra.get_column(column).head(MAX_EXAMPLES))
+    examples = tuple(
+        ", ".join(f"{c}={v}" for c, v in zip(columns, row, strict=True))
+        for row in extra.select(columns).head(MAX_EXAMPLES).iter_rows()
+    )
     return outcome.merge(
         BatchOutcome(outcome.key, False, unexpected_count=extra.height, examples=examples)
     )

@@ -19,7 +19,7 @@ import polars as pl
 from analysis import quarantine
 from analysis.config.experiments import Experiment
 from analysis.partitions.batches import MAX_BATCH_ROWS
-from analysis.partitions.days import Window
+from analysis.partitions.days import Window, exposure_days
 from analysis.partitions.validate import validate_partitions
 from analysis.sources.coverage import EventCoverage
 from analysis.sources.read import Tables
@@ -31,7 +31,6 @@ from analysis.validation.tables import (
     _frames,
     _report,
     unassigned_share,
-    validate_table_cached,
 )
 from analysis.validation_report import ValidationReport
 
@@ -83,14 +82,19 @@ def validate_experiment(
     params = run_params(experiment, as_of, now)
     assignments = load_suite("assignments", params, suite_dir)
     events = load_suite("events", params, suite_dir)
-    found, _ = validate_table_cached(
-        assignments,
+    window = partition_window(experiment, as_of, now)
+    assigned = validate_partitions(
         frames["assignments"],
-        cache_dir,
-        ts="assigned_at",
+        assignments,
+        GxBatchValidator("assignments", assignments.index_columns),
+        cache_dir=None if cache_dir is None else cache_dir / "assignments",
         revalidate=revalidate,
         max_batch_rows=max_batch_rows,
+        ts="assigned_at",
+        window=window,
+        workers=workers,
     )
+    found = dict(assigned.outcomes)
     parted = validate_partitions(
         frames["events"],
         events,
@@ -98,7 +102,8 @@ def validate_experiment(
         cache_dir=cache_dir,
         revalidate=revalidate,
         max_batch_rows=max_batch_rows,
-        window=partition_window(experiment, as_of, now),
+        window=window,
+        exposures=exposure_days(frames["assignments"]),
         workers=workers,
     )
     found |= parted.outcomes
@@ -110,7 +115,10 @@ def validate_experiment(
         found,
         {name: frame.height for name, frame in frames.items()},
         quarantine={t: dict(c) for t, c in (quarantine or {}).items()},
-        partitions={"validated": parted.validated, "reused": parted.reused},
+        partitions={
+            "validated": parted.validated + assigned.validated,
+            "reused": parted.reused + assigned.reused,
+        },
     )
 
 

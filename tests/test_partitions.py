@@ -291,19 +291,19 @@ def test_a_windowed_night_over_the_same_rows_validates_nothing(tmp_path: Path) -
 
 
 def test_batches_validated_in_worker_processes_give_the_serial_results(tmp_path: Path) -> None:
-    """GX in two spawned workers, one small batch each: the same outcomes and cache files."""
+    """Two spawned workers, one small batch each: the same outcomes and cache files.
+
+    The polars stand-in for GX keeps the test fast (a worker that imports GX
+    takes seconds to start); GX's own validator crosses to a worker by pickle.
+    """
     events = _landed_late_and_wrong()
-    full = _suite()
-    suite = Suite(full.table, full.row_level(), full.index_columns, full.digest)
     kwargs: dict[str, Any] = {"window": _window(), "max_batch_rows": 60}
     serial = validate_partitions(
-        events, suite, GxBatchValidator("events", ["event_id"]), cache_dir=tmp_path / "s",
-        **kwargs,
-    )  # fmt: skip
-    validator = GxBatchValidator("events", ["event_id"])
+        events, _suite(), ReferenceValidator(), cache_dir=tmp_path / "s", **kwargs
+    )
     parallel = validate_partitions(
-        events, suite, validator, cache_dir=tmp_path / "p", workers=2, parallel_min_rows=0,
-        **kwargs,
+        events, _suite(), ReferenceValidator(), cache_dir=tmp_path / "p", workers=2,
+        parallel_min_rows=0, **kwargs,
     )  # fmt: skip
     assert parallel.outcomes == serial.outcomes
     assert (parallel.validated, parallel.gx_batches) == (serial.validated, serial.gx_batches)
@@ -313,6 +313,20 @@ def test_batches_validated_in_worker_processes_give_the_serial_results(tmp_path:
             json.loads(path.read_text())["outcomes"]
             == json.loads((tmp_path / "p" / path.name).read_text())["outcomes"]
         )
+
+
+def test_a_used_gx_validator_crosses_to_a_worker_without_its_context() -> None:
+    import pickle
+
+    events = _messy()
+    suite = _suite()
+    checks = suite.row_level()
+    validator = GxBatchValidator("events", ["event_id"])
+    here = validator(events, checks)
+    there = pickle.loads(pickle.dumps(validator))
+    assert there.table == "events"
+    assert there.index_columns == ("event_id",)
+    assert there(events, checks) == here
 
 
 def test_the_number_of_validation_workers_comes_from_the_environment(

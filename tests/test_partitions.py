@@ -404,3 +404,28 @@ def test_partitions_cut_by_exposure_equal_one_gx_run_over_the_whole_table(
     assert {k: (o.success, o.unexpected_count) for k, o in parted.outcomes.items()} == {
         k: (o.success, o.unexpected_count) for k, o in whole.items()
     }
+
+
+def test_repeated_ids_shared_out_by_polars_are_what_gx_finds_on_each_partition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GX's count for the batch confirms polars' split; each partition's result is the one
+    GX gives when run on that partition alone (the cache files agree, examples included)."""
+    import analysis.partitions.validate as partitioned
+
+    events = pl.concat([_messy(), _messy()[[100]]])  # 2026-10-02: a repeat, nothing else
+    suite = _suite()
+    shared = validate_partitions(
+        events, suite, GxBatchValidator("events", ["event_id"]), cache_dir=tmp_path / "split"
+    )
+    monkeypatch.setattr(partitioned, "split_repeats", lambda *_: None)  # GX on each one
+    alone = validate_partitions(
+        events, suite, GxBatchValidator("events", ["event_id"]), cache_dir=tmp_path / "gx"
+    )
+    assert shared.outcomes == alone.outcomes
+    assert (shared.gx_batches, alone.gx_batches) == (1 + 2, 1 + 3)  # 2026-10-02 not run again
+    for path in (tmp_path / "gx").glob("*.json"):
+        assert (
+            json.loads(path.read_text())["outcomes"]
+            == json.loads((tmp_path / "split" / path.name).read_text())["outcomes"]
+        )

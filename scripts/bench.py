@@ -135,22 +135,34 @@ def stage_pipeline(db: str) -> dict[str, Any]:
     return out
 
 
-def stage_floor(db: str) -> dict[str, Any]:
+def _floor_source(db: str) -> tuple[list[Any], Any]:
+    """Two cursors on ``db`` (the events' and a spare) and smart-compose's assignments.
+
+    The assignments are read once (one row per unit): a lazy DuckDB frame
+    scanned twice in one plan would find its connection busy.
+    """
     import duckdb
+    import polars as pl
+
+    con = duckdb.connect(db, read_only=True)
+    cursors: list[Any] = [con.cursor(), con.cursor()]
+    for cursor in cursors:
+        cursor.execute("SET TimeZone='UTC'")
+    query = "SELECT unit_id, variant, assigned_at FROM assignments WHERE experiment_id = ?"
+    assigned = pl.from_arrow(cursors[0].sql(query, params=["smart-compose"]).to_arrow_table())
+    assert isinstance(assigned, pl.DataFrame)
+    return [con, *cursors], assigned
+
+
+def stage_floor(db: str) -> dict[str, Any]:
     import polars as pl
 
     peak_reset()
     start = time.perf_counter()
-    con = duckdb.connect(db, read_only=True)
-    cursors = [con.cursor(), con.cursor()]
-    for cursor in cursors:
-        cursor.execute("SET TimeZone='UTC'")
-    # units are read once (one row per unit): a lazy DuckDB frame scanned
-    # twice in one plan would find its connection busy
-    query = "SELECT unit_id, variant, assigned_at FROM assignments WHERE experiment_id = ?"
-    units = pl.from_arrow(cursors[0].execute(query, ["smart-compose"]).to_arrow_table()).lazy()
+    cursors, assigned = _floor_source(db)
+    units = assigned.lazy()
     events = (
-        cursors[1]
+        cursors[2]
         .sql(
             "SELECT event_id, unit_id, ts, event FROM events WHERE event IN "
             "('task_started', 'task_completed')"
@@ -221,18 +233,11 @@ def stage_catalog_floor(db: str) -> dict[str, Any]:
     needs in the window and in the pre-period, per arm the moments and cross
     sums of the delta method and CUPED, and the p95 AI latency per arm.
     """
-    import duckdb
     import polars as pl
 
     peak_reset()
     start = time.perf_counter()
-    con = duckdb.connect(db, read_only=True)
-    cursors = [con.cursor(), con.cursor()]
-    for cursor in cursors:
-        cursor.execute("SET TimeZone='UTC'")
-    query = "SELECT unit_id, variant, assigned_at FROM assignments WHERE experiment_id = ?"
-    assigned = pl.from_arrow(cursors[0].execute(query, ["smart-compose"]).to_arrow_table())
-    assert isinstance(assigned, pl.DataFrame)
+    cursors, assigned = _floor_source(db)
     crossed = assigned.group_by("unit_id").agg(pl.col("variant").n_unique().alias("k"))
     units = (
         assigned.lazy()
@@ -240,7 +245,7 @@ def stage_catalog_floor(db: str) -> dict[str, Any]:
         .group_by("unit_id")
         .agg(pl.col("variant").first(), pl.col("assigned_at").min())
     )
-    events = cursors[1].sql("SELECT event_id, unit_id, ts, event, value FROM events").pl(lazy=True)
+    events = cursors[2].sql("SELECT event_id, unit_id, ts, event, value FROM events").pl(lazy=True)
     end = dt.datetime.combine(AS_OF + dt.timedelta(days=1), dt.time(), dt.UTC)
     pre = dt.timedelta(days=14)
     joined = (

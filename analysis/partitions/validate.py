@@ -294,16 +294,23 @@ def _validate_group(
 
 
 def _rows_of(
-    frame: pl.DataFrame, partitions: Sequence[Partition]
+    frame: pl.DataFrame, partitions: Sequence[Partition], every: bool = False
 ) -> dict[tuple[dt.date | None, bool], pl.DataFrame]:
-    """The rows of each of ``partitions`` (by their ``KEYS``), without those columns."""
+    """The rows of each of ``partitions`` (by their ``KEYS``), without those columns.
+
+    ``every``: ``partitions`` are all the frame's, so none is filtered out (a
+    cold run: the filter would copy every row once more).
+    """
     if not partitions:
         return {}
-    wanted = pl.DataFrame(
-        {PART: [p.day for p in partitions], LATER: [p.later for p in partitions]},
-        schema={PART: pl.Date, LATER: pl.Boolean},
-    )
-    parts = frame.join(wanted, on=list(KEYS), how="semi", nulls_equal=True, maintain_order="left")
+    parts = frame
+    if not every:
+        wanted = pl.DataFrame(
+            {PART: [p.day for p in partitions], LATER: [p.later for p in partitions]},
+            schema={PART: pl.Date, LATER: pl.Boolean},
+        )
+        keys = list(KEYS)
+        parts = frame.join(wanted, on=keys, how="semi", nulls_equal=True, maintain_order="left")
     by_key = parts.partition_by(list(KEYS), as_dict=True, include_key=False, maintain_order=True)
     empty = frame.drop(*KEYS).clear()
     return {(p.day, p.later): by_key.get((p.day, p.later), empty) for p in partitions}
@@ -358,7 +365,7 @@ def validate_partitions(
                 results.append(cached)
                 continue
         todo.append((partition, clamped, path))
-    rows = _rows_of(frame, [p for p, _, _ in todo])
+    rows = _rows_of(frame, [p for p, _, _ in todo], every=len(todo) == len(partitions))
     pending = [_Pending(p, rows[p.day, p.later], clamped, path) for p, clamped, path in todo]
     runs = 0
     work = functools.partial(

@@ -31,5 +31,6 @@ provides the GX one). One job per module:
 - :mod:`analysis.partitions.days`: day partitions, their fingerprints, and the
   expectations as a day sees them;
 - :mod:`analysis.partitions.cache`: the cached results of a partition;
+- :mod:`analysis.partitions.shares`: a batch's failures shared out among its partitions;
 - :mod:`analysis.partitions.validate`: a suite over every day partition.
 """

@@ -44,7 +44,8 @@ from analysis.partitions.days import (
     fingerprints_of,
     keyed,
 )
-from analysis.suites.conditions import failing_rows, parse_condition
+from analysis.partitions.shares import may_fail, split_repeats
+from analysis.suites.conditions import parse_condition
 from analysis.suites.load import Expectation, Suite
 
 _UNIQUE = "expect_column_values_to_be_unique"
@@ -168,71 +169,6 @@ def _in_workers(
             yield done, future.result()
 
 
-_ROW_RULES = (
-    "expect_column_values_to_not_be_null",
-    "expect_column_values_to_be_in_set",
-    "expect_column_values_to_be_between",
-)
-
-
-def _may_fail(e: Expectation, rows: pl.DataFrame) -> bool:
-    """Whether ``e`` can fail on ``rows``: False only when no row breaks it.
-
-    A GX run per partition costs about 0.1 s whatever its size, and a batch
-    holds up to a hundred partitions (days, and the rows of units exposed
-    later). The per-row rules are the quarantine's own translation
-    (:func:`~analysis.suites.conditions.failing_rows`), and uniqueness is a
-    repeated value; a partition where one of them finds a row is run through
-    GX, so every count is still GX's. Other expectations are always run.
-    """
-    column = e.kwargs.get("column")
-    if column is None or str(column) not in rows.columns:
-        return True
-    if e.type == _UNIQUE and e.condition is None:
-        return bool(rows.get_column(str(column)).drop_nulls().is_duplicated().any())
-    if e.type in _ROW_RULES:
-        return bool(rows.select(failing_rows(e).any()).item())
-    return True
-
-
-def _repeated(values: pl.Series) -> pl.Series:
-    """The non-null values of rows whose value occurs more than once, in row order."""
-    candidates = values.filter(values.is_not_null() & maybe_repeated(values))
-    return candidates.filter(candidates.is_duplicated())
-
-
-def split_repeats(
-    e: Expectation, group: Sequence[_Pending], frame: pl.DataFrame, found: BatchOutcome
-) -> list[BatchOutcome] | None:
-    """A failed uniqueness check of a batch, as each partition alone would have it.
-
-    GX counts the rows whose value repeats in the batch; run on a partition
-    alone it would count the rows whose value repeats there. Polars finds
-    both (nulls never repeat, as in GX). When its count for the batch equals
-    GX's, the per-partition counts are taken from polars, and GX is not run
-    again on each partition (a run costs about 0.1 s, and nearly every day
-    of events has a delivery retry); otherwise None, and GX runs again.
-    Values repeated across partitions are added after the merge
-    (:func:`cross_partition_duplicates`), as before.
-    """
-    column = e.kwargs.get("column")
-    if e.type != _UNIQUE or e.condition is not None or column is None:
-        return None
-    name = str(column)
-    if name not in frame.columns or found.unexpected_count is None:
-        return None
-    if _repeated(frame.get_column(name)).len() != found.unexpected_count:
-        return None
-    shares = []
-    for p in group:
-        repeated = _repeated(p.rows.get_column(name))
-        examples = tuple(f"{name}={v}" for v in repeated.head(MAX_EXAMPLES))
-        shares.append(
-            BatchOutcome(e.key, repeated.is_empty(), p.partition.rows, repeated.len(), examples)
-        )
-    return shares
-
-
 def _validate_group(
     group: Sequence[_Pending],
     expectations: Sequence[Expectation],
@@ -243,11 +179,11 @@ def _validate_group(
     """One GX run over a batch of partitions; failed expectations again per partition.
 
     An expectation that passes on the batch passes on each of its partitions.
-    A failed uniqueness check is shared out among the partitions by
-    :func:`split_repeats` when GX's count for the batch confirms it. Any other
-    that fails is run again on each partition alone where it may fail
-    (:func:`_may_fail`; only the failed ones, so the repeat is cheap), which
-    gives each partition GX's own count. An expectation clamped away for a
+    A failed uniqueness check is shared out among the partitions when GX's
+    count for the batch confirms it (:mod:`analysis.partitions.shares`). Any
+    other that fails is run again on each partition alone where it may fail
+    (only the failed ones, so the repeat is cheap), which gives each
+    partition GX's own count. An expectation clamped away for a
     partition passes there on every row.
     """
     active = [e for e in expectations if any(e.key in p.clamped for p in group)]
@@ -262,7 +198,7 @@ def _validate_group(
     if len(group) > 1:
         by_key = {e.key: e for e in active}
         for k in failed:
-            shares = split_repeats(by_key[k], group, frame, batch[k])
+            shares = split_repeats(by_key[k], [p.rows for p in group], frame, batch[k])
             if shares is not None:
                 split[k] = shares
     results: list[list[BatchOutcome]] = []
@@ -270,7 +206,7 @@ def _validate_group(
         retry = [
             p.clamped[k]
             for k in failed
-            if k in p.clamped and k not in split and _may_fail(p.clamped[k], p.rows)
+            if k in p.clamped and k not in split and may_fail(p.clamped[k], p.rows)
         ]
         if len(group) == 1:
             again = {k: batch[k] for k in failed}

@@ -51,7 +51,7 @@ Window = tuple[dt.date, dt.date]
 
 @dataclass(frozen=True, slots=True)
 class Partition:
-    """One day of events (``day`` None: the rows without ``ts``), or a ``name``d table.
+    """One day of rows (``day`` None: the rows without ``ts``), or ``name``d: before or after.
 
     ``day`` is ``date.min`` for the rows before the window and ``date.max``
     for those after it; ``span`` is the first and last ``ts`` of the rows.
@@ -147,12 +147,6 @@ def _row_hashes() -> list[pl.Expr]:
         rows.hash(seed=0).sum().alias("h0"),
         rows.hash(seed=1).sum().alias("h1"),
     ]
-
-
-def table_fingerprint(frame: pl.DataFrame, name: str) -> Partition:
-    """A whole table as one partition (``name`` labels its cache file)."""
-    n, h0, h1 = frame.select(_row_hashes()).row(0)
-    return Partition(None, int(n), f"{n}-{int(h0 or 0):016x}{int(h1 or 0):016x}", name)
 
 
 def partition_fingerprints(

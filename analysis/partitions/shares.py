@@ -17,7 +17,8 @@ from analysis.partitions.batches import MAX_EXAMPLES, BatchOutcome
 from analysis.suites.conditions import failing_rows
 from analysis.suites.load import Expectation
 
-_UNIQUE = "expect_column_values_to_be_unique"
+#: GX's name of a one-column uniqueness check.
+UNIQUE = "expect_column_values_to_be_unique"
 
 _ROW_RULES = (
     "expect_column_values_to_not_be_null",
@@ -39,7 +40,7 @@ def may_fail(e: Expectation, rows: pl.DataFrame) -> bool:
     column = e.kwargs.get("column")
     if column is None or str(column) not in rows.columns:
         return True
-    if e.type == _UNIQUE and e.condition is None:
+    if e.type == UNIQUE and e.condition is None:
         return bool(rows.get_column(str(column)).drop_nulls().is_duplicated().any())
     if e.type in _ROW_RULES:
         return bool(rows.select(failing_rows(e).any()).item())
@@ -67,7 +68,7 @@ def split_repeats(
     (:func:`cross_partition_duplicates`), as before.
     """
     column = e.kwargs.get("column")
-    if e.type != _UNIQUE or e.condition is not None or column is None:
+    if e.type != UNIQUE or e.condition is not None or column is None:
         return None
     name = str(column)
     if name not in frame.columns or found.unexpected_count is None:

@@ -44,11 +44,10 @@ from analysis.partitions.days import (
     fingerprints_of,
     keyed,
 )
-from analysis.partitions.shares import may_fail, split_repeats
+from analysis.partitions.shares import UNIQUE, may_fail, split_repeats
 from analysis.suites.conditions import parse_condition
 from analysis.suites.load import Expectation, Suite
 
-_UNIQUE = "expect_column_values_to_be_unique"
 _COMPOUND_UNIQUE = "expect_compound_columns_to_be_unique"
 _SCHEMA_CHECKS = ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list")
 
@@ -245,9 +244,10 @@ def _rows_of(
             {PART: [p.day for p in partitions], LATER: [p.later for p in partitions]},
             schema={PART: pl.Date, LATER: pl.Boolean},
         )
-        keys = list(KEYS)
-        parts = frame.join(wanted, on=keys, how="semi", nulls_equal=True, maintain_order="left")
-    by_key = parts.partition_by(list(KEYS), as_dict=True, include_key=False, maintain_order=True)
+        parts = frame.join(
+            wanted, on=list(KEYS), how="semi", nulls_equal=True, maintain_order="left"
+        )
+    by_key = parts.partition_by(*KEYS, as_dict=True, include_key=False, maintain_order=True)
     empty = frame.drop(*KEYS).clear()
     return {(p.day, p.later): by_key.get((p.day, p.later), empty) for p in partitions}
 
@@ -322,7 +322,7 @@ def validate_partitions(
             results.append(found)
     merged = merge_outcomes(results, order)
     for e in expectations:
-        if e.type in (_UNIQUE, _COMPOUND_UNIQUE) and e.key in merged and e.condition is None:
+        if e.type in (UNIQUE, _COMPOUND_UNIQUE) and e.key in merged and e.condition is None:
             merged[e.key] = _add_cross_partition_duplicates(merged[e.key], frame, e)
     reused = len(partitions) - len(pending)
     return PartitionedValidation(merged, len(pending), reused, tuple(partitions), runs)

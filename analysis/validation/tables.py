@@ -1,8 +1,8 @@
 """Run a table's suite over the whole table, and report what it found.
 
 :func:`validate_frame` runs the GX expectations in hash chunks of the suite's
-index column; :func:`validate_table_cached` reuses the cached result of an
-unchanged table. The cross-table checks Proof evaluates itself
+index column (the experiment's tables are cached per partition:
+:mod:`analysis.partitions`). The cross-table checks Proof evaluates itself
 (:func:`unassigned_share`) join them, and :func:`expectation_outcome` makes
 each result an outcome of the report. Entry points:
 :func:`validate_unit_metrics` (the per-unit metric table) and
@@ -26,8 +26,6 @@ from analysis.partitions.batches import (
     chunks,
     merge_outcomes,
 )
-from analysis.partitions.cache import cache_key, cache_path, read_cache, write_cache
-from analysis.partitions.days import clamp_to_range, table_fingerprint
 from analysis.sources.coverage import EventCoverage
 from analysis.sources.read import Tables
 from analysis.suites.load import DEFAULT_SUITE_DIR, Expectation, Suite, load_suite
@@ -39,7 +37,6 @@ __all__ = [
     "expectation_outcome",
     "unassigned_share",
     "validate_frame",
-    "validate_table_cached",
     "validate_tables",
     "validate_unit_metrics",
 ]
@@ -99,36 +96,6 @@ def validate_frame(
         validator(chunk, rest) for chunk in chunks(frame, suite.index_columns[0], max_batch_rows)
     ]
     return merge_outcomes(batches, order)
-
-
-def validate_table_cached(
-    suite: Suite,
-    frame: pl.DataFrame,
-    cache_dir: Path | None,
-    *,
-    ts: str,
-    revalidate: bool = False,
-    max_batch_rows: int = MAX_BATCH_ROWS,
-) -> tuple[dict[str, BatchOutcome], bool]:
-    """:func:`validate_frame`, reusing the cached result of an unchanged table.
-
-    The table is one partition: its fingerprint, and datetime bounds on ``ts``
-    that none of its rows reach dropped (so a later ``now`` reuses it).
-    Returns the outcomes and whether they came from the cache.
-    """
-    if cache_dir is None:
-        return validate_frame(suite, frame, max_batch_rows), False
-    part = table_fingerprint(frame, suite.table)
-    first, last = frame.select(pl.col(ts).min().alias("lo"), pl.col(ts).max().alias("hi")).row(0)
-    seen = [clamp_to_range(e, first, last, ts) for e in suite.gx()]
-    key = cache_key(suite, part, [e for e in seen if e is not None])
-    path = cache_path(cache_dir, part, key)
-    cached = None if revalidate else read_cache(path)
-    if cached is not None:
-        return merge_outcomes([cached], [e.key for e in suite.gx()]), True
-    found = validate_frame(suite, frame, max_batch_rows)
-    write_cache(path, part, list(found.values()))
-    return found, False
 
 
 def _collect(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:

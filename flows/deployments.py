@@ -30,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import signal
+import threading
 import zoneinfo
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ import yaml
 from prefect import get_client, serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
+from prefect.exceptions import TerminationSignal
 from prefect.logging import get_logger
 from prefect.schedules import Cron, Interval
 from prefect.types.entrypoint import EntrypointType
@@ -273,10 +276,20 @@ def serve_deployments(config_dir: Path | str, out_dir: Path | str, suffix: str =
     """
     schedule = load_schedule(config_dir)
     deployments = build_deployments(config_dir, out_dir, schedule, suffix)
+    # Prefect's runner takes SIGTERM over only once it starts, after the deployments are
+    # registered and a slow import: a SIGTERM in between would kill the process unpaused.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         serve(*deployments, limit=schedule.serve_limit, pause_on_shutdown=False)
+    except TerminationSignal:
+        get_logger("proof.serve").info("SIGTERM received before the runner started")
     finally:
         pause_deployments([f"{d.flow_name}/{d.name}" for d in deployments])
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise TerminationSignal(signum)
 
 
 async def _pause(names: list[str]) -> None:

@@ -306,3 +306,28 @@ def test_proof_server_on_another_port_serves_a_ui_that_calls_that_port(tmp_path:
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_a_sigterm_before_prefects_runner_starts_still_pauses_the_deployments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prefect installs its SIGTERM handler only in the runner's start, after it has
+    registered the deployments (and imported its web server): a SIGTERM in that gap
+    killed ``proof serve`` without pausing them (seen in CI under load)."""
+    from flows import deployments
+
+    paused: list[list[str]] = []
+
+    def registers_then_is_terminated(*served: Any, **options: Any) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # before any handler of Prefect's
+        time.sleep(5)  # the handler interrupts this
+        pytest.fail("SIGTERM did not interrupt proof serve")
+
+    monkeypatch.setattr(deployments, "serve", registers_then_is_terminated)
+    monkeypatch.setattr(deployments, "pause_deployments", paused.append)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        deployments.serve_deployments(make_config_dir(tmp_path), tmp_path / "reports")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert paused == [list(DEPLOYMENTS)]

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import datetime as dt
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, NoReturn, TypeVar, get_args
 
 import typer
 
@@ -716,5 +719,36 @@ def server(
 
 app.add_typer(runs_app)
 
+
+def main() -> NoReturn:
+    """The ``proof`` command: :data:`app`, then an exit without the interpreter's teardown."""
+    try:
+        app()
+    except SystemExit as exc:
+        exit_without_teardown(exc.code)
+    exit_without_teardown(0)
+
+
+def exit_without_teardown(code: object) -> NoReturn:
+    """End the process as Python would, minus freeing every object and module one by one.
+
+    That teardown took 1.3 s of a 12 s run over 1M events, after its report was
+    published. What an exit must still do is done: other (non-daemon) threads
+    are waited for, the exit handlers run (Prefect sends its queued logs and
+    events, logging flushes its handlers), and the standard streams are flushed.
+    """
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    status = code if isinstance(code, int) else 0 if code is None else 1
+    if not isinstance(code, int | None):
+        print(code, file=sys.stderr)  # as Python prints a SystemExit's message
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -108,6 +108,21 @@ def write_cache(path: Path, partition: Partition, outcomes: Sequence[BatchOutcom
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    for stale in path.parent.glob(f"{partition.label}-*.json"):
-        if stale != path:  # an older version of this day: it will not be asked for again
-            stale.unlink(missing_ok=True)
+
+
+def remove_stale(written: Sequence[Path]) -> None:
+    """Delete the older files of the partitions just ``written``: they will not be asked for again.
+
+    One listing per folder: a glob per partition read the folder once per file written.
+    """
+    for folder in {path.parent for path in written}:
+        kept = {path.name for path in written if path.parent == folder}
+        labels = {_label_of(name) for name in kept}
+        for stale in folder.glob("*.json"):
+            if stale.name not in kept and _label_of(stale.name) in labels:
+                stale.unlink(missing_ok=True)
+
+
+def _label_of(name: str) -> str:
+    """``<label>-<key>.json`` → ``<label>`` (a key has no ``-``; a label may)."""
+    return name.rsplit("-", 1)[0]

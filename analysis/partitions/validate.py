@@ -33,7 +33,13 @@ from analysis.partitions.batches import (
     chunks,
     merge_outcomes,
 )
-from analysis.partitions.cache import cache_key, cache_path, read_cache, write_cache
+from analysis.partitions.cache import (
+    cache_key,
+    cache_path,
+    read_cache,
+    remove_stale,
+    write_cache,
+)
 from analysis.partitions.days import (
     KEYS,
     LATER,
@@ -314,12 +320,15 @@ def validate_partitions(
     groups = _groups(pending, max_batch_rows)
     parallel = workers > 1 and sum(p.partition.rows for p in pending) >= parallel_min_rows
     done = _in_workers(groups, work, workers) if parallel else ((g, work(g)) for g in groups)
+    written: list[Path] = []
     for group, (outcomes, group_runs) in done:
         runs += group_runs
         for p, found in zip(group, outcomes, strict=True):
             if p.path is not None:
                 write_cache(p.path, p.partition, found)
+                written.append(p.path)
             results.append(found)
+    remove_stale(written)
     merged = merge_outcomes(results, order)
     for e in expectations:
         if e.type in (UNIQUE, _COMPOUND_UNIQUE) and e.key in merged and e.condition is None:

@@ -1,7 +1,7 @@
 """Validate one experiment's raw tables, events per cached day partition, and check a run.
 
-:func:`validate_experiment` validates the assignments whole and the events per
-day partition (:mod:`analysis.partitions`), reusing the results of unchanged
+:func:`validate_experiment` validates the assignments and the events per day
+partition (:mod:`analysis.partitions`), reusing the results of unchanged
 partitions cached under :func:`validation_cache_dir`.
 :func:`check_experiment` is everything a run checks before statistics: the
 quarantine split, then that validation with its counts.
@@ -68,9 +68,9 @@ def validate_experiment(
 ) -> ValidationReport:
     """Validate one experiment's raw ``assignments`` and ``events`` (before quarantine).
 
-    Assignments are validated whole (in hash chunks of ``unit_id`` when
-    large); events per day partition. With ``cache_dir``, the result of the
-    unchanged assignments and of every unchanged event partition is reused
+    Both tables are validated per day partition of the run's window (events
+    also cut by their unit's exposure day, :mod:`analysis.partitions.days`).
+    With ``cache_dir``, the result of every unchanged partition is reused
     (``revalidate=True`` ignores the cache). ``coverage`` (from
     :func:`analysis.sources.coverage.event_coverage`) feeds the unassigned-event share;
     without it the share is computed from ``tables``. ``quarantine``

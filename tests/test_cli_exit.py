@@ -11,6 +11,7 @@ import pytest
 
 SCRIPT = """\
 import atexit, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from flows.cli import exit_without_teardown
 
@@ -22,6 +23,8 @@ def late():
     (out / "thread").write_text("done")
 
 threading.Thread(target=late).start()  # not a daemon: the exit waits for it
+pool = ThreadPoolExecutor(2)  # left open: its idle workers must be told to end
+pool.submit(time.sleep, 0).result()
 print("x" * 100_000)  # more than a pipe's buffer, still in sys.stdout's
 exit_without_teardown(CODE)
 """
@@ -36,7 +39,7 @@ def test_exit_without_teardown_waits_runs_the_exit_handlers_and_flushes(
     script = SCRIPT.replace("CODE", repr(code))
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script), str(tmp_path)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True, text=True, timeout=30, check=False,
         cwd=Path(__file__).resolve().parent.parent,
     )  # fmt: skip
     assert done.returncode == status, done.stderr

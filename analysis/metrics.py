@@ -118,6 +118,11 @@ def in_window_events(
     )
 
 
+def of_events(in_window: pl.LazyFrame, event_names: Sequence[str]) -> pl.LazyFrame:
+    """The rows of ``in_window`` (:func:`in_window_events`) of the events ``event_names``."""
+    return in_window.filter(pl.col("event").is_in(event_names))
+
+
 def _moment_aggs(metrics: Sequence[Metric]) -> list[pl.Expr]:
     exprs: list[pl.Expr] = []
     for m in metrics:

@@ -71,7 +71,8 @@ def patterns():  # type: ignore[no-untyped-def]
     window = Window(AS_OF, experiment.window_days, experiment.pre_window_days)
     units = metrics_mod.clean_assignments(data.assignments.lazy(), window).collect().lazy()
     events = data.events.lazy().unique(subset="event_id", keep="any")
-    found = failure_patterns(experiment, failure_data(units, events, window))
+    in_window = metrics_mod.in_window_events(units, events, window, deduplicate=False)
+    found = failure_patterns(experiment, failure_data(units, events, window, in_window))
     assert found is not None
     return experiment, behaviours, found
 

@@ -15,11 +15,14 @@ from analysis.failures import (
 from analysis.measurement import Window
 
 
-def failure_data(units: pl.LazyFrame, events: pl.LazyFrame, window: Window) -> FailureData:
+def failure_data(
+    units: pl.LazyFrame, events: pl.LazyFrame, window: Window, in_window: pl.LazyFrame
+) -> FailureData:
     """The labels of the failure events in the units' windows, and their share metrics'
-    moments per arm. ``events``: without duplicate event ids."""
+    moments per arm. ``events``: without duplicate event ids; ``in_window``: they in
+    their units' windows (:func:`analysis.metrics.in_window_events`)."""
     counts = (
-        metrics_mod.in_window_events(units, events, window, FAILURE_EVENTS, deduplicate=False)
+        metrics_mod.of_events(in_window, FAILURE_EVENTS)
         .filter(~pl.col("pre") & pl.col("label").is_not_null())
         .group_by("event", "label")
         .len()

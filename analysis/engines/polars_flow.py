@@ -6,19 +6,21 @@ import polars as pl
 
 from analysis import metrics as metrics_mod
 from analysis.aggregates import moments_from_row
-from analysis.measurement import FlowData, Window
+from analysis.measurement import FlowData
 from analysis.polars_exprs import moment_exprs
 from analysis.task_flow import FLOW_EVENTS, FLOW_STEPS, STARTED
 
 
-def flow_data(units: pl.LazyFrame, events: pl.LazyFrame, window: Window) -> FlowData:
+def flow_data(units: pl.LazyFrame, in_window: pl.LazyFrame) -> FlowData:
     """Per arm and step the moments of (tasks at the step, tasks started) per unit.
 
-    ``events``: without duplicate event ids. A task counts once it is started in
-    the unit's window; its steps are any of its events in the window.
+    ``in_window``: the run's events in their units' windows
+    (:func:`analysis.metrics.in_window_events`, without duplicate event ids). A
+    task counts once it is started in the unit's window; its steps are any of
+    its events in the window.
     """
     tasks = (
-        metrics_mod.in_window_events(units, events, window, FLOW_EVENTS, deduplicate=False)
+        metrics_mod.of_events(in_window, FLOW_EVENTS)
         .filter(~pl.col("pre") & pl.col("task_id").is_not_null())
         .group_by("unit_id", "task_id")
         .agg(

@@ -19,10 +19,13 @@ from analysis.engines.polars_failures import failure_data
 from analysis.engines.polars_flow import flow_data
 from analysis.engines.polars_quantiles import quantile_events, quantile_summaries
 from analysis.engines.polars_unsure import unsure_data
+from analysis.failures import FAILURE_EVENTS
 from analysis.measurement import ArmData, Measurement, Window
 from analysis.partials import PartialSpec, partials, unit_table_from_partials
 from analysis.polars_exprs import winsorize_caps_exprs, winsorize_expr
 from analysis.sources.read import Tables
+from analysis.task_flow import FLOW_EVENTS
+from analysis.unsure import UNSURE_EVENTS
 from analysis.validation_report import ValidationReport
 
 UnitCheck = Callable[[pl.LazyFrame], ValidationReport]
@@ -64,15 +67,22 @@ def measure(
     table = unit_table_from_partials(units, rows, metrics, spec, as_of).collect().lazy()
     unit_validation = unit_check(table) if unit_check is not None else None
     percentile = experiment.statistics.winsorize_percentile
-    if percentile is not None:
-        capped_events = metrics_mod.in_window_events(
-            units, events, window, metrics_mod.event_capped_events(metrics), deduplicate=False
-        )
-        capped_events = capped_events.collect().lazy()
-        table = winsorize_table(table, metrics, percentile, capped_events).collect().lazy()
+    capped = metrics_mod.event_capped_events(metrics) if percentile is not None else []
     value_events = sorted({*descriptives.EVENTS, *quantile_events(metrics)})
+    # The events in their units' windows, joined to the units once for every section
+    # that reads them (a join each took 2.3 s against 1.0 s once, at 10.7M events).
+    sections = {*capped, *value_events, *FLOW_EVENTS, *FAILURE_EVENTS, *UNSURE_EVENTS}
+    windowed = (
+        metrics_mod.in_window_events(units, events, window, sorted(sections), deduplicate=False)
+        .drop("event_id", "ts", "assigned_at")  # no section reads them: less to hold
+        .collect(engine="streaming")
+        .lazy()
+    )
+    if percentile is not None:
+        capped_events = metrics_mod.of_events(windowed, capped)
+        table = winsorize_table(table, metrics, percentile, capped_events).collect().lazy()
     in_window = (
-        metrics_mod.in_window_events(units, events, window, value_events, deduplicate=False)
+        metrics_mod.of_events(windowed, value_events)
         .filter(~pl.col("pre"))
         .select("unit_id", "variant", "event", "value")
         .collect(engine="streaming")
@@ -108,10 +118,10 @@ def measure(
         time_on_task=descriptives.time_on_task_histogram(in_window, variants),
         trust=descriptives.trust_histogram(in_window, variants),
         unit_validation=unit_validation,
-        failures=failure_data(units, events, window),
+        failures=failure_data(units, events, window, windowed),
         decay=decay,
-        flow=flow_data(units, events, window),
-        unsure=unsure_data(units, events, window),
+        flow=flow_data(units, windowed),
+        unsure=unsure_data(windowed),
     )
 
 

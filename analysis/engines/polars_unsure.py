@@ -6,7 +6,7 @@ import polars as pl
 
 from analysis import metrics as metrics_mod
 from analysis.aggregates import Moments, moments_from_row
-from analysis.measurement import UnsureData, Window
+from analysis.measurement import UnsureData
 from analysis.polars_exprs import moment_exprs
 from analysis.unsure import CONFIDENCE, DIMENSIONS, GAP, OUTCOMES, UNSURE_EVENTS
 
@@ -18,13 +18,14 @@ def _bucket(value: pl.Expr, edges: tuple[float, ...]) -> pl.Expr:
     return pl.when(inside).then(inner)
 
 
-def unsure_data(units: pl.LazyFrame, events: pl.LazyFrame, window: Window) -> UnsureData:
+def unsure_data(in_window: pl.LazyFrame) -> UnsureData:
     """Per dimension, arm and bucket the moments of each rate over single-output tasks.
 
-    ``events``: without duplicate event ids.
+    ``in_window``: the run's events in their units' windows
+    (:func:`analysis.metrics.in_window_events`, without duplicate event ids).
     """
     tasks = (
-        metrics_mod.in_window_events(units, events, window, UNSURE_EVENTS, deduplicate=False)
+        metrics_mod.of_events(in_window, UNSURE_EVENTS)
         .filter(~pl.col("pre") & pl.col("task_id").is_not_null())
         .group_by("unit_id", "variant", "task_id")
         .agg(

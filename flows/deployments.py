@@ -278,13 +278,15 @@ def serve_deployments(config_dir: Path | str, out_dir: Path | str, suffix: str =
     deployments = build_deployments(config_dir, out_dir, schedule, suffix)
     # Prefect's runner takes SIGTERM over only once it starts, after the deployments are
     # registered and a slow import: a SIGTERM in between would kill the process unpaused.
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main else None
     try:
         serve(*deployments, limit=schedule.serve_limit, pause_on_shutdown=False)
     except TerminationSignal:
         get_logger("proof.serve").info("SIGTERM received before the runner started")
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         pause_deployments([f"{d.flow_name}/{d.name}" for d in deployments])
 
 

@@ -326,8 +326,6 @@ def test_a_sigterm_before_prefects_runner_starts_still_pauses_the_deployments(
     monkeypatch.setattr(deployments, "serve", registers_then_is_terminated)
     monkeypatch.setattr(deployments, "pause_deployments", paused.append)
     previous = signal.getsignal(signal.SIGTERM)
-    try:
-        deployments.serve_deployments(make_config_dir(tmp_path), tmp_path / "reports")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    deployments.serve_deployments(make_config_dir(tmp_path), tmp_path / "reports")
     assert paused == [list(DEPLOYMENTS)]
+    assert signal.getsignal(signal.SIGTERM) == previous  # the process's own handler is back

@@ -429,3 +429,37 @@ def test_repeated_ids_shared_out_by_polars_are_what_gx_finds_on_each_partition(
             json.loads(path.read_text())["outcomes"]
             == json.loads((tmp_path / "split" / path.name).read_text())["outcomes"]
         )
+
+
+def test_partition_columns_are_chunked_as_the_events_are() -> None:
+    """Columns chunked unlike the rest make polars copy the frame whole on each later step."""
+    from analysis.partitions.days import exposure_days, keyed
+
+    events, assignments = f.events(), f.assignments()
+    half = events.height // 2
+    chunked = pl.concat([events.slice(0, half), events.slice(half)], rechunk=False)
+    assert chunked.n_chunks("all") == [2] * chunked.width
+    for exposures in (None, exposure_days(assignments)):
+        frame = keyed(chunked, exposures=exposures)
+        assert frame.n_chunks("all") == [2] * frame.width
+        assert frame.equals(keyed(events.rechunk(), exposures=exposures))
+
+
+def test_picking_some_partitions_gives_their_rows_the_dateless_ones_too() -> None:
+    from analysis.partitions.days import KEYS, exposure_days, fingerprints_of, keyed
+    from analysis.partitions.validate import _rows_of
+
+    events, assignments = _with_a_unit_exposed_on_the_last_day(f.events(), f.assignments())
+    undated = events.head(3).with_columns(pl.lit(None).alias("ts"))
+    events = pl.concat([events, undated], how="vertical_relaxed")
+    frame = keyed(events, exposures=exposure_days(assignments))
+    partitions = fingerprints_of(frame, None)
+    assert any(p.day is None for p in partitions)
+    assert any(p.later for p in partitions)
+    for picked in (partitions[::2], partitions[1::2], [p for p in partitions if p.day is None]):
+        rows = _rows_of(frame, picked)
+        for p in picked:
+            expected = frame.filter(
+                pl.col(KEYS[0]).eq_missing(p.day) & (pl.col(KEYS[1]) == p.later)
+            ).drop(*KEYS)
+            assert rows[p.day, p.later].equals(expected), p.label

@@ -124,7 +124,27 @@ def keyed(
                 (inside & (pl.col(EXPOSED) > day)).fill_null(False).alias(LATER),
             )
         )
-    return frame.hstack(keys.collect().get_columns())
+    return frame.hstack([_aligned(c, frame) for c in keys.collect().get_columns()])
+
+
+def _aligned(column: pl.Series, frame: pl.DataFrame) -> pl.Series:
+    """``column`` in chunks of the lengths of ``frame``'s.
+
+    A frame whose columns are chunked differently is made contiguous again by
+    every later operation on it: a comparison of one column of 10.7M events took
+    0.2-0.7 s instead of 0.01 s, picking one night's partitions 0.65 s instead of 0.16 s.
+    """
+    if not frame.width or column.n_chunks() == frame.to_series(0).n_chunks() == 1:
+        return column
+    lengths = [len(chunk) for chunk in frame.to_series(0).get_chunks()]
+    column = column.rechunk()  # one chunk (a copy of a key column, small): its slices are views
+    if len(lengths) == 1:
+        return column
+    pieces, start = [], 0
+    for n in lengths:
+        pieces.append(column.slice(start, n))
+        start += n
+    return pl.concat(pieces, rechunk=False)
 
 
 def _partition(

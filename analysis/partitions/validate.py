@@ -55,6 +55,7 @@ from analysis.suites.conditions import parse_condition
 from analysis.suites.load import Expectation, Suite
 
 _COMPOUND_UNIQUE = "expect_compound_columns_to_be_unique"
+_EPOCH = dt.date(1970, 1, 1)
 _SCHEMA_CHECKS = ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list")
 
 
@@ -246,16 +247,25 @@ def _rows_of(
         return {}
     parts = frame
     if not every:
-        wanted = pl.DataFrame(
-            {PART: [p.day for p in partitions], LATER: [p.later for p in partitions]},
-            schema={PART: pl.Date, LATER: pl.Boolean},
-        )
-        parts = frame.join(
-            wanted, on=list(KEYS), how="semi", nulls_equal=True, maintain_order="left"
-        )
+        # One integer per (day, later) and a set lookup: a semi join on the two key
+        # columns took 2 s over 10.7M events to pick out one night's few partitions.
+        code = pl.col(PART).cast(pl.Int64) * 2 + pl.col(LATER).cast(pl.Int64)
+        days = [_code(p) for p in partitions if p.day is not None]
+        undated = {p.later for p in partitions if p.day is None}
+        wanted = code.is_in(pl.Series(days, dtype=pl.Int64).implode())
+        if undated:
+            no_day = pl.col(PART).is_null() & pl.col(LATER).is_in(list(undated))
+            wanted = wanted.fill_null(False) | no_day
+        parts = frame.filter(wanted)
     by_key = parts.partition_by(*KEYS, as_dict=True, include_key=False, maintain_order=True)
     empty = frame.drop(*KEYS).clear()
     return {(p.day, p.later): by_key.get((p.day, p.later), empty) for p in partitions}
+
+
+def _code(p: Partition) -> int:
+    """:func:`_rows_of`'s integer for a dated partition: days since 1970, twice, plus later."""
+    assert p.day is not None
+    return (p.day - _EPOCH).days * 2 + int(p.later)
 
 
 def validate_partitions(

@@ -359,9 +359,13 @@ def _compute(
         schema={"day": pl.Date, "cohort": pl.Date},
     )
     days = sorted({d for d, _ in missing})
-    of_days = events.filter(pl.col("ts").dt.date().is_in(days))
-    return (
-        partials(of_days, units, spec)
-        .join(wanted.lazy(), on=["day", "cohort"], how="semi")
-        .collect(engine="streaming")
-    )
+    # Only the missing partitions' events are aggregated: a night misses tonight's day
+    # of every cohort but only tonight's cohort of the days before (its pre-period).
+    picked = (
+        events.filter(pl.col("ts").dt.date().is_in(days))
+        .join(exposures(units).select("unit_id", "cohort"), on="unit_id", how="inner")
+        .join(wanted.lazy(), left_on=[pl.col("ts").dt.date(), "cohort"],
+              right_on=["day", "cohort"], how="semi")
+        .drop("cohort")
+    )  # fmt: skip
+    return partials(picked, units, spec).collect(engine="streaming")

@@ -124,10 +124,10 @@ def keyed(
                 (inside & (pl.col(EXPOSED) > day)).fill_null(False).alias(LATER),
             )
         )
-    return frame.hstack([_aligned(c, frame) for c in keys.collect().get_columns()])
+    return frame.hstack([chunked_as(c, frame) for c in keys.collect().get_columns()])
 
 
-def _aligned(column: pl.Series, frame: pl.DataFrame) -> pl.Series:
+def chunked_as(column: pl.Series, frame: pl.DataFrame) -> pl.Series:
     """``column`` in chunks of the lengths of ``frame``'s.
 
     A frame whose columns are chunked differently is made contiguous again by

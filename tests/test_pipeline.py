@@ -172,3 +172,38 @@ def test_the_task_flow_recovers_its_true_shares(config: ProofConfig, experiment_
     for (_, treatment), at in flow.diverges.items():
         assert at is not None, treatment
         assert at.step == "completed"  # +5 and +7 points, against -2 and -3 abandoned
+
+
+def test_the_unit_tables_check_runs_beside_the_sections_and_its_error_is_raised(
+    config: ProofConfig,
+) -> None:
+    """GX checks the unit table on a thread of its own; what it returns or raises is the run's."""
+    import threading
+
+    import polars as pl
+
+    from analysis.validation_report import ValidationReport
+
+    experiment = config.experiment("smart-compose")
+    metrics = config.metrics_of(experiment)
+    source = config.sources[experiment.source]
+    seen: list[tuple[str, int]] = []
+    report = ValidationReport(outcomes=())
+
+    def check(table: pl.LazyFrame) -> ValidationReport:
+        seen.append((threading.current_thread().name, table.collect().height))
+        return report
+
+    tables = read_experiment(experiment.source, source, experiment.id)
+    measurement = measure(tables, experiment, metrics, AS_OF, check)
+    assert measurement.unit_validation is report
+    [(thread, rows)] = seen
+    assert thread.startswith("proof-unit-check")
+    assert rows == sum(n for n in measurement.cleaning.units.values())
+
+    def broken(table: pl.LazyFrame) -> ValidationReport:
+        raise RuntimeError("the unit check broke")
+
+    tables = read_experiment(experiment.source, source, experiment.id)
+    with pytest.raises(RuntimeError, match="the unit check broke"):
+        measure(tables, experiment, metrics, AS_OF, broken)

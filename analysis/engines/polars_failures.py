@@ -33,5 +33,7 @@ def failure_data(
     if not chosen:
         return FailureData(distinct=distinct)
     metrics = [f.metric for f in failure_metrics(chosen)]
-    table = metrics_mod.unit_table(units, events, metrics, window)
+    # Their events only: the unit table would otherwise deduplicate every event first.
+    failures = events.filter(pl.col("event").is_in(sorted({event for event, _ in chosen})))
+    table = metrics_mod.unit_table(units, failures, metrics, window)
     return FailureData(chosen, metrics_mod.arm_moments(table, metrics), distinct)

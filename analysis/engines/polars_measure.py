@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import polars as pl
 
@@ -20,7 +22,7 @@ from analysis.engines.polars_flow import flow_data
 from analysis.engines.polars_quantiles import quantile_events, quantile_summaries
 from analysis.engines.polars_unsure import unsure_data
 from analysis.failures import FAILURE_EVENTS
-from analysis.measurement import ArmData, Measurement, Window
+from analysis.measurement import ArmData, Cleaning, Measurement, Window
 from analysis.partials import PartialSpec, partials, unit_table_from_partials
 from analysis.polars_exprs import winsorize_caps_exprs, winsorize_expr
 from analysis.sources.read import Tables
@@ -65,7 +67,28 @@ def measure(
     found = partials(events, units, spec) if partial_rows is None else partial_rows(spec)
     rows = found.collect(engine="streaming").lazy()
     table = unit_table_from_partials(units, rows, metrics, spec, as_of).collect().lazy()
-    unit_validation = unit_check(table) if unit_check is not None else None
+    # GX over pandas holds the GIL for most of its work and polars releases it: the
+    # sections below are measured while GX checks the unit table (a small frame).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="proof-unit-check") as pool:
+        checking = None if unit_check is None else pool.submit(unit_check, table)
+        measurement = _sections(experiment, metrics, window, units, events, rows, table, cleaning)
+    unit_validation = None if checking is None else checking.result()
+    return replace(measurement, unit_validation=unit_validation)
+
+
+def _sections(
+    experiment: Experiment,
+    metrics: Sequence[Metric],
+    window: Window,
+    units: pl.LazyFrame,
+    events: pl.LazyFrame,
+    rows: pl.LazyFrame,
+    table: pl.LazyFrame,
+    cleaning: Cleaning,
+) -> Measurement:
+    """Everything measured from the unit table, the partials and the events in their
+    windows, but the unit table's validation (the caller's)."""
+    as_of = window.as_of
     percentile = experiment.statistics.winsorize_percentile
     capped = metrics_mod.event_capped_events(metrics) if percentile is not None else []
     value_events = sorted({*descriptives.EVENTS, *quantile_events(metrics)})
@@ -117,7 +140,6 @@ def measure(
         funnel=descriptives.funnel_counts(in_window, experiment.ai_variants()),
         time_on_task=descriptives.time_on_task_histogram(in_window, variants),
         trust=descriptives.trust_histogram(in_window, variants),
-        unit_validation=unit_validation,
         failures=failure_data(units, events, window, windowed),
         decay=decay,
         flow=flow_data(units, windowed),

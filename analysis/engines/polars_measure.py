@@ -20,6 +20,7 @@ from analysis.config.experiments import Experiment, Metric
 from analysis.engines.polars_failures import failure_data
 from analysis.engines.polars_flow import flow_data
 from analysis.engines.polars_quantiles import quantile_events, quantile_summaries
+from analysis.engines.polars_tasks import task_table
 from analysis.engines.polars_unsure import unsure_data
 from analysis.failures import FAILURE_EVENTS
 from analysis.measurement import ArmData, Cleaning, Measurement, Window
@@ -131,6 +132,7 @@ def _sections(
         else {}
     )
     variants = list(experiment.variants)
+    tasks = task_table(windowed)
     return Measurement(
         cleaning=cleaning,
         data=data,
@@ -142,8 +144,8 @@ def _sections(
         trust=descriptives.trust_histogram(in_window, variants),
         failures=failure_data(units, events, window, windowed),
         decay=decay,
-        flow=flow_data(units, windowed),
-        unsure=unsure_data(windowed),
+        flow=flow_data(units, tasks),
+        unsure=unsure_data(tasks),
     )
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis import metrics as metrics_mod
 from analysis.aggregates import Moments, moments_from_row
+from analysis.engines.polars_tasks import SHOWN
 from analysis.measurement import UnsureData
 from analysis.polars_exprs import moment_exprs
-from analysis.unsure import CONFIDENCE, DIMENSIONS, GAP, OUTCOMES, UNSURE_EVENTS
+from analysis.unsure import CONFIDENCE, DIMENSIONS, GAP, OUTCOMES
 
 
 def _bucket(value: pl.Expr, edges: tuple[float, ...]) -> pl.Expr:
@@ -18,31 +18,12 @@ def _bucket(value: pl.Expr, edges: tuple[float, ...]) -> pl.Expr:
     return pl.when(inside).then(inner)
 
 
-def unsure_data(in_window: pl.LazyFrame) -> UnsureData:
+def unsure_data(tasks: pl.LazyFrame) -> UnsureData:
     """Per dimension, arm and bucket the moments of each rate over single-output tasks.
 
-    ``in_window``: the run's events in their units' windows
-    (:func:`analysis.metrics.in_window_events`, without duplicate event ids).
+    ``tasks``: the run's :func:`~analysis.engines.polars_tasks.task_table`.
     """
-    tasks = (
-        metrics_mod.of_events(in_window, UNSURE_EVENTS)
-        .filter(~pl.col("pre") & pl.col("task_id").is_not_null())
-        .group_by("unit_id", "variant", "task_id")
-        .agg(
-            (pl.col("event") == "ai_shown").sum().alias("shown"),
-            *[
-                pl.col("value").filter(pl.col("event") == event).mean().alias(name)
-                for name, event, _ in DIMENSIONS
-            ],
-            *[
-                (pl.col("event") == event).any().cast(pl.Float64).alias(name)
-                for name, event in OUTCOMES
-            ],
-        )
-        .filter(pl.col("shown") == 1)
-        .collect(engine="streaming")
-        .lazy()
-    )
+    tasks = tasks.filter(pl.col(SHOWN) == 1)
     whats = [name for name, _ in OUTCOMES]
     found: dict[str, dict[str, dict[int, dict[str, Moments]]]] = {}
     for dimension, _, edges in DIMENSIONS:

@@ -86,7 +86,12 @@ def read_cache(path: Path) -> list[BatchOutcome] | None:
 
 
 def write_cache(path: Path, partition: Partition, outcomes: Sequence[BatchOutcome]) -> None:
-    """``outcomes`` at ``path``, atomically: a synced temporary file, then renamed."""
+    """``outcomes`` at ``path``, atomically: a temporary file, then renamed.
+
+    Not synced to disk (181 syncs took 0.6 s of a cold run over 1M events):
+    :func:`read_cache` checks every file's name and SHA-256, so a result a
+    crash lost or tore is validated again, never trusted.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     body: dict[str, Any] = {
         "format": CACHE_FORMAT,
@@ -102,8 +107,6 @@ def write_cache(path: Path, partition: Partition, outcomes: Sequence[BatchOutcom
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(body, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

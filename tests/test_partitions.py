@@ -463,3 +463,42 @@ def test_picking_some_partitions_gives_their_rows_the_dateless_ones_too() -> Non
                 pl.col(KEYS[0]).eq_missing(p.day) & (pl.col(KEYS[1]) == p.later)
             ).drop(*KEYS)
             assert rows[p.day, p.later].equals(expected), p.label
+
+
+def test_assignments_repeated_across_days_are_not_run_through_gx_day_by_day(
+    tmp_path: Path,
+) -> None:
+    """The compound uniqueness of (experiment, unit) on assignment days equals one GX run over
+    the whole table; GX runs again only on the days where a pair repeats within the day."""
+    assignments = f.assignments(units=12)
+    day = dt.timedelta(days=1)
+    nothing = [pl.lit(None, pl.String).alias(c) for c in ("experiment_id", "unit_id")]
+    repeated = pl.concat(
+        [
+            assignments,
+            assignments[[0]].with_columns(pl.col("assigned_at") + day),  # u00 on a later day
+            assignments[[1]].with_columns(pl.col("assigned_at") + 2 * day),  # u01 too
+            assignments[[2]],  # u02 twice on its own day
+            assignments[[3]].with_columns(pl.lit(None).alias("experiment_id")),  # half missing
+            assignments[[3]].with_columns(pl.lit(None).alias("experiment_id")),
+            assignments[[4]].with_columns(nothing),  # every part missing, twice
+            assignments[[4]].with_columns(nothing),
+        ]
+    )
+    full = load_suite("assignments", run_params(f.experiment(), f.AS_OF, f.NOW))
+    suite = Suite(full.table, full.row_level(), full.index_columns, full.digest)
+    unique = next(e for e in suite.expectations if e.type == "expect_compound_columns_to_be_unique")
+    whole = validate_frame(suite, repeated)
+    counted = GxBatchValidator("assignments", suite.index_columns)
+    parted = validate_partitions(
+        repeated, suite, counted, cache_dir=tmp_path, ts="assigned_at", max_batch_rows=10_000
+    )
+    assert len(parted.partitions) == 3
+    assert {k: (o.success, o.unexpected_count) for k, o in parted.outcomes.items()} == {
+        k: (o.success, o.unexpected_count) for k, o in whole.items()
+    }
+    # u00 and u01 twice each, u02 twice, u03 twice (a missing part is a value);
+    # rows missing every part are left out, as GX leaves them
+    assert parted.outcomes[unique.key].unexpected_count == 8
+    # one run over the batch, and again only the first day (u02 and u03 repeat there)
+    assert parted.gx_batches == 2

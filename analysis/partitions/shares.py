@@ -17,8 +17,9 @@ from analysis.partitions.batches import MAX_EXAMPLES, BatchOutcome
 from analysis.suites.conditions import failing_rows
 from analysis.suites.load import Expectation
 
-#: GX's name of a one-column uniqueness check.
+#: GX's names of a one-column and of a several-column uniqueness check.
 UNIQUE = "expect_column_values_to_be_unique"
+COMPOUND_UNIQUE = "expect_compound_columns_to_be_unique"
 
 _ROW_RULES = (
     "expect_column_values_to_not_be_null",
@@ -37,6 +38,8 @@ def may_fail(e: Expectation, rows: pl.DataFrame) -> bool:
     repeated value; a partition where one of them finds a row is run through
     GX, so every count is still GX's. Other expectations are always run.
     """
+    if e.type == COMPOUND_UNIQUE:
+        return _compound_may_fail(e, rows)
     column = e.kwargs.get("column")
     if column is None or str(column) not in rows.columns:
         return True
@@ -45,6 +48,25 @@ def may_fail(e: Expectation, rows: pl.DataFrame) -> bool:
     if e.type in _ROW_RULES:
         return bool(rows.select(failing_rows(e).any()).item())
     return True
+
+
+def _compound_may_fail(e: Expectation, rows: pl.DataFrame) -> bool:
+    """Whether a combination of ``column_list`` repeats among ``rows``, as GX sees one.
+
+    GX (pandas) leaves out the rows whose every listed value is missing (its
+    default ``ignore_row_if``) and counts the rest that are ``duplicated``,
+    where a missing value equals another; so does this. Anything else, run GX.
+    The duplicate assignments of a unit land on different days: without this,
+    every day of assignments of a batch ran GX again (56 runs, 1.2 s of a cold run).
+    """
+    columns = [str(c) for c in e.kwargs.get("column_list") or []]
+    ignore = e.kwargs.get("ignore_row_if", "all_values_are_missing")
+    if e.condition is not None or not columns or ignore != "all_values_are_missing":
+        return True
+    if not set(columns) <= set(rows.columns):
+        return True
+    some = pl.any_horizontal(pl.col(c).is_not_null() for c in columns)
+    return bool(rows.filter(some).select(pl.struct(columns).is_duplicated().any()).item())
 
 
 def _repeated(values: pl.Series) -> pl.Series:

@@ -50,11 +50,10 @@ from analysis.partitions.days import (
     fingerprints_of,
     keyed,
 )
-from analysis.partitions.shares import UNIQUE, may_fail, split_repeats
+from analysis.partitions.shares import COMPOUND_UNIQUE, UNIQUE, may_fail, split_repeats
 from analysis.suites.conditions import parse_condition
 from analysis.suites.load import Expectation, Suite
 
-_COMPOUND_UNIQUE = "expect_compound_columns_to_be_unique"
 _EPOCH = dt.date(1970, 1, 1)
 _SCHEMA_CHECKS = ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list")
 
@@ -341,7 +340,7 @@ def validate_partitions(
     remove_stale(written)
     merged = merge_outcomes(results, order)
     for e in expectations:
-        if e.type in (UNIQUE, _COMPOUND_UNIQUE) and e.key in merged and e.condition is None:
+        if e.type in (UNIQUE, COMPOUND_UNIQUE) and e.key in merged and e.condition is None:
             merged[e.key] = _add_cross_partition_duplicates(merged[e.key], frame, e)
     reused = len(partitions) - len(pending)
     return PartitionedValidation(merged, len(pending), reused, tuple(partitions), runs)

@@ -63,6 +63,7 @@ from typing import Any
 
 import polars as pl
 
+from analysis.keys import fingerprint_sums, row_hash
 from analysis.measurement import Window
 from analysis.metrics import clean_assignments
 from analysis.partials import PartialSpec, exposures, partials
@@ -98,15 +99,6 @@ def partials_cache_dir(out_dir: Path | str, experiment_id: str) -> Path:
     return Path(out_dir) / ".cache" / "partials" / experiment_id
 
 
-def _hashes(*columns: str) -> list[pl.Expr]:
-    row = pl.struct(*columns)
-    return [
-        pl.len().cast(pl.Int64).alias("n"),
-        row.hash(seed=0).sum().alias("h0"),
-        row.hash(seed=1).sum().alias("h1"),
-    ]
-
-
 def partition_keys(
     events: pl.LazyFrame, units: pl.LazyFrame, spec: PartialSpec, until: dt.date
 ) -> pl.DataFrame:
@@ -124,10 +116,15 @@ def partition_keys(
         .join(exposed, on="unit_id", how="inner")
         .with_columns(pl.col("ts").dt.date().alias("day"))
         .filter(in_range)
+        .with_columns(row_hash("unit_id", "ts", "event", "value", "label"))
         .group_by("day", "cohort")
-        .agg(_hashes("unit_id", "ts", "event", "value", "label"))
+        .agg(fingerprint_sums("n"))
     )
-    cohorts = exposed.group_by("cohort").agg(_hashes("unit_id", "assigned_at"))
+    cohorts = (
+        exposed.with_columns(row_hash("unit_id", "assigned_at"))
+        .group_by("cohort")
+        .agg(fingerprint_sums("n"))
+    )
     found = rows.join(cohorts, on="cohort", how="left", suffix="_units").collect(engine="streaming")
     prefix = f"{CACHE_FORMAT}|{spec.digest}|{pl.__version__}"
     keys = [

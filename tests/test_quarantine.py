@@ -294,3 +294,26 @@ def test_a_hash_collision_is_not_taken_for_a_duplicate(monkeypatch: pytest.Monke
     doubled = {**tables, "events": pl.concat([tables["events"], copy])}
     held = split(doubled, f.experiment(), f.AS_OF, now=f.NOW)
     assert held.counts["events"]["duplicate_event_id"] == 1
+
+
+def test_a_fingerprint_is_the_count_and_the_sums_of_the_hash_and_of_its_splitmix64_mix() -> None:
+    """Checked against splitmix64's finalizer written out in Python integers (mod 2^64)."""
+    from analysis.keys import fingerprint_sums, row_hash
+
+    def splitmix(x: int) -> int:
+        mask = (1 << 64) - 1
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & mask
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EB & mask
+        return x ^ (x >> 31)
+
+    rows = pl.DataFrame({"a": ["x", "y", None, "x"], "b": [1.0, 2.5, 3.0, None]})
+    hashes = rows.select(row_hash("a", "b")).to_series().to_list()
+    found = rows.select(row_hash("a", "b")).select(fingerprint_sums()).row(0)
+    assert found == (4, sum(hashes) % 2**64, sum(splitmix(h) for h in hashes) % 2**64)
+    shuffled = rows.reverse().select(row_hash("a", "b")).select(fingerprint_sums()).row(0)
+    assert shuffled == found
+    edited = rows.with_columns(pl.when(pl.col("b") == 2.5).then(2.25).otherwise("b").alias("b"))
+    changed = edited.select(row_hash("a", "b")).select(fingerprint_sums()).row(0)
+    assert changed[0] == found[0]
+    assert changed[1] != found[1]
+    assert changed[2] != found[2]

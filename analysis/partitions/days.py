@@ -29,6 +29,7 @@ from typing import Any
 
 import polars as pl
 
+from analysis.keys import fingerprint_sums, row_hash
 from analysis.suites.load import Expectation
 from analysis.suites.params import day_start
 
@@ -160,15 +161,6 @@ def _partition(
     return Partition(day, n, fingerprint, BEFORE if day == _BEFORE_DAY else AFTER, span)
 
 
-def _row_hashes() -> list[pl.Expr]:
-    rows = pl.struct(pl.all().exclude(*KEYS))
-    return [
-        pl.len().alias("rows"),
-        rows.hash(seed=0).sum().alias("h0"),
-        rows.hash(seed=1).sum().alias("h1"),
-    ]
-
-
 def partition_fingerprints(
     events: pl.DataFrame | pl.LazyFrame,
     ts: str = "ts",
@@ -178,10 +170,11 @@ def partition_fingerprints(
     """The day partitions of ``events`` (bounded by ``window``, cut by ``exposures``)
     and a fingerprint of each.
 
-    The fingerprint is the row count and two wrapping sums of per-row hashes
-    (polars, seeds 0 and 1) over every column: independent of row order,
-    changed by any added, removed or edited row. Polars hashes are stable
-    within a polars version, which is part of every cache key.
+    The fingerprint is the row count and two wrapping sums of a polars hash of
+    every row over every column (:func:`analysis.keys.fingerprint_sums`):
+    independent of row order, changed by any added, removed or edited row.
+    Polars hashes are stable within a polars version, which is part of every
+    cache key.
     """
     return fingerprints_of(keyed(events, ts, window, exposures), window, ts)
 
@@ -196,8 +189,9 @@ def fingerprints_of(
     """
     found = (
         frame.lazy()
+        .with_columns(row_hash(pl.all().exclude(*KEYS)))
         .group_by(*KEYS)
-        .agg(*_row_hashes(), pl.col(ts).min().alias("lo"), pl.col(ts).max().alias("hi"))
+        .agg(*fingerprint_sums(), pl.col(ts).min().alias("lo"), pl.col(ts).max().alias("hi"))
         .sort(*KEYS, nulls_last=False)
         .collect()
     )

@@ -246,7 +246,11 @@ def _split_assignments(
 
 
 def _split_events(
-    raw: pl.DataFrame, suite: Suite, crossed: pl.Series, lost_units: pl.Series
+    raw: pl.DataFrame,
+    suite: Suite,
+    crossed: pl.Series,
+    lost_units: pl.Series,
+    repeats: pl.Series | None = None,
 ) -> pl.DataFrame:
     frame = _with_row_ids(raw)
     unit = pl.col("unit_id")
@@ -258,7 +262,8 @@ def _split_events(
     others = [c for c in raw.columns if c not in ("event_id", "ts")]
     # Only ids that repeat somewhere can have extra copies: picking those few rows
     # first spares a copy of every other row (2 s of a 10.7M-event nightly run).
-    repeats = maybe_repeated(raw.get_column("event_id"))
+    if repeats is None:
+        repeats = maybe_repeated(raw.get_column("event_id"))
     candidates = frame.filter(repeats & pl.col(_WORK).is_null() & pl.col("event_id").is_not_null())
     return _set_reason(
         frame, _extra_copies(candidates, "event_id", ["ts", *others]), DUPLICATE_EVENT_ID
@@ -291,11 +296,14 @@ def split(
     *,
     now: dt.datetime | None = None,
     suite_dir: Path = DEFAULT_SUITE_DIR,
+    event_id_repeats: pl.Series | None = None,
 ) -> QuarantineResult:
     """Split raw ``assignments`` and ``events`` into used and quarantined rows.
 
     ``now`` (default: the current time) bounds "not in the future"; ``as_of``
     bounds crossovers and duplicate assignments (as the analysis sees them).
+    ``event_id_repeats``: :func:`analysis.keys.maybe_repeated` of the raw
+    events' ``event_id``, when the caller has it (the validation needs it too).
     """
     now = now or dt.datetime.now(dt.UTC)
     raw = collect_tables(tables)
@@ -309,7 +317,8 @@ def split(
     lost = all_units.filter(
         ~all_units.is_in(kept_units.implode()) & ~all_units.is_in(crossed.implode())
     )
-    events = _split_events(raw["events"], load_suite("events", params, suite_dir), crossed, lost)
+    suite = load_suite("events", params, suite_dir)
+    events = _split_events(raw["events"], suite, crossed, lost, event_id_repeats)
 
     used_a, out_a = _parts(assignments, raw["assignments"].columns)
     used_e, out_e = _parts(events, raw["events"].columns)

@@ -502,3 +502,21 @@ def test_assignments_repeated_across_days_are_not_run_through_gx_day_by_day(
     assert parted.outcomes[unique.key].unexpected_count == 8
     # one run over the batch, and again only the first day (u02 and u03 repeat there)
     assert parted.gx_batches == 2
+
+
+def test_repeated_ids_the_caller_found_give_what_validation_finds_itself(
+    tmp_path: Path,
+) -> None:
+    """check_experiment hashes event ids once for the quarantine and the validation."""
+    from analysis.keys import maybe_repeated
+
+    events = _messy()
+    suite = _suite()
+    itself = validate_partitions(events, suite, ReferenceValidator(), cache_dir=tmp_path / "a")
+    given = validate_partitions(
+        events, suite, ReferenceValidator(), cache_dir=tmp_path / "b",
+        repeats={"event_id": maybe_repeated(events.get_column("event_id"))},
+    )  # fmt: skip
+    assert given.outcomes == itself.outcomes
+    unique = next(e for e in suite.expectations if e.reason == "duplicate_event_id")
+    assert given.outcomes[unique.key].unexpected_count == 6

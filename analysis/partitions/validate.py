@@ -280,6 +280,7 @@ def validate_partitions(
     exposures: pl.LazyFrame | None = None,
     workers: int = 1,
     parallel_min_rows: int = PARALLEL_MIN_ROWS,
+    repeats: Mapping[str, pl.Series] | None = None,
 ) -> PartitionedValidation:
     """Run ``suite``'s GX expectations over each day partition of ``events``.
 
@@ -289,6 +290,8 @@ def validate_partitions(
     day's rows of units exposed later into a partition of their own.
     ``workers``: processes that validate batches at once, when at least
     ``parallel_min_rows`` rows are to be validated; the results are the same.
+    ``repeats``: per column, :func:`analysis.keys.maybe_repeated` of its values in
+    the rows' order, where the caller has it (else it is computed here).
 
     With ``cache_dir``, a partition whose key is cached is not validated again
     (``revalidate=True`` validates every partition and refreshes the cache).
@@ -341,12 +344,14 @@ def validate_partitions(
     merged = merge_outcomes(results, order)
     for e in expectations:
         if e.type in (UNIQUE, COMPOUND_UNIQUE) and e.key in merged and e.condition is None:
-            merged[e.key] = _add_cross_partition_duplicates(merged[e.key], frame, e)
+            merged[e.key] = _add_cross_partition_duplicates(merged[e.key], frame, e, repeats)
     reused = len(partitions) - len(pending)
     return PartitionedValidation(merged, len(pending), reused, tuple(partitions), runs)
 
 
-def cross_partition_duplicates(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+def cross_partition_duplicates(
+    frame: pl.DataFrame, columns: Sequence[str], repeats: pl.Series | None = None
+) -> pl.DataFrame:
     """Rows whose value of ``columns`` repeats only in other partitions.
 
     ``frame`` carries its partition columns (:func:`~analysis.partitions.days.keyed`).
@@ -356,19 +361,24 @@ def cross_partition_duplicates(frame: pl.DataFrame, columns: Sequence[str]) -> p
     """
     present = pl.all_horizontal(pl.col(c).is_not_null() for c in columns)
     key = pl.struct(*columns) if len(columns) > 1 else pl.col(columns[0])
-    values = frame.select(key.alias("__key")).to_series()
+    if repeats is None:
+        repeats = maybe_repeated(frame.select(key.alias("__key")).to_series())
     # Repeated hashes first (a sort of integers: fast), then the exact check on those few rows.
-    maybe = frame.filter(present & maybe_repeated(values))
+    maybe = frame.filter(present & repeats)
     repeated = maybe.filter(key.is_duplicated())
     return repeated.filter(pl.len().over(*columns, *KEYS) == 1)
 
 
 def _add_cross_partition_duplicates(
-    outcome: BatchOutcome, frame: pl.DataFrame, expectation: Expectation
+    outcome: BatchOutcome,
+    frame: pl.DataFrame,
+    expectation: Expectation,
+    repeats: Mapping[str, pl.Series] | None = None,
 ) -> BatchOutcome:
     kwargs = expectation.kwargs
     columns = [str(c) for c in kwargs.get("column_list") or [kwargs["column"]]]
-    extra = cross_partition_duplicates(frame, columns)
+    known = (repeats or {}).get(columns[0]) if len(columns) == 1 else None
+    extra = cross_partition_duplicates(frame, columns, known)
     if extra.is_empty():
         return outcome
     examples = tuple(

@@ -18,6 +18,7 @@ import polars as pl
 
 from analysis import quarantine
 from analysis.config.experiments import Experiment
+from analysis.keys import maybe_repeated
 from analysis.partitions.batches import MAX_BATCH_ROWS
 from analysis.partitions.days import Window, exposure_days
 from analysis.partitions.validate import validate_partitions
@@ -65,6 +66,7 @@ def validate_experiment(
     suite_dir: Path = DEFAULT_SUITE_DIR,
     max_batch_rows: int = MAX_BATCH_ROWS,
     workers: int = 1,
+    event_id_repeats: pl.Series | None = None,
 ) -> ValidationReport:
     """Validate one experiment's raw ``assignments`` and ``events`` (before quarantine).
 
@@ -76,6 +78,8 @@ def validate_experiment(
     without it the share is computed from ``tables``. ``quarantine``
     (``QuarantineResult.counts``) is carried into the summary. ``workers``:
     processes that validate event batches at once on large data.
+    ``event_id_repeats``: :func:`analysis.keys.maybe_repeated` of the events'
+    ``event_id``, when the caller has it.
     """
     now = now or dt.datetime.now(dt.UTC)
     frames = _frames(tables)
@@ -105,6 +109,7 @@ def validate_experiment(
         window=window,
         exposures=exposure_days(frames["assignments"]),
         workers=workers,
+        repeats=None if event_id_repeats is None else {"event_id": event_id_repeats},
     )
     found |= parted.outcomes
     for e in events.proof():
@@ -152,7 +157,11 @@ def check_experiment(
     """
     now = now or dt.datetime.now(dt.UTC)
     raw = quarantine.collect_tables(tables)
-    split = quarantine.split(raw, experiment, as_of, now=now, suite_dir=suite_dir)
+    # Both steps look for repeated event ids among the same rows: hash them once.
+    repeats = maybe_repeated(raw["events"].get_column("event_id"))
+    split = quarantine.split(
+        raw, experiment, as_of, now=now, suite_dir=suite_dir, event_id_repeats=repeats
+    )
     report = validate_experiment(
         raw,
         experiment,
@@ -164,5 +173,6 @@ def check_experiment(
         revalidate=revalidate,
         suite_dir=suite_dir,
         workers=workers,
+        event_id_repeats=repeats,
     )
     return CheckedData(split, report)

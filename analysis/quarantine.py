@@ -205,7 +205,8 @@ def _extra_copies(frame: pl.DataFrame, key: str, order: list[str]) -> pl.Series:
 
 def _with_row_ids(raw: pl.DataFrame) -> pl.DataFrame:
     """``raw`` with a first column of row numbers chunked as its own columns
-    (:func:`~analysis.partitions.days.chunked_as`: 0.3 s less over 10.7M events)."""
+    (:func:`~analysis.partitions.days.chunked_as`: the reasons of 10.7M events took
+    0.28 s instead of 0.57 s)."""
     ids = pl.int_range(0, raw.height, dtype=pl.UInt32, eager=True).alias(_ROW)
     return pl.DataFrame([chunked_as(ids, raw), *raw.get_columns()])
 
@@ -261,7 +262,7 @@ def _split_events(
     frame = frame.with_columns(_first_reason([*_row_reasons(suite), *by_unit]))
     others = [c for c in raw.columns if c not in ("event_id", "ts")]
     # Only ids that repeat somewhere can have extra copies: picking those few rows
-    # first spares a copy of every other row (2 s of a 10.7M-event nightly run).
+    # first spares a copy of every other row wherever some row has a reason.
     if repeats is None:
         repeats = maybe_repeated(raw.get_column("event_id"))
     candidates = frame.filter(repeats & pl.col(_WORK).is_null() & pl.col("event_id").is_not_null())

@@ -18,7 +18,8 @@ SHOWN = "shown"
 
 
 def task_table(in_window: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per started-or-shown task of the run: ``unit_id``, ``variant``, ``task_id``,
+    """One row per task of the run that was started or showed one AI output (the tasks
+    either section reads): ``unit_id``, ``variant``, ``task_id``,
 
     * for the task flow (:mod:`analysis.task_flow`): whether it was started
       (``STARTED``) and reached each step (the step's name), as booleans;

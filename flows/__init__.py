@@ -56,5 +56,6 @@ def end_temporary_server_with_process() -> None:
     """
     from prefect.server.api import server
 
-    if not isinstance(server.subprocess, _ServerSubprocess):
-        server.subprocess = _ServerSubprocess(server.subprocess)  # type: ignore[assignment]
+    # ``subprocess`` is the module object Prefect's server module imported (not exported).
+    if not isinstance(server.subprocess, _ServerSubprocess):  # type: ignore[attr-defined]
+        server.subprocess = _ServerSubprocess(server.subprocess)  # type: ignore[assignment,attr-defined]

@@ -425,7 +425,8 @@ def nightly(
         logger.info("Weekly, this week already published: %s", ", ".join(read))
         running = [i for i in running if i not in read]
     # A runner of its own, so that the bound is a parameter (the UI form, schedule.yaml).
-    with ThreadPoolTaskRunner(max_workers=max_parallel) as runner:
+    task_runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=max_parallel)
+    with task_runner as runner:
         futures = {
             experiment_id: runner.submit(
                 analyze_one,

@@ -22,6 +22,7 @@ Automations match on these names (see docs/operations.md).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from prefect.events import emit_event
@@ -69,7 +70,7 @@ def decision_made(results: dict[str, Any], report_url: str, attention: bool) -> 
     )
 
 
-def validation_failed(experiment_id: str, run_id: str, summary: dict[str, Any]) -> None:
+def validation_failed(experiment_id: str, run_id: str, summary: Mapping[str, Any]) -> None:
     emit_event(
         VALIDATION_FAILED,
         resource=experiment_resource(experiment_id),

@@ -72,7 +72,9 @@ class PolarsEngine:
             split = kept_rows(db, experiment, as_of, held, now=now)
             return Checked(report, split.quarantined, split, now)
         period = experiment_period(experiment, as_of)  # its events without a unit too
-        tables = read_experiment(self.source_name, self.source, experiment.id, null_units=period)
+        tables = read_experiment(
+            self.source_name, self.source, experiment.id, null_units=period, whole=True
+        )
         raw = collect_tables(tables)
         coverage = coverage_of(self.source_name, self.source, experiment, as_of, self.options)
         out = self.options.out_dir

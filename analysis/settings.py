@@ -32,13 +32,14 @@ VALIDATION_WORKERS_ENV = "PROOF_VALIDATION_WORKERS"
 
 
 def validation_workers() -> int:
-    """``PROOF_VALIDATION_WORKERS`` (default 1): processes that run GX over event batches.
+    """``PROOF_VALIDATION_WORKERS`` (default 1): processes that run GX over event
+    batches at once, the run's own and ``N - 1`` spawned workers.
 
-    Each worker holds one batch (at most 2M rows, about 1-2 GB as pandas) and
-    its own GX; 1 validates in the run's process. Not the cores by default: on
-    two cores, two workers validated 10.7M events in 33.4 s against 22.0 s in
-    the run's process (each worker starts a Python and imports GX, and the
-    batches are copied to it), docs/performance.md.
+    Each worker holds at most two batches (of at most 2M rows, about 1-2 GB as
+    pandas) and its own GX; 1 validates in the run's process alone. Not the
+    cores by default: on two cores, two processes checked 32M events in 42-49 s
+    against 48-52 s, and 10.7M in 14.6-14.8 s against 13.2-13.9 s (a worker
+    starts a Python and imports GX, and shares the cores with polars), docs/cli.md.
     """
     from analysis.config.base import ConfigError  # a run's expected stop: no traceback
 

@@ -291,20 +291,21 @@ def test_a_windowed_night_over_the_same_rows_validates_nothing(tmp_path: Path) -
 
 
 def test_batches_validated_in_worker_processes_give_the_serial_results(tmp_path: Path) -> None:
-    """Two spawned workers, one small batch each: the same outcomes and cache files.
+    """The run's process and a spawned worker share the batches: the same outcomes
+    and cache files, and each process validated some of them.
 
     The polars stand-in for GX keeps the test fast (a worker that imports GX
     takes seconds to start); GX's own validator crosses to a worker by pickle.
     """
     events = _landed_late_and_wrong()
     kwargs: dict[str, Any] = {"window": _window(), "max_batch_rows": 60}
-    serial = validate_partitions(
-        events, _suite(), ReferenceValidator(), cache_dir=tmp_path / "s", **kwargs
-    )
+    alone, here = ReferenceValidator(), ReferenceValidator()
+    serial = validate_partitions(events, _suite(), alone, cache_dir=tmp_path / "s", **kwargs)
     parallel = validate_partitions(
-        events, _suite(), ReferenceValidator(), cache_dir=tmp_path / "p", workers=2,
-        parallel_min_rows=0, **kwargs,
+        events, _suite(), here, cache_dir=tmp_path / "p", workers=2, parallel_min_rows=0,
+        **kwargs,
     )  # fmt: skip
+    assert 0 < here.rows < alone.rows  # the rest went to the worker, which holds two at most
     assert parallel.outcomes == serial.outcomes
     assert (parallel.validated, parallel.gx_batches) == (serial.validated, serial.gx_batches)
     assert serial.validated == 6

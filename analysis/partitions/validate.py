@@ -4,8 +4,9 @@ Uncached partitions are validated together, in batches of at most
 ``max_batch_rows`` rows, and a partition's result is still its own; cached
 partitions are reused (:mod:`analysis.partitions.cache`). GX over pandas runs
 on one core: with ``workers`` above 1 and enough rows to validate, the batches
-run in that many worker processes (:func:`_in_workers`), each holding one
-batch at a time, and their results are merged in the serial order. Rows whose id
+are shared between the run's process and ``workers - 1`` spawned processes
+(:func:`_in_workers`), each holding one batch at a time, and their results
+are merged in the serial order. Rows whose id
 repeats only in other partitions are counted with polars
 (:func:`cross_partition_duplicates`), so the merged uniqueness count equals
 GX's count on the whole table.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import multiprocessing
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -155,23 +155,46 @@ def _validate_counted(
 def _in_workers(
     groups: Iterator[list[_Pending]], work: Callable[[list[_Pending]], Validated], workers: int
 ) -> Iterator[tuple[list[_Pending], Validated]]:
-    """``work`` over ``groups`` in ``workers`` processes, results in the order of ``groups``.
+    """``work`` over ``groups`` in ``workers`` processes, the run's own among them;
+    results in the order of ``groups``.
 
-    At most ``workers + 1`` groups are in flight, so the rows sent to the
-    workers stay bounded. Processes are spawned, not forked: polars' threads
-    do not survive a fork.
+    ``workers - 1`` processes are spawned, not forked (polars' threads do not
+    survive a fork). Each holds at most two groups, the one it validates and
+    the next (handed one at a time, a worker sat idle for as long as it
+    worked while the run's process finished its own group), so the rows sent
+    to them stay bounded; the run's process validates the other groups
+    itself. It does not wait for them to start: a spawned process imports GX
+    (about 4 s here) while the run's process validates the first groups.
     """
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        flight: deque[tuple[list[_Pending], Future[Validated]]] = deque()
-        for group in groups:
-            flight.append((group, pool.submit(work, group)))
-            if len(flight) > workers:
-                done, future = flight.popleft()
-                yield done, future.result()
-        while flight:
-            done, future = flight.popleft()
-            yield done, future.result()
+    finished: dict[int, Validated] = {}
+    started: list[list[_Pending]] = []
+    flight: dict[int, Future[Validated]] = {}
+    shown = 0
+
+    def ready() -> Iterator[tuple[list[_Pending], Validated]]:
+        nonlocal shown
+        for i, future in list(flight.items()):
+            if future.done():
+                finished[i] = future.result()
+                del flight[i]
+        while shown in finished:
+            yield started[shown], finished.pop(shown)
+            started[shown] = []  # its rows are not held once handed on
+            shown += 1
+
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
+        for i, group in enumerate(groups):
+            started.append(group)
+            if len(flight) < 2 * (workers - 1):
+                flight[i] = pool.submit(work, group)
+            else:
+                finished[i] = work(group)
+            yield from ready()
+        for i, future in list(flight.items()):
+            finished[i] = future.result()
+        flight.clear()
+        yield from ready()
 
 
 def _validate_group(
@@ -288,8 +311,9 @@ def validate_partitions(
     and after it form one partition each (:func:`~analysis.partitions.days.part_of`).
     ``exposures`` (:func:`~analysis.partitions.days.exposure_days`) cuts each
     day's rows of units exposed later into a partition of their own.
-    ``workers``: processes that validate batches at once, when at least
-    ``parallel_min_rows`` rows are to be validated; the results are the same.
+    ``workers``: processes that validate batches at once, the run's own
+    included, when at least ``parallel_min_rows`` rows are to be validated;
+    the results are the same.
     ``repeats``: per column, :func:`analysis.keys.maybe_repeated` of its values in
     the rows' order, where the caller has it (else it is computed here).
 

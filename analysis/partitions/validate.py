@@ -5,8 +5,8 @@ Uncached partitions are validated together, in batches of at most
 partitions are reused (:mod:`analysis.partitions.cache`). GX over pandas runs
 on one core: with ``workers`` above 1 and enough rows to validate, the batches
 are shared between the run's process and ``workers - 1`` spawned processes
-(:func:`_in_workers`), each holding one batch at a time, and their results
-are merged in the serial order. Rows whose id
+(:func:`analysis.partitions.workers.in_workers`), each holding at most two
+batches, and their results are merged in the serial order. Rows whose id
 repeats only in other partitions are counted with polars
 (:func:`cross_partition_duplicates`), so the merged uniqueness count equals
 GX's count on the whole table.
@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import multiprocessing
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +49,7 @@ from analysis.partitions.days import (
     keyed,
 )
 from analysis.partitions.shares import COMPOUND_UNIQUE, UNIQUE, may_fail, split_repeats
+from analysis.partitions.workers import in_workers
 from analysis.suites.conditions import parse_condition
 from analysis.suites.load import Expectation, Suite
 
@@ -150,51 +149,6 @@ def _validate_counted(
 
     found = _validate_group(group, expectations, counted, chunk_column, max_batch_rows)
     return found, runs
-
-
-def _in_workers(
-    groups: Iterator[list[_Pending]], work: Callable[[list[_Pending]], Validated], workers: int
-) -> Iterator[tuple[list[_Pending], Validated]]:
-    """``work`` over ``groups`` in ``workers`` processes, the run's own among them;
-    results in the order of ``groups``.
-
-    ``workers - 1`` processes are spawned, not forked (polars' threads do not
-    survive a fork). Each holds at most two groups, the one it validates and
-    the next (handed one at a time, a worker sat idle for as long as it
-    worked while the run's process finished its own group), so the rows sent
-    to them stay bounded; the run's process validates the other groups
-    itself. It does not wait for them to start: a spawned process imports GX
-    (about 4 s here) while the run's process validates the first groups.
-    """
-    context = multiprocessing.get_context("spawn")
-    finished: dict[int, Validated] = {}
-    started: list[list[_Pending]] = []
-    flight: dict[int, Future[Validated]] = {}
-    shown = 0
-
-    def ready() -> Iterator[tuple[list[_Pending], Validated]]:
-        nonlocal shown
-        for i, future in list(flight.items()):
-            if future.done():
-                finished[i] = future.result()
-                del flight[i]
-        while shown in finished:
-            yield started[shown], finished.pop(shown)
-            started[shown] = []  # its rows are not held once handed on
-            shown += 1
-
-    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
-        for i, group in enumerate(groups):
-            started.append(group)
-            if len(flight) < 2 * (workers - 1):
-                flight[i] = pool.submit(work, group)
-            else:
-                finished[i] = work(group)
-            yield from ready()
-        for i, future in list(flight.items()):
-            finished[i] = future.result()
-        flight.clear()
-        yield from ready()
 
 
 def _validate_group(
@@ -355,7 +309,7 @@ def validate_partitions(
     )
     groups = _groups(pending, max_batch_rows)
     parallel = workers > 1 and sum(p.partition.rows for p in pending) >= parallel_min_rows
-    done = _in_workers(groups, work, workers) if parallel else ((g, work(g)) for g in groups)
+    done = in_workers(groups, work, workers) if parallel else ((g, work(g)) for g in groups)
     written: list[Path] = []
     for group, (outcomes, group_runs) in done:
         runs += group_runs

@@ -70,10 +70,11 @@ def _write_duckdb(path: Path, assignments: pl.DataFrame, events: pl.DataFrame) -
     con.close()
 
 
-def test_duckdb_source(tmp_path: Path) -> None:
+@pytest.mark.parametrize("whole", [False, True], ids=["streamed", "fetched-at-once"])
+def test_duckdb_source(tmp_path: Path, whole: bool) -> None:
     path = tmp_path / "w.duckdb"
     _write_duckdb(path, _assignments(), _events())
-    tables = read_experiment("w", DuckDBSource(kind="duckdb", path=path), "exp")
+    tables = read_experiment("w", DuckDBSource(kind="duckdb", path=path), "exp", whole=whole)
     a, e = _collect(tables)
     exp_a, exp_e = _expected()
     assert_frame_equal(a, exp_a)

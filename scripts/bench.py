@@ -431,22 +431,26 @@ def _capped_run(command: list[str], cap_mib: float) -> dict[str, Any]:
     the peak sampled every 0.2 s, the wall time, and whether it was stopped."""
     import signal
 
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"}, start_new_session=True,
-    )  # fmt: skip
-    peak = 0.0
-    stopped = False
-    while proc.poll() is None:
-        peak = max(peak, _group_rss_mib(proc.pid))
-        if peak > cap_mib:
-            os.killpg(proc.pid, signal.SIGKILL)
-            stopped = True
-            break
-        time.sleep(0.2)
-    _, err = proc.communicate()
-    seconds = time.perf_counter() - start
+    # Its log goes to a file, not a pipe: a full pipe would stop the run while it is watched.
+    with tempfile.TemporaryFile("w+") as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=log, text=True, cwd=ROOT,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"}, start_new_session=True,
+        )  # fmt: skip
+        peak = 0.0
+        stopped = False
+        while proc.poll() is None:
+            peak = max(peak, _group_rss_mib(proc.pid))
+            if peak > cap_mib:
+                os.killpg(proc.pid, signal.SIGKILL)
+                stopped = True
+                break
+            time.sleep(0.2)
+        proc.wait()
+        seconds = time.perf_counter() - start
+        log.seek(0)
+        err = log.read()
     if stopped:
         return {"seconds": seconds, "peak_mib": peak, "stopped": True}
     if proc.returncode != 0:

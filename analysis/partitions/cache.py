@@ -91,7 +91,8 @@ def write_cache(path: Path, partition: Partition, outcomes: Sequence[BatchOutcom
     Not synced to disk (181 syncs took 0.6 s of a cold run over 1M events):
     :func:`read_cache` checks every file's name and SHA-256, so a result a
     crash lost or tore is validated again, never trusted. Not indented either:
-    ``json.dump`` with an indent encodes in Python, not C (0.4 s of the same run).
+    with an indent ``json`` encodes in Python, not C (4 ms against 17 ms for the
+    125 results of a 1M run: small, and nobody reads these files by eye).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     body: dict[str, Any] = {
